@@ -1,0 +1,51 @@
+"""The `agentcap` command group and the `agentcap-export` entry point.
+
+Subcommands live in their own modules and are imported only when invoked, so
+`agentcap --help` stays fast and a command's heavy dependencies (pyarrow,
+textual) load only for that command.
+"""
+
+import importlib
+
+import click
+
+from exporter import __version__
+
+# name -> "module:attribute" of a click command; one line per subcommand.
+COMMANDS: dict[str, str] = {
+    "export": "exporter.export:export_command",
+    "ls": "exporter.ls:ls_command",
+    "scan": "exporter.scan.command:scan_command",
+    "rollouts": "exporter.rollouts.command:rollouts_command",
+    "traces": "exporter.traces:traces_group",
+    "inspect": "exporter.inspect.command:inspect_command",
+}
+
+
+def load_command(name: str) -> click.Command:
+    module_name, attribute = COMMANDS[name].split(":")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        return load_command(cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="agentcap")
+def main() -> None:
+    """Record the LLM calls of coding agents and publish them as datasets.
+
+    Capture with `mitmdump -s addons/agentcap.py`, then export, scan, inspect.
+    """
+
+
+def export_main() -> None:
+    """`agentcap-export`: the same command as `agentcap export`."""
+    load_command("export").main(prog_name="agentcap-export")

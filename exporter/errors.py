@@ -1,0 +1,15 @@
+"""Errors that end a command with a one-line message instead of a traceback."""
+
+import click
+
+
+class UserError(click.ClickException):
+    """A mistake the user can fix: printed as one line (what went wrong, what to do next), exit 2."""
+
+    exit_code = 2
+
+
+class AbortExport(click.ClickException):
+    """A stage refused to go on (blocking findings, failed push): printed as one line, exit 1."""
+
+    exit_code = 1

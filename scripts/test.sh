@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Install what is missing (.venv with agentcap[dev]) and run the whole test suite.
+# Extra arguments go to pytest, e.g. scripts/test.sh -k addon -x
+source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
+ensure_venv dev
+cd "$ROOT"
+ruff check .
+ruff format --check . || { echo "run: .venv/bin/ruff format ." >&2; exit 1; }
+export HF_HUB_DISABLE_TELEMETRY=1 HF_HUB_DISABLE_UPDATE_CHECK=1 HF_HUB_OFFLINE=0
+exec python -m pytest -q "$@"

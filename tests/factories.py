@@ -1,0 +1,167 @@
+"""Build capture records and run directories in the documented format (docs/capture-format.md).
+
+Tests of the exporter, scan, rollouts and inspect use these instead of running the proxy,
+so they stay fast; the addon's own tests prove the proxy writes this same shape.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+CANARY_KEY = "sk-test-canary-0123456789abcdef0123456789abcdef"
+BASE_TIME = 1_763_712_900.0
+
+
+def sse_chat_stream(text: str, model: str = "gpt-test-2026", usage: dict[str, int] | None = None) -> str:
+    """An OpenAI chat-completions SSE body that streams `text` word by word."""
+    chunks = [{"id": "c1", "model": model, "choices": [{"index": 0, "delta": {"role": "assistant"}}]}]
+    chunks += [
+        {"id": "c1", "model": model, "choices": [{"index": 0, "delta": {"content": word}}]}
+        for word in text.split(" ")
+    ]
+    chunks.append({"id": "c1", "model": model, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    if usage:
+        chunks.append({"id": "c1", "model": model, "choices": [], "usage": usage})
+    lines = [f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n" for chunk in chunks]
+    return "".join(lines) + "data: [DONE]\n\n"
+
+
+def make_record(
+    *,
+    seq: int = 1,
+    run_id: str = "demo-20261121T081500-a1b2c3",
+    agent: str = "demo",
+    task_id: str | None = "task-1",
+    turn: int | None = 1,
+    model: str = "org/gpt-test",
+    messages: list[dict[str, Any]] | None = None,
+    upstream_url: str = "http://127.0.0.1:9000",
+    api: str = "chat.completions",
+    stream: bool = False,
+    reply: str = "hello there",
+    status_code: int = 200,
+    error: dict[str, str] | None = None,
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    """One `agentcap.capture/1` record. `error` without a response: pass status_code=0."""
+    messages = messages if messages is not None else [{"role": "user", "content": f"prompt {seq}"}]
+    body: dict[str, Any] = {"model": model, "messages": messages}
+    if stream:
+        body["stream"] = True
+    usage = {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13}
+    response: dict[str, Any] | None
+    if status_code == 0:
+        response = None
+        usage = None
+    elif stream:
+        raw = sse_chat_stream(reply, model=model + "-served", usage=usage)
+        response = {
+            "status_code": status_code,
+            "headers": [["content-type", "text/event-stream"]],
+            "content_encoding": None,
+            "size": len(raw.encode()),
+            "wire_size": len(raw.encode()),
+            "stream": True,
+            "raw": raw,
+        }
+    else:
+        response_body = (
+            {
+                "id": "cmpl-1",
+                "model": model + "-served",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
+                "usage": usage,
+            }
+            if status_code < 400
+            else {"error": {"message": "scripted failure"}}
+        )
+        size = len(json.dumps(response_body).encode())
+        response = {
+            "status_code": status_code,
+            "headers": [["content-type", "application/json"]],
+            "content_encoding": None,
+            "size": size,
+            "wire_size": size,
+            "stream": False,
+            "body": response_body,
+        }
+        if status_code >= 400:
+            usage = None
+    request_size = len(json.dumps(body).encode())
+    return {
+        "schema": "agentcap.capture/1",
+        "request_id": request_id or uuid.uuid4().hex,
+        "seq": seq,
+        "run_id": run_id,
+        "agent": agent,
+        "task_id": task_id,
+        "turn": turn,
+        "api": api,
+        "transport": "http",
+        "method": "POST",
+        "url": upstream_url + "/v1/chat/completions",
+        "upstream_url": upstream_url,
+        "http_version": "HTTP/1.1",
+        "captured_at": BASE_TIME + seq,
+        "ttfb_ms": None if response is None else 12.5,
+        "duration_ms": 40.25,
+        "request": {
+            "headers": [["content-type", "application/json"], ["authorization", "<redacted:0123456789ab>"]],
+            "content_encoding": None,
+            "size": request_size,
+            "wire_size": request_size,
+            "body": body,
+        },
+        "response": response,
+        "served_by": None if response is None else "fake-edge-1",
+        "served_build_info": None if response is None else "fake-build-42",
+        "served_model": None if response is None else model + "-served",
+        "usage": usage,
+        "error": error,
+    }
+
+
+def write_run(
+    runs_dir: Path,
+    run_id: str,
+    records: list[dict[str, Any]],
+    *,
+    agent: str = "demo",
+    traces: dict[str, str | bytes] | None = None,
+) -> Path:
+    """Write runs_dir/run_id/{captures.jsonl, run.json, traces/...}; returns the run directory."""
+    run_dir = runs_dir / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with (run_dir / "captures.jsonl").open("w", encoding="utf-8") as handle:
+        for record in records:
+            record = record | {"run_id": run_id, "agent": agent}
+            handle.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+    upstreams = sorted({r["upstream_url"] for r in records})
+    run_json = {
+        "schema": "agentcap.run/1",
+        "run_id": run_id,
+        "agent": agent,
+        "status": "complete",
+        "started_at": "2025-11-21T08:15:00Z",
+        "ended_at": "2025-11-21T08:25:00Z",
+        "upstreams": upstreams,
+        "counts": {
+            "recorded": len(records),
+            "errors": sum(1 for r in records if r["error"]),
+            "passthrough": 0,
+        },
+        "addon_version": "0.1.0",
+        "mitmproxy_version": "12.2.3",
+    }
+    (run_dir / "run.json").write_text(json.dumps(run_json, indent=2) + "\n")
+    for relative, content in (traces or {}).items():
+        path = run_dir / "traces" / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+    return run_dir
