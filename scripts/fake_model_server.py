@@ -13,10 +13,10 @@ Replies are scripted so a tool-use loop terminates: when the request offers tool
 last message is from the user, the assistant calls the first tool; once a tool result is
 present, it answers in text.
 
-A request header `x-fake-scenario` picks a failure mode for tests:
-`error-500`, `error-429`, `reset` (stream cut mid-way), `slow` (pauses `x-fake-delay`
-seconds between chunks), `gzip` / `zstd` / `br` (compressed response), `invalid-utf8`,
-`not-json` (text/plain body), `big` (`x-fake-size` bytes of content).
+A request header `x-fake-scenario` picks a behaviour for tests: `echo` (returns the path and
+headers it received), `error-500`, `error-429`, `reset` (stream cut mid-way), `slow` (pauses
+`x-fake-delay` seconds between chunks), `gzip` / `zstd` / `br` (compressed response),
+`invalid-utf8`, `not-json` (text/plain body), `big` (`x-fake-size` bytes of content).
 Headers `x-served-by` and `x-build-info` are always sent, so fingerprints can be tested.
 
 Run it alone: python scripts/fake_model_server.py --port 8001
@@ -44,9 +44,9 @@ def compress(body: bytes, encoding: str) -> bytes:
     if encoding == "gzip":
         return gzip.compress(body)
     if encoding == "zstd":
-        from backports import zstd
+        import zstandard
 
-        return zstd.compress(body)
+        return zstandard.ZstdCompressor().compress(body)
     if encoding == "br":
         import brotli
 
@@ -60,9 +60,9 @@ def decompress_request(body: bytes, encoding: str | None) -> bytes:
     if encoding == "gzip":
         return gzip.decompress(body)
     if encoding == "zstd":
-        from backports import zstd
+        import zstandard
 
-        return zstd.decompress(body)
+        return zstandard.ZstdDecompressor().decompress(body, max_output_size=1 << 30)
     raise ValueError(f"unsupported request content-encoding {encoding}")
 
 
@@ -86,8 +86,10 @@ def wants_tool_call(request: dict[str, Any]) -> bool:
     messages = request.get("messages") or request.get("input") or []
     if isinstance(messages, str):
         return bool(tools)
-    return bool(tools) and last_message_role(messages) == "user" and not any(
-        isinstance(m, dict) and m.get("type") == "function_call_output" for m in messages
+    return (
+        bool(tools)
+        and last_message_role(messages) == "user"
+        and not any(isinstance(m, dict) and m.get("type") == "function_call_output" for m in messages)
     )
 
 
@@ -131,7 +133,12 @@ def chat_completion_events(request: dict[str, Any]) -> Iterator[str]:
     if message.get("tool_calls"):
         call = message["tool_calls"][0]
         args = call["function"]["arguments"]
-        head = {"index": 0, "id": call["id"], "type": "function", "function": {"name": call["function"]["name"]}}
+        head = {
+            "index": 0,
+            "id": call["id"],
+            "type": "function",
+            "function": {"name": call["function"]["name"]},
+        }
         head["function"]["arguments"] = ""
         yield json.dumps(base | {"choices": [{"index": 0, "delta": {"tool_calls": [head]}}]})
         for piece in (args[: len(args) // 2], args[len(args) // 2 :]):
@@ -189,17 +196,20 @@ def responses_events(request: dict[str, Any]) -> Iterator[tuple[str, str]]:
     created = full | {"status": "in_progress", "output": [], "usage": None}
     yield "response.created", json.dumps({"type": "response.created", "response": created})
     for index, item in enumerate(full["output"]):
-        yield "response.output_item.added", json.dumps(
-            {"type": "response.output_item.added", "output_index": index, "item": item}
+        yield (
+            "response.output_item.added",
+            json.dumps({"type": "response.output_item.added", "output_index": index, "item": item}),
         )
         if item["type"] == "message":
             text = item["content"][0]["text"]
             for piece in (text[:8], text[8:]):
-                yield "response.output_text.delta", json.dumps(
-                    {"type": "response.output_text.delta", "output_index": index, "delta": piece}
+                yield (
+                    "response.output_text.delta",
+                    json.dumps({"type": "response.output_text.delta", "output_index": index, "delta": piece}),
                 )
-        yield "response.output_item.done", json.dumps(
-            {"type": "response.output_item.done", "output_index": index, "item": item}
+        yield (
+            "response.output_item.done",
+            json.dumps({"type": "response.output_item.done", "output_index": index, "item": item}),
         )
     yield "response.completed", json.dumps({"type": "response.completed", "response": full})
 
@@ -239,22 +249,47 @@ def anthropic_events(request: dict[str, Any]) -> Iterator[tuple[str, str]]:
     yield "ping", json.dumps({"type": "ping"})
     for index, block in enumerate(full["content"]):
         if block["type"] == "text":
-            yield "content_block_start", json.dumps(
-                {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}}
+            yield (
+                "content_block_start",
+                json.dumps(
+                    {
+                        "type": "content_block_start",
+                        "index": index,
+                        "content_block": {"type": "text", "text": ""},
+                    }
+                ),
             )
-            yield "content_block_delta", json.dumps(
-                {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": block["text"]}}
+            yield (
+                "content_block_delta",
+                json.dumps(
+                    {
+                        "type": "content_block_delta",
+                        "index": index,
+                        "delta": {"type": "text_delta", "text": block["text"]},
+                    }
+                ),
             )
         else:
             head = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
-            yield "content_block_start", json.dumps(
-                {"type": "content_block_start", "index": index, "content_block": head}
+            yield (
+                "content_block_start",
+                json.dumps({"type": "content_block_start", "index": index, "content_block": head}),
             )
             delta = {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}
-            yield "content_block_delta", json.dumps({"type": "content_block_delta", "index": index, "delta": delta})
+            yield (
+                "content_block_delta",
+                json.dumps({"type": "content_block_delta", "index": index, "delta": delta}),
+            )
         yield "content_block_stop", json.dumps({"type": "content_block_stop", "index": index})
-    yield "message_delta", json.dumps(
-        {"type": "message_delta", "delta": {"stop_reason": full["stop_reason"]}, "usage": {"output_tokens": 6}}
+    yield (
+        "message_delta",
+        json.dumps(
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": full["stop_reason"]},
+                "usage": {"output_tokens": 6},
+            }
+        ),
     )
     yield "message_stop", json.dumps({"type": "message_stop"})
 
@@ -344,6 +379,12 @@ class FakeModelHandler(BaseHTTPRequestHandler):
         except ValueError as exc:
             self.send_json(400, {"error": {"message": f"bad request body: {exc}"}})
             return
+        if scenario == "echo":
+            # Lets tests see exactly what reached the upstream (tag headers must not).
+            self.send_json(
+                200, {"path": self.path, "headers": dict(self.headers.items()), "request": request}
+            )
+            return
         if scenario in ("error-500", "error-429"):
             status = int(scenario.split("-")[1])
             self.send_json(status, {"error": {"message": f"scripted {status}", "type": "server_error"}})
@@ -367,19 +408,23 @@ class FakeModelHandler(BaseHTTPRequestHandler):
             if stream:
                 events = [f"data: {data}\n\n".encode() for data in chat_completion_events(request)]
                 if scenario == "invalid-utf8":
-                    events.insert(1, b"data: {\"bad\": \"\xff\xfe\"}\n\n")
+                    events.insert(1, b'data: {"bad": "\xff\xfe"}\n\n')
                 self.send_stream([b": keep-alive\n\n", *events], scenario)
             else:
                 self.send_json(200, chat_completion(request), encoding)
         elif path == "/responses":
             if stream:
-                events = [f"event: {name}\ndata: {data}\n\n".encode() for name, data in responses_events(request)]
+                events = [
+                    f"event: {name}\ndata: {data}\n\n".encode() for name, data in responses_events(request)
+                ]
                 self.send_stream(events, scenario)
             else:
                 self.send_json(200, responses_result(request), encoding)
         elif path == "/messages":
             if stream:
-                events = [f"event: {name}\ndata: {data}\n\n".encode() for name, data in anthropic_events(request)]
+                events = [
+                    f"event: {name}\ndata: {data}\n\n".encode() for name, data in anthropic_events(request)
+                ]
                 self.send_stream(events, scenario)
             else:
                 self.send_json(200, anthropic_message(request), encoding)
@@ -389,12 +434,16 @@ class FakeModelHandler(BaseHTTPRequestHandler):
             self.send_json(404, {"error": {"message": f"no route {self.path}"}})
 
 
+class BackloggedServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024  # the default 5 resets connections when agents fan out
+
+
 class FakeModelServer:
     """Start/stop wrapper: `with FakeModelServer() as server: server.url`."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.httpd = ThreadingHTTPServer((host, port), FakeModelHandler)
-        self.httpd.daemon_threads = True
+        self.httpd = BackloggedServer((host, port), FakeModelHandler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property

@@ -22,7 +22,9 @@ def sse_chat_stream(text: str, model: str = "gpt-test-2026", usage: dict[str, in
         {"id": "c1", "model": model, "choices": [{"index": 0, "delta": {"content": word}}]}
         for word in text.split(" ")
     ]
-    chunks.append({"id": "c1", "model": model, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    chunks.append(
+        {"id": "c1", "model": model, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    )
     if usage:
         chunks.append({"id": "c1", "model": model, "choices": [], "usage": usage})
     lines = [f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n" for chunk in chunks]
@@ -72,7 +74,9 @@ def make_record(
             {
                 "id": "cmpl-1",
                 "model": model + "-served",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
+                "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}
+                ],
                 "usage": usage,
             }
             if status_code < 400

@@ -1,0 +1,769 @@
+"""agentcap: record every LLM call an agent makes, one JSON line per call.
+
+Put mitmproxy in front of the agent's model endpoint and load this script:
+
+    mitmdump -s addons/agentcap.py --mode reverse:https://api.openai.com \
+        --listen-host 127.0.0.1 -p 8080 --set agentcap_agent=opencode
+
+Each POST to an LLM API path (OpenAI chat completions / Responses / legacy completions,
+Anthropic Messages) is relayed unchanged - streams pass through unbuffered - and written to
+`<agentcap_dir>/<run-id>/captures.jsonl` when it ends. Credentials never reach the disk.
+The record format is documented in docs/capture-format.md.
+
+Self-contained on purpose: mitmproxy and the standard library only, so it runs under
+whatever mitmdump the user has.
+"""
+
+import base64
+import binascii
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import os
+import queue
+import re
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from mitmproxy import ctx, exceptions, http
+from mitmproxy.net import encoding as content_encoding
+from mitmproxy.version import VERSION as MITMPROXY_VERSION
+
+ADDON_VERSION = "0.1.0"
+CAPTURE_SCHEMA = "agentcap.capture/1"
+RUN_SCHEMA = "agentcap.run/1"
+
+# Suffix rules: they match with or without /v1, behind gateways that add a prefix
+# (Azure deployments, OpenRouter's /api/v1, ChatGPT's /backend-api/codex), with a trailing slash.
+DEFAULT_PATHS = (
+    r"/chat/completions/?$",
+    r"/responses/?$",
+    r"/messages/?$",
+    r"/completions/?$",
+)
+API_BY_SUFFIX = (
+    ("/chat/completions", "chat.completions"),
+    ("/responses", "responses"),
+    ("/messages", "messages"),
+    ("/completions", "completions"),
+)
+CREDENTIAL_HEADERS = frozenset(
+    {"authorization", "x-api-key", "api-key", "cookie", "set-cookie", "proxy-authorization"}
+)
+CREDENTIAL_QUERY_PARAMS = frozenset({"key", "api_key", "api-key", "access_token", "token", "sig"})
+TAG_HEADER_PREFIX = "x-agentcap-"
+CONTROL_PREFIX = "/_agentcap/"
+MAX_TAG_LENGTH = 128
+RUN_JSON_INTERVAL_S = 1.0
+
+log = logging.getLogger("agentcap")
+
+
+def utc_iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def sanitize_tag(value: str | None) -> str | None:
+    """Make a header-supplied id safe to use as a directory name: never a path outside agentcap_dir."""
+    if value is None:
+        return None
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", value.strip())[:MAX_TAG_LENGTH]
+    cleaned = cleaned.lstrip(".-")
+    return cleaned or None
+
+
+def parse_turn(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        turn = int(str(value).strip())
+    except ValueError:
+        turn = -1
+    if turn < 0:
+        log.warning("agentcap: ignoring turn %r (expected a non-negative integer)", value)
+        return None
+    return turn
+
+
+def api_for_path(path: str) -> str:
+    for suffix, api in API_BY_SUFFIX:
+        if path.endswith(suffix):
+            return api
+    return "custom"
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def dumps_line(record: dict[str, Any]) -> bytes:
+    """One compact JSON line; falls back to \\u escapes when a body holds lone surrogates."""
+    try:
+        text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+        return (text + "\n").encode("utf-8")
+    except UnicodeEncodeError:
+        return (json.dumps(record, separators=(",", ":")) + "\n").encode("ascii")
+
+
+def iter_sse_data(text: str) -> Iterator[str]:
+    """The `data:` payload of each SSE event (multi-line data joined), tolerant of CRLF."""
+    data_lines: list[str] = []
+    for line in text.replace("\r\n", "\n").split("\n"):
+        if not line:
+            if data_lines:
+                yield "\n".join(data_lines)
+                data_lines = []
+        elif line.startswith("data:"):
+            data_lines.append(line[5:].removeprefix(" "))
+    if data_lines:
+        yield "\n".join(data_lines)
+
+
+def fingerprint_events(payloads: Iterator[str]) -> tuple[str | None, dict[str, Any] | None]:
+    """served_model from the first event that names one; usage from the last event that has one.
+
+    Anthropic splits usage between message_start and message_delta, so later keys overlay earlier.
+    """
+    model: str | None = None
+    usage: dict[str, Any] | None = None
+    for payload in payloads:
+        if not payload.startswith("{"):
+            continue
+        try:
+            event = json.loads(payload)
+        except ValueError:
+            continue
+        if not isinstance(event, dict):
+            continue
+        holders = [event] + [event[k] for k in ("response", "message") if isinstance(event.get(k), dict)]
+        for holder in holders:
+            if model is None and isinstance(holder.get("model"), str) and holder["model"]:
+                model = holder["model"]
+            if isinstance(holder.get("usage"), dict):
+                overlay = event.get("type") == "message_delta" and usage is not None
+                usage = {**usage, **holder["usage"]} if overlay and usage else holder["usage"]
+    return model, usage
+
+
+class Redactor:
+    """Replaces credential values with a keyed fingerprint, so reviewers can tell keys apart."""
+
+    def __init__(self, key: bytes, extra_headers: Sequence[str]) -> None:
+        self.key = key
+        self.names = CREDENTIAL_HEADERS | {name.strip().lower() for name in extra_headers if name.strip()}
+
+    @staticmethod
+    def load_key(directory: Path) -> bytes:
+        """A per-machine key in <agentcap_dir>/.fingerprint-key (0600), created on first use."""
+        path = directory / ".fingerprint-key"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_bytes().strip()
+        key = secrets.token_hex(32).encode()
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key)
+        return key
+
+    def mask(self, value: str) -> str:
+        digest = hmac.new(self.key, value.encode("utf-8", "surrogateescape"), hashlib.sha256).hexdigest()
+        return f"<redacted:{digest[:12]}>"
+
+    def headers(self, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        return [(name, self.mask(value) if name in self.names else value) for name, value in pairs]
+
+    def url(self, url: str) -> str:
+        parts = urlsplit(url)
+        if not parts.query:
+            return url
+        query = [
+            (name, self.mask(value) if name.lower() in CREDENTIAL_QUERY_PARAMS else value)
+            for name, value in parse_qsl(parts.query, keep_blank_values=True)
+        ]
+        return urlunsplit(parts._replace(query=urlencode(query, safe="<>:")))
+
+
+class RunLog:
+    """One run directory: captures.jsonl (append-only) and run.json. Written by the writer thread only."""
+
+    def __init__(self, directory: Path, run_id: str, agent: str) -> None:
+        self.directory = directory
+        self.run_id = run_id
+        self.agent = agent
+        self.captures_path = directory / "captures.jsonl"
+        self.started_at = time.time()
+        self.ended_at: float | None = None
+        self.upstreams: set[str] = set()
+        self.counts = {"recorded": 0, "errors": 0, "http_errors": 0, "passthrough": 0}
+        self.last_seq = self.existing_max_seq()
+        self.run_json_written_at = 0.0
+        self.fd: int | None = None
+
+    def existing_max_seq(self) -> int:
+        """Continue numbering when a run directory is reused, so seq stays unique within the run."""
+        if not self.captures_path.exists():
+            return 0
+        highest = 0
+        with self.captures_path.open("rb") as handle:
+            for line in handle:
+                match = re.search(rb'"seq":(\d+)', line)
+                if match:
+                    highest = max(highest, int(match.group(1)))
+        return highest
+
+    def next_seq(self) -> int:
+        # Only the event loop calls this, so plain increments are safe.
+        self.last_seq += 1
+        return self.last_seq
+
+    def append(self, line: bytes) -> None:
+        if self.fd is None:
+            self.fd = os.open(self.captures_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        view = memoryview(line)
+        while view:
+            written = os.write(self.fd, view)
+            view = view[written:]
+
+    def write_run_json(self, status: str) -> None:
+        info = {
+            "schema": RUN_SCHEMA,
+            "run_id": self.run_id,
+            "agent": self.agent,
+            "status": status,
+            "started_at": utc_iso(self.started_at),
+            "ended_at": utc_iso(self.ended_at) if self.ended_at else None,
+            "upstreams": sorted(self.upstreams),
+            "counts": dict(self.counts),
+            "addon_version": ADDON_VERSION,
+            "mitmproxy_version": MITMPROXY_VERSION,
+        }
+        temporary = self.directory / f".run.json.{os.getpid()}.tmp"
+        temporary.write_text(json.dumps(info, indent=2) + "\n")
+        os.replace(temporary, self.directory / "run.json")
+        self.run_json_written_at = time.time()
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+@dataclass
+class CallState:
+    """Everything the addon keeps about one recorded call, in flow.metadata."""
+
+    request_id: str
+    seq: int
+    run: RunLog
+    task_id: str | None
+    turn: int | None
+    api: str
+    started_at: float
+    chunks: list[bytes] = field(default_factory=list)
+    streamed: bool = False
+
+    def tee(self, chunk: bytes) -> bytes:
+        # Called by mitmproxy per received chunk; returning it unchanged forwards it at once.
+        if chunk:
+            self.chunks.append(chunk)
+        return chunk
+
+
+@dataclass
+class CallSnapshot:
+    """Plain data taken from a finished flow on the event loop; the writer thread builds the record."""
+
+    state: CallState
+    method: str
+    url: str
+    upstream_url: str
+    http_version: str
+    request_headers: list[tuple[str, str]]
+    request_raw: bytes | None
+    response_status: int | None
+    response_headers: list[tuple[str, str]]
+    response_raw: bytes | None
+    response_streamed: bool
+    response_started_at: float | None
+    ended_at: float
+    error: dict[str, str] | None
+    websocket: dict[str, Any] | None = None
+
+
+class RecordWriter:
+    """A thread that turns snapshots into JSON lines so hooks never block on encoding or disk."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        self.redactor = redactor
+        self.queue: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self.work, name="agentcap-writer", daemon=True)
+        self.thread.start()
+
+    def submit(self, snapshot: CallSnapshot) -> None:
+        self.queue.put(("call", snapshot))
+
+    def count_passthrough(self, run: RunLog) -> None:
+        self.queue.put(("passthrough", run))
+
+    def close(self, runs: Sequence[RunLog]) -> None:
+        self.queue.put(("close", list(runs)))
+        self.thread.join()
+
+    def work(self) -> None:
+        while True:
+            kind, item = self.queue.get()
+            try:
+                if kind == "call":
+                    self.write_call(item)
+                elif kind == "passthrough":
+                    item.counts["passthrough"] += 1
+                    self.maybe_write_run_json(item)
+                else:
+                    for run in item:
+                        run.ended_at = time.time()
+                        run.write_run_json("complete")
+                        run.close()
+                    return
+            except Exception:
+                # Disk full, permissions, a bug: say so loudly, keep relaying traffic.
+                log.exception("agentcap: FAILED TO WRITE a capture record; call relayed, not recorded")
+
+    def maybe_write_run_json(self, run: RunLog) -> None:
+        if time.time() - run.run_json_written_at >= RUN_JSON_INTERVAL_S:
+            run.write_run_json("running")
+
+    def write_call(self, snapshot: CallSnapshot) -> None:
+        record = build_record(snapshot, self.redactor)
+        run = snapshot.state.run
+        run.append(dumps_line(record))
+        run.counts["recorded"] += 1
+        run.counts["errors"] += record["error"] is not None
+        run.counts["http_errors"] += (record["response"] or {}).get("status_code", 0) >= 400
+        run.upstreams.add(record["upstream_url"])
+        self.maybe_write_run_json(run)
+
+
+def header_pairs(headers: http.Headers) -> list[tuple[str, str]]:
+    return [(name.lower(), value) for name, value in headers.items(multi=True)]
+
+
+def header_value(headers: list[tuple[str, str]], name: str) -> str | None:
+    for key, value in headers:
+        if key == name:
+            return value or None
+    return None
+
+
+def body_fields(raw: bytes | None, encoding: str | None) -> dict[str, Any]:
+    """Decoded body as `body` (JSON), `body_text` or `body_base64`, with sizes."""
+    fields: dict[str, Any] = {"content_encoding": encoding, "wire_size": len(raw or b"")}
+    data = raw or b""
+    if encoding and data:
+        try:
+            data = content_encoding.decode(data, encoding)
+        except (ValueError, binascii.Error, OSError) as exc:
+            fields["decode_error"] = f"cannot decode {encoding}: {exc}"
+    fields["size"] = len(data)
+    if not data:
+        return fields
+    if "decode_error" not in fields:
+        try:
+            fields["body"] = json.loads(data)
+            return fields
+        except ValueError:
+            pass
+        try:
+            fields["body_text"] = data.decode("utf-8")
+            return fields
+        except UnicodeDecodeError:
+            pass
+    fields["body_base64"] = base64.b64encode(data).decode("ascii")
+    return fields
+
+
+def stream_fields(raw: bytes, encoding: str | None) -> tuple[dict[str, Any], str | None]:
+    """Streamed body as `raw` text exactly as received (after content decoding); returns the text too."""
+    fields: dict[str, Any] = {"content_encoding": encoding, "wire_size": len(raw), "stream": True}
+    data = raw
+    if encoding and data:
+        try:
+            data = content_encoding.decode(data, encoding)
+        except (ValueError, binascii.Error, OSError) as exc:
+            # A cut compressed stream cannot be fully decoded: keep the bytes that arrived.
+            fields["decode_error"] = f"cannot decode {encoding}: {exc}"
+    fields["size"] = len(data)
+    try:
+        text = data.decode("utf-8")
+        fields["raw"] = text
+        return fields, text
+    except UnicodeDecodeError:
+        fields["raw_base64"] = base64.b64encode(data).decode("ascii")
+        return fields, data.decode("utf-8", "replace")
+
+
+def build_record(snapshot: CallSnapshot, redactor: Redactor) -> dict[str, Any]:
+    state = snapshot.state
+    request = {"headers": redactor.headers(snapshot.request_headers)}
+    request_encoding = header_value(snapshot.request_headers, "content-encoding")
+    request.update(body_fields(snapshot.request_raw, request_encoding))
+    served_model: str | None = None
+    usage: dict[str, Any] | None = None
+    response: dict[str, Any] | None = None
+    if snapshot.response_status is not None:
+        response = {
+            "status_code": snapshot.response_status,
+            "headers": redactor.headers(snapshot.response_headers),
+        }
+        response_encoding = header_value(snapshot.response_headers, "content-encoding")
+        if snapshot.response_streamed:
+            fields, text = stream_fields(snapshot.response_raw or b"", response_encoding)
+            response.update(fields)
+            served_model, usage = fingerprint_events(iter_sse_data(text or ""))
+        else:
+            response.update(body_fields(snapshot.response_raw, response_encoding))
+            response["stream"] = False
+            body = response.get("body")
+            if isinstance(body, dict):
+                served_model, usage = fingerprint_events(iter([json.dumps(body)]))
+    if snapshot.websocket is not None:
+        messages = snapshot.websocket["messages"]
+        server_texts = (m["text"] for m in messages if m["from"] == "server" and "text" in m)
+        served_model, usage = fingerprint_events(server_texts)
+    record: dict[str, Any] = {
+        "schema": CAPTURE_SCHEMA,
+        "request_id": state.request_id,
+        "seq": state.seq,
+        "run_id": state.run.run_id,
+        "agent": state.run.agent,
+        "task_id": state.task_id,
+        "turn": state.turn,
+        "api": state.api,
+        "transport": "http" if snapshot.websocket is None else "websocket",
+        "method": snapshot.method,
+        "url": redactor.url(snapshot.url),
+        "upstream_url": snapshot.upstream_url,
+        "http_version": snapshot.http_version,
+        "captured_at": round(state.started_at, 6),
+        "ttfb_ms": None
+        if snapshot.response_started_at is None
+        else round((snapshot.response_started_at - state.started_at) * 1000, 3),
+        "duration_ms": round((snapshot.ended_at - state.started_at) * 1000, 3),
+        "request": request,
+        "response": response,
+        "served_by": header_value(snapshot.response_headers, "x-served-by"),
+        "served_build_info": header_value(snapshot.response_headers, "x-build-info"),
+        "served_model": served_model,
+        "usage": usage,
+        "error": snapshot.error,
+    }
+    if snapshot.websocket is not None:
+        record["websocket"] = snapshot.websocket
+    return record
+
+
+def websocket_message(message: Any) -> dict[str, Any]:
+    entry = {"from": "client" if message.from_client else "server", "timestamp": message.timestamp}
+    if message.is_text:
+        return entry | {"text": message.text}
+    return entry | {"base64": base64.b64encode(message.content).decode("ascii")}
+
+
+def upstream_of(request: http.Request) -> str:
+    host = f"[{request.host}]" if ":" in request.host else request.host
+    default_port = {"http": 80, "https": 443}.get(request.scheme)
+    port = "" if request.port == default_port else f":{request.port}"
+    return f"{request.scheme}://{host}{port}"
+
+
+def classify_error(flow: http.HTTPFlow) -> dict[str, str]:
+    message = flow.error.msg if flow.error else "unknown error"
+    lowered = message.lower()
+    if "client disconnected" in lowered or "client closed" in lowered:
+        kind = "client_disconnected"
+    elif "timeout" in lowered or "timed out" in lowered:
+        kind = "timeout"
+    elif flow.response is None and (
+        flow.server_conn.timestamp_tcp_setup is None or "connect" in lowered or "refused" in lowered
+    ):
+        kind = "upstream_unreachable"
+    elif any(word in lowered for word in ("peer closed", "reset", "incomplete", "disconnected", "closed")):
+        kind = "upstream_reset"
+    else:
+        kind = "proxy_error"
+    return {"kind": kind, "message": message}
+
+
+class AgentCap:
+    """The addon: tags LLM calls, tees their bodies and hands finished calls to the writer thread."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, RunLog] = {}
+        self.main_run_id: str | None = None
+        self.context: dict[str, Any] = {"run": None, "task": None, "turn": None}
+        self.path_patterns: list[re.Pattern[str]] = [re.compile(p) for p in DEFAULT_PATHS]
+        self.in_flight: dict[str, http.HTTPFlow] = {}
+        self.writer: RecordWriter | None = None
+
+    # ------------------------------------------------------------ lifecycle
+    def load(self, loader: Any) -> None:
+        # With the default eager strategy an unreachable upstream closes the agent's connection before
+        # the request is even read: nothing to record and no answer. Lazy reads the request first, so
+        # the agent gets a 502 and the record says why. `--set connection_strategy=eager` still wins.
+        loader.master.options.update(connection_strategy="lazy")
+        loader.add_option("agentcap_dir", str, "runs", "Directory that holds one sub-directory per run.")
+        loader.add_option(
+            "agentcap_run",
+            str,
+            "",
+            "Run id (directory name) for this proxy. Default: <agent>-<UTC yyyymmddTHHMMSS>-<6 hex>, "
+            "created exclusively so two runs never share a directory. An existing run is appended to.",
+        )
+        loader.add_option("agentcap_agent", str, "unknown", "Agent behind this proxy, e.g. opencode.")
+        loader.add_option(
+            "agentcap_paths",
+            Sequence[str],
+            list(DEFAULT_PATHS),
+            "Regular expressions searched in the request path (query excluded); a POST whose path matches "
+            "one is recorded as an LLM call. Default: chat completions, Responses, Messages and legacy "
+            "completions, with or without a /v1 prefix.",
+        )
+        loader.add_option(
+            "agentcap_redact_headers",
+            Sequence[str],
+            [],
+            "Extra header names whose values are replaced by a keyed fingerprint, on top of "
+            "authorization, x-api-key, api-key, cookie, set-cookie and proxy-authorization.",
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        if "agentcap_paths" in updated:
+            try:
+                self.path_patterns = [re.compile(p) for p in ctx.options.agentcap_paths]
+            except re.error as exc:
+                raise exceptions.OptionsError(f"agentcap_paths: invalid regular expression: {exc}") from exc
+        run_id = ctx.options.agentcap_run
+        if "agentcap_run" in updated and run_id and sanitize_tag(run_id) != run_id:
+            raise exceptions.OptionsError(
+                "agentcap_run: use letters, digits, '.', '_' and '-' only, not starting with '.' or '-'"
+            )
+        if updated & {"agentcap_dir", "agentcap_redact_headers"} and self.writer is not None:
+            log.warning("agentcap: agentcap_dir/agentcap_redact_headers changes apply after a restart")
+
+    def running(self) -> None:
+        self.ensure_started()
+        self.warn_if_open_relay()
+
+    def done(self) -> None:
+        if self.writer is None:
+            return
+        now = time.time()
+        for flow in list(self.in_flight.values()):
+            self.finish(flow, {"kind": "shutdown", "message": "proxy shut down before the call ended"}, now)
+        self.writer.close(list(self.runs.values()))
+        self.writer = None
+
+    # ------------------------------------------------------------ HTTP hooks
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        self.ensure_started()
+        request = flow.request
+        path = request.path.split("?", 1)[0]
+        if path.startswith(CONTROL_PREFIX):
+            flow.metadata["agentcap_control"] = True
+            return
+        # Tags are ours, not the upstream's: read them, then strip them before the request is forwarded.
+        tag_names = [name for name in request.headers if name.lower().startswith(TAG_HEADER_PREFIX)]
+        tags = {name.lower()[len(TAG_HEADER_PREFIX) :]: request.headers[name] for name in tag_names}
+        for name in tag_names:
+            request.headers.pop(name, None)
+        run = self.run_for(tags.get("run"))
+        is_upgrade = request.headers.get("upgrade", "").lower() == "websocket"
+        if not (request.method == "POST" or (request.method == "GET" and is_upgrade)) or not any(
+            pattern.search(path) for pattern in self.path_patterns
+        ):
+            assert self.writer is not None
+            self.writer.count_passthrough(run)
+            return
+        task = sanitize_tag(tags["task"]) if "task" in tags else self.context["task"]
+        turn = parse_turn(tags["turn"]) if "turn" in tags else self.context["turn"]
+        state = CallState(
+            request_id=uuid.uuid4().hex,
+            seq=run.next_seq(),
+            run=run,
+            task_id=task,
+            turn=turn,
+            api=api_for_path(path.rstrip("/")),
+            started_at=request.timestamp_start or time.time(),
+        )
+        flow.metadata["agentcap"] = state
+        self.in_flight[flow.id] = flow
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        if flow.metadata.get("agentcap_control"):
+            flow.response = self.control_response(flow.request)
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        state: CallState | None = flow.metadata.get("agentcap")
+        if state is None or flow.response is None:
+            return
+        flow.response.headers["X-Agentcap-Request-Id"] = state.request_id
+        content_type = flow.response.headers.get("content-type", "").lower()
+        # Also take over when another addon (stream_large_bodies) already chose streaming:
+        # the tee forwards identically and keeps the copy that plain streaming would lose.
+        if content_type.startswith("text/event-stream") or flow.response.stream:
+            state.streamed = True
+            flow.response.stream = state.tee
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        if "agentcap" in flow.metadata and flow.websocket is None:
+            self.finish(flow, None, time.time())
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        if "agentcap" in flow.metadata and flow.id in self.in_flight:
+            self.finish(flow, classify_error(flow), time.time())
+
+    def websocket_end(self, flow: http.HTTPFlow) -> None:
+        if "agentcap" in flow.metadata and flow.id in self.in_flight:
+            self.finish(flow, None, time.time())
+
+    # ------------------------------------------------------------ internals
+    def ensure_started(self) -> None:
+        if self.writer is not None:
+            return
+        base = Path(ctx.options.agentcap_dir)
+        base.mkdir(parents=True, exist_ok=True)
+        self.writer = RecordWriter(Redactor(Redactor.load_key(base), ctx.options.agentcap_redact_headers))
+        agent = sanitize_tag(ctx.options.agentcap_agent) or "unknown"
+        if ctx.options.agentcap_run:
+            run = self.open_run(ctx.options.agentcap_run)
+        else:
+            run = self.create_unique_run(base, agent)
+        self.main_run_id = run.run_id
+        run.write_run_json("running")
+        log.info("agentcap: recording %s calls into %s", agent, run.captures_path)
+
+    def create_unique_run(self, base: Path, agent: str) -> RunLog:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        while True:
+            run_id = f"{agent}-{stamp}-{secrets.token_hex(3)}"
+            try:
+                (base / run_id).mkdir(mode=0o700)
+            except FileExistsError:
+                continue
+            return self.register_run(base / run_id, run_id)
+
+    def open_run(self, run_id: str) -> RunLog:
+        directory = Path(ctx.options.agentcap_dir) / run_id
+        if directory.exists():
+            log.info("agentcap: appending to existing run %s", run_id)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return self.register_run(directory, run_id)
+
+    def register_run(self, directory: Path, run_id: str) -> RunLog:
+        run = RunLog(directory, run_id, sanitize_tag(ctx.options.agentcap_agent) or "unknown")
+        self.runs[run_id] = run
+        return run
+
+    def run_for(self, header_run: str | None) -> RunLog:
+        """Header beats context beats the proxy's own run."""
+        requested = sanitize_tag(header_run) if header_run is not None else self.context["run"]
+        run_id = requested or self.main_run_id
+        assert run_id is not None
+        if run_id not in self.runs:
+            self.open_run(run_id).write_run_json("running")
+        return self.runs[run_id]
+
+    def control_response(self, request: http.Request) -> http.Response:
+        """The out-of-band context endpoint; answered here, never forwarded upstream."""
+        path = request.path.split("?", 1)[0].rstrip("/")
+        if path != CONTROL_PREFIX + "context":
+            return self.json_response(404, {"error": f"unknown endpoint {path}; use /_agentcap/context"})
+        if request.method == "POST":
+            try:
+                update = json.loads(request.get_content(strict=False) or b"{}")
+                if not isinstance(update, dict):
+                    raise ValueError("expected a JSON object")
+            except ValueError as exc:
+                return self.json_response(400, {"error": f"body must be a JSON object: {exc}"})
+            for key in ("run", "task", "turn"):
+                for spelled in (key, f"{key}_id"):
+                    if spelled in update:
+                        value = update[spelled]
+                        if key == "turn":
+                            self.context[key] = parse_turn(value)
+                        else:
+                            self.context[key] = sanitize_tag(None if value is None else str(value))
+            if self.context["run"]:
+                self.run_for(self.context["run"])
+        elif request.method not in ("GET", "HEAD"):
+            return self.json_response(405, {"error": "use GET or POST"})
+        return self.json_response(200, dict(self.context))
+
+    @staticmethod
+    def json_response(status: int, payload: dict[str, Any]) -> http.Response:
+        return http.Response.make(status, json.dumps(payload).encode(), {"content-type": "application/json"})
+
+    def finish(self, flow: http.HTTPFlow, error: dict[str, str] | None, ended_at: float) -> None:
+        state: CallState = flow.metadata["agentcap"]
+        if self.in_flight.pop(flow.id, None) is None or self.writer is None:
+            return
+        response = flow.response
+        websocket = None
+        if flow.websocket is not None:
+            websocket = {
+                "messages": [websocket_message(m) for m in flow.websocket.messages],
+                "close_code": flow.websocket.close_code,
+                "close_reason": flow.websocket.close_reason,
+                "closed_by_client": flow.websocket.closed_by_client,
+            }
+        response_raw: bytes | None = None
+        if response is not None:
+            response_raw = b"".join(state.chunks) if state.streamed else response.raw_content
+        self.writer.submit(
+            CallSnapshot(
+                state=state,
+                method=flow.request.method,
+                url=flow.request.url,
+                upstream_url=upstream_of(flow.request),
+                http_version=flow.request.http_version,
+                request_headers=header_pairs(flow.request.headers),
+                request_raw=flow.request.raw_content,
+                response_status=None if response is None else response.status_code,
+                response_headers=[] if response is None else header_pairs(response.headers),
+                response_raw=response_raw,
+                response_streamed=state.streamed,
+                response_started_at=None if response is None else response.timestamp_start,
+                ended_at=ended_at,
+                error=error,
+                websocket=websocket,
+            )
+        )
+        state.chunks = []
+
+    def warn_if_open_relay(self) -> None:
+        proxyserver = ctx.master.addons.get("proxyserver")
+        addresses = proxyserver.listen_addrs() if proxyserver else []
+        exposed = [f"{host}:{port}" for host, port, *_ in addresses if not is_loopback(host)]
+        if exposed and not ctx.options.proxyauth:
+            log.warning(
+                "agentcap: WARNING: listening on %s without proxy authentication - anyone who can reach it "
+                "can use your upstream through it. Use --listen-host 127.0.0.1 or --set proxyauth=user:pass.",
+                ", ".join(exposed),
+            )
+
+
+addons = [AgentCap()]

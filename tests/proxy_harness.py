@@ -1,0 +1,102 @@
+"""Run the real mitmproxy (in-process DumpMaster, reverse mode, port 0) with the agentcap addon.
+
+The proxy runs on its own event loop in a thread so tests can drive it with ordinary blocking
+clients (the openai/anthropic SDKs, urllib, raw sockets).
+"""
+
+import asyncio
+import importlib.util
+import json
+import sys
+import threading
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from mitmproxy.options import Options
+from mitmproxy.tools.dump import DumpMaster
+
+ADDON_PATH = Path(__file__).resolve().parent.parent / "addons" / "agentcap.py"
+
+
+def load_addon_module() -> ModuleType:
+    """Import addons/agentcap.py the way a test can reuse it (mitmdump loads it with -s)."""
+    if "agentcap_addon" in sys.modules:
+        return sys.modules["agentcap_addon"]
+    spec = importlib.util.spec_from_file_location("agentcap_addon", ADDON_PATH)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["agentcap_addon"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+class ProxyHarness:
+    def __init__(self, upstream_url: str, runs_dir: Path, **options: Any) -> None:
+        self.upstream_url = upstream_url
+        self.runs_dir = runs_dir
+        self.options = {"agentcap_dir": str(runs_dir), "agentcap_agent": "tester"} | options
+        self.port = 0
+        self.ready = threading.Event()
+        self.failure: BaseException | None = None
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.master: DumpMaster | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def serve(self) -> None:
+        try:
+            asyncio.run(self.main())
+        except BaseException as exc:  # surfaced to the test by start()
+            self.failure = exc
+            self.ready.set()
+
+    async def main(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        options = Options(listen_host="127.0.0.1", listen_port=0, mode=[f"reverse:{self.upstream_url}"])
+        self.master = DumpMaster(options, with_termlog=False, with_dumper=False)
+        self.master.addons.add(load_addon_module().AgentCap())
+        self.master.options.update(**self.options)
+        task = asyncio.create_task(self.master.run())
+        proxyserver = self.master.addons.get("proxyserver")
+        for _ in range(200):
+            addresses = proxyserver.listen_addrs()
+            if addresses:
+                self.port = addresses[0][1]
+                break
+            await asyncio.sleep(0.02)
+        self.ready.set()
+        await task
+
+    def start(self) -> "ProxyHarness":
+        self.thread.start()
+        self.ready.wait(20)
+        if self.failure or not self.port:
+            raise RuntimeError(f"proxy did not start: {self.failure!r}")
+        return self
+
+    def stop(self) -> None:
+        if self.master is not None and self.thread.is_alive():
+            self.master.shutdown()
+            self.thread.join(20)
+
+    def __enter__(self) -> "ProxyHarness":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def run_dirs(self) -> list[Path]:
+        return sorted(p for p in self.runs_dir.iterdir() if p.is_dir())
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every record of every run, sorted by (run, seq)."""
+        records = []
+        for run_dir in self.run_dirs():
+            path = run_dir / "captures.jsonl"
+            if path.exists():
+                records += [json.loads(line) for line in path.read_text().splitlines() if line]
+        return sorted(records, key=lambda r: (r["run_id"], r["seq"]))
