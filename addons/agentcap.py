@@ -524,7 +524,8 @@ class AgentCap:
         # With the default eager strategy an unreachable upstream closes the agent's connection before
         # the request is even read: nothing to record and no answer. Lazy reads the request first, so
         # the agent gets a 502 and the record says why. `--set connection_strategy=eager` still wins.
-        loader.master.options.update(connection_strategy="lazy")
+        if "connection_strategy" in loader.master.options:
+            loader.master.options.update(connection_strategy="lazy")
         loader.add_option("agentcap_dir", str, "runs", "Directory that holds one sub-directory per run.")
         loader.add_option(
             "agentcap_run",
@@ -758,7 +759,7 @@ class AgentCap:
         proxyserver = ctx.master.addons.get("proxyserver")
         addresses = proxyserver.listen_addrs() if proxyserver else []
         exposed = [f"{host}:{port}" for host, port, *_ in addresses if not is_loopback(host)]
-        if exposed and not ctx.options.proxyauth:
+        if exposed and not ("proxyauth" in ctx.options and ctx.options.proxyauth):
             log.warning(
                 "agentcap: WARNING: listening on %s without proxy authentication - anyone who can reach it "
                 "can use your upstream through it. Use --listen-host 127.0.0.1 or --set proxyauth=user:pass.",

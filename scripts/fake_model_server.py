@@ -6,6 +6,7 @@ Used by the demo, the tests and the benchmarks. It answers:
 - POST /v1/responses: JSON or SSE
 - POST /v1/messages: JSON or SSE (Anthropic)
 - POST /v1/completions: JSON
+- GET  /v1/responses with a WebSocket upgrade: the Responses API over a WebSocket (as Codex uses it)
 - GET  /v1/models, GET /health: small JSON
 - anything else: 404
 
@@ -361,9 +362,44 @@ class FakeModelHandler(BaseHTTPRequestHandler):
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
+    def serve_responses_websocket(self) -> None:
+        """Responses API over a WebSocket, as Codex speaks it: one `response.create` in, events out."""
+        from wsproto.connection import Connection, ConnectionType
+        from wsproto.events import CloseConnection, TextMessage
+        from wsproto.utilities import generate_accept_token
+
+        accept = generate_accept_token(self.headers["sec-websocket-key"].encode()).decode()
+        self.send_head(101, "application/octet-stream", {"upgrade": "websocket", "connection": "Upgrade"})
+        self.send_header("sec-websocket-accept", accept)
+        self.end_headers()
+        self.wfile.flush()
+        connection = Connection(ConnectionType.SERVER)
+        text = ""
+        while True:
+            data = self.connection.recv(65536)
+            if not data:
+                break
+            connection.receive_data(data)
+            for event in connection.events():
+                if isinstance(event, TextMessage):
+                    text += event.data
+                    if not event.message_finished:
+                        continue
+                    request = json.loads(text).get("response", {}) | {"stream": True}
+                    text = ""
+                    for _, payload in responses_events(request):
+                        self.connection.sendall(connection.send(TextMessage(data=payload)))
+                elif isinstance(event, CloseConnection):
+                    self.connection.sendall(connection.send(event.response()))
+                    self.close_connection = True
+                    return
+
     # ------------------------------------------------------------ handlers
     def do_GET(self) -> None:
         path = normalise_path(self.path)
+        if path == "/responses" and self.headers.get("upgrade", "").lower() == "websocket":
+            self.serve_responses_websocket()
+            return
         if path in ("/models", "/health"):
             self.send_json(200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
         else:
