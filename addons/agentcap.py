@@ -16,6 +16,7 @@ whatever mitmdump the user has.
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import ipaddress
@@ -171,13 +172,34 @@ class Redactor:
     def load_key(directory: Path) -> bytes:
         """A per-machine key in <agentcap_dir>/.fingerprint-key (0600), created on first use."""
         path = directory / ".fingerprint-key"
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return path.read_bytes().strip()
-        key = secrets.token_hex(32).encode()
+        key = Redactor.read_key(path)
+        if key:
+            return key
+        # Written whole under a temporary name, then linked into place: a crash never leaves an empty
+        # key behind, and of two proxies starting together both end up using the one that landed.
+        temporary = directory / f".fingerprint-key.{os.getpid()}.tmp"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(key)
+            handle.write(secrets.token_hex(32).encode())
+        if path.exists():
+            os.replace(temporary, path)  # the existing file was empty or truncated
+        else:
+            with contextlib.suppress(FileExistsError):
+                os.link(temporary, path)
+            os.unlink(temporary)
+        return path.read_bytes().strip()
+
+    @staticmethod
+    def read_key(path: Path) -> bytes | None:
+        if not path.exists():
+            return None
+        key = path.read_bytes().strip()
+        if len(key) < 32:
+            log.warning("agentcap: %s is empty or too short (interrupted creation?); making a new key", path)
+            return None
+        if path.stat().st_mode & 0o077:
+            log.warning("agentcap: %s was readable by others; setting it to 0600", path)
+            path.chmod(0o600)
         return key
 
     def mask(self, value: str) -> str:
@@ -521,11 +543,6 @@ class AgentCap:
 
     # ------------------------------------------------------------ lifecycle
     def load(self, loader: Any) -> None:
-        # With the default eager strategy an unreachable upstream closes the agent's connection before
-        # the request is even read: nothing to record and no answer. Lazy reads the request first, so
-        # the agent gets a 502 and the record says why. `--set connection_strategy=eager` still wins.
-        if "connection_strategy" in loader.master.options:
-            loader.master.options.update(connection_strategy="lazy")
         loader.add_option("agentcap_dir", str, "runs", "Directory that holds one sub-directory per run.")
         loader.add_option(
             "agentcap_run",
@@ -550,8 +567,18 @@ class AgentCap:
             "Extra header names whose values are replaced by a keyed fingerprint, on top of "
             "authorization, x-api-key, api-key, cookie, set-cookie and proxy-authorization.",
         )
+        loader.add_option(
+            "agentcap_lazy_connect",
+            bool,
+            True,
+            "Set mitmproxy's connection_strategy to lazy. With eager connections an unreachable upstream "
+            "closes the agent's connection before the request is read: no answer and nothing to record. "
+            "Lazy reads the request first, so the agent gets a 502 and the record says why.",
+        )
 
     def configure(self, updated: set[str]) -> None:
+        if "agentcap_lazy_connect" in updated and ctx.options.agentcap_lazy_connect:
+            ctx.options.update(connection_strategy="lazy")
         if "agentcap_paths" in updated:
             try:
                 self.path_patterns = [re.compile(p) for p in ctx.options.agentcap_paths]
@@ -581,6 +608,8 @@ class AgentCap:
     # ------------------------------------------------------------ HTTP hooks
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         self.ensure_started()
+        if flow.response is not None:
+            return  # already answered by mitmproxy (proxyauth's 407/401): nothing went upstream
         request = flow.request
         path = request.path.split("?", 1)[0]
         if path.startswith(CONTROL_PREFIX):
@@ -588,7 +617,9 @@ class AgentCap:
             return
         # Tags are ours, not the upstream's: read them, then strip them before the request is forwarded.
         tag_names = [name for name in request.headers if name.lower().startswith(TAG_HEADER_PREFIX)]
-        tags = {name.lower()[len(TAG_HEADER_PREFIX) :]: request.headers[name] for name in tag_names}
+        # An empty header (an unset env var in the agent's config) means "not given": the context applies.
+        tags = {name.lower()[len(TAG_HEADER_PREFIX) :]: request.headers[name].strip() for name in tag_names}
+        tags = {key: value for key, value in tags.items() if value}
         for name in tag_names:
             request.headers.pop(name, None)
         run = self.run_for(tags.get("run"))
@@ -614,7 +645,8 @@ class AgentCap:
         self.in_flight[flow.id] = flow
 
     def request(self, flow: http.HTTPFlow) -> None:
-        if flow.metadata.get("agentcap_control"):
+        # flow.response is already set when proxyauth rejected the client: the endpoint stays protected.
+        if flow.metadata.get("agentcap_control") and flow.response is None:
             flow.response = self.control_response(flow.request)
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
@@ -762,7 +794,8 @@ class AgentCap:
         if exposed and not ("proxyauth" in ctx.options and ctx.options.proxyauth):
             log.warning(
                 "agentcap: WARNING: listening on %s without proxy authentication - anyone who can reach it "
-                "can use your upstream through it. Use --listen-host 127.0.0.1 or --set proxyauth=user:pass.",
+                "can use your upstream through it and rewrite its tags. Use --listen-host 127.0.0.1 "
+                "(in regular mode, --set proxyauth=user:pass also works; see docs/security.md).",
                 ", ".join(exposed),
             )
 

@@ -11,19 +11,28 @@ import click
 
 from exporter import __version__
 
-# name -> "module:attribute" of a click command; one line per subcommand.
-COMMANDS: dict[str, str] = {
-    "export": "exporter.export:export_command",
-    "ls": "exporter.ls:ls_command",
-    "scan": "exporter.scan.command:scan_command",
-    "rollouts": "exporter.rollouts.command:rollouts_command",
-    "traces": "exporter.traces:traces_group",
-    "inspect": "exporter.inspect.command:inspect_command",
+# name -> ("module:attribute" of a click command, one-line help shown by `agentcap --help`).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "export": (
+        "exporter.export:export_command",
+        "Export runs as parquet datasets + traces; locally or to the Hub.",
+    ),
+    "inspect": (
+        "exporter.inspect.command:inspect_command",
+        "Browse runs, parquet files and Hub datasets call by call.",
+    ),
+    "ls": ("exporter.ls:ls_command", "List recorded runs."),
+    "rollouts": (
+        "exporter.rollouts.command:rollouts_command",
+        "Normalise agent traces and captures into one table.",
+    ),
+    "scan": ("exporter.scan.command:scan_command", "Secret-scan runs the way the export gate does."),
+    "traces": ("exporter.traces:traces_group", "Collect an agent's native sessions into a run."),
 }
 
 
 def load_command(name: str) -> click.Command:
-    module_name, attribute = COMMANDS[name].split(":")
+    module_name, attribute = COMMANDS[name][0].split(":")
     return getattr(importlib.import_module(module_name), attribute)
 
 
@@ -35,6 +44,11 @@ class LazyGroup(click.Group):
         if cmd_name not in COMMANDS:
             return None
         return load_command(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Static help lines: listing commands must not import pyarrow, textual or huggingface_hub.
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, help_line) for name, (_, help_line) in sorted(COMMANDS.items())])
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -169,3 +169,64 @@ def write_run(
         else:
             path.write_text(content)
     return run_dir
+
+
+def export_parquet(run_dir: Path, out_dir: Path) -> list[Path]:
+    """The run's captures as parquet files, written by the real exporter (one per model/upstream)."""
+    from exporter.captures import index_run, write_group
+    from exporter.runs import RunDir
+
+    run = RunDir.load(run_dir)
+    paths = []
+    for number, group in enumerate(index_run(run).groups.values()):
+        path = out_dir / f"train-{run.run_id}-{number}.parquet"
+        write_group(run, group, path)
+        paths.append(path)
+    return paths
+
+
+def conversation_run(
+    runs_dir: Path, run_id: str = "demo-20251121T081500-a1b2c3"
+) -> tuple[Path, list[dict[str, Any]]]:
+    """A run that looks like an agent at work; returns (run dir, records in seq order).
+
+    task-1: a user prompt, a tool call and its result (the history grows: init 1, +2, +2), then a
+    compaction that rewrites the history (-5 +1); calls 2 and 4 are streamed. task-2: a 500 answer
+    and a call whose upstream reset (no response). Text includes non-ASCII ("Straße", "日本").
+    """
+    tool_call = {
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "read_file", "arguments": '{"path":"README.md"}'},
+    }
+    turn1 = [{"role": "user", "content": "Fix the failing tests in Straße.py"}]
+    turn2 = [
+        *turn1,
+        {"role": "assistant", "content": None, "tool_calls": [tool_call]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "# README\nsee 日本 docs"},
+    ]
+    turn3 = [
+        *turn2,
+        {"role": "assistant", "content": "Fixed."},
+        {"role": "user", "content": "now add a changelog"},
+    ]
+    compacted = [{"role": "user", "content": "Summary so far: tests fixed; add a changelog"}]
+    records = [
+        make_record(seq=1, messages=turn1, turn=1, reply="I will read the README"),
+        make_record(
+            seq=2, messages=turn2, turn=1, stream=True, reply="Fixed."
+        ),  # one word: the factory streams words
+        make_record(seq=3, messages=turn3, turn=2, reply="Changelog added."),
+        make_record(seq=4, messages=compacted, turn=3, stream=True, reply="Done."),
+        make_record(
+            seq=5, task_id="task-2", messages=[{"role": "user", "content": "deploy it"}], status_code=500
+        ),
+        make_record(
+            seq=6,
+            task_id="task-2",
+            status_code=0,
+            messages=[{"role": "user", "content": "deploy again"}],
+            error={"kind": "upstream_reset", "message": "peer closed"},
+        ),
+    ]
+    return write_run(runs_dir, run_id, records), records

@@ -32,10 +32,16 @@ def load_addon_module() -> ModuleType:
 
 
 class ProxyHarness:
-    def __init__(self, upstream_url: str, runs_dir: Path, **options: Any) -> None:
+    def __init__(
+        self, upstream_url: str, runs_dir: Path, master_options: dict[str, Any] | None = None, **options: Any
+    ) -> None:
+        """`options` are set after the addon loads (like --set); `master_options` before (like a config file)."""
+        self.master_options = master_options or {}
         self.upstream_url = upstream_url
         self.runs_dir = runs_dir
-        self.options = {"agentcap_dir": str(runs_dir), "agentcap_agent": "tester"} | options
+        # mitmdump configures every addon option at start-up; updating them all here does the same.
+        defaults = {"agentcap_dir": str(runs_dir), "agentcap_agent": "tester", "agentcap_lazy_connect": True}
+        self.options = defaults | options
         self.port = 0
         self.ready = threading.Event()
         self.failure: BaseException | None = None
@@ -58,6 +64,7 @@ class ProxyHarness:
         self.loop = asyncio.get_running_loop()
         options = Options(listen_host="127.0.0.1", listen_port=0, mode=[f"reverse:{self.upstream_url}"])
         self.master = DumpMaster(options, with_termlog=False, with_dumper=False)
+        self.master.options.update(**self.master_options)
         self.master.addons.add(load_addon_module().AgentCap())
         self.master.options.update(**self.options)
         task = asyncio.create_task(self.master.run())

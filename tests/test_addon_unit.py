@@ -100,6 +100,34 @@ def test_proxy_switches_to_lazy_connections(upstream: FakeModelServer, tmp_path:
         assert proxy.master is not None and proxy.master.options.connection_strategy == "lazy"
 
 
+def test_lazy_connect_can_be_turned_off(upstream: FakeModelServer, tmp_path: Path) -> None:
+    options = {"connection_strategy": "eager"}
+    with ProxyHarness(upstream.url, tmp_path / "runs", options, agentcap_lazy_connect=False) as proxy:
+        assert proxy.master is not None and proxy.master.options.connection_strategy == "eager"
+
+
+def test_empty_and_broken_key_files_are_replaced(tmp_path: Path) -> None:
+    (tmp_path / ".fingerprint-key").write_bytes(b"")
+    key = agentcap.Redactor.load_key(tmp_path)
+    assert len(key) == 64 and (tmp_path / ".fingerprint-key").read_bytes() == key
+    (tmp_path / ".fingerprint-key").chmod(0o644)
+    assert agentcap.Redactor.load_key(tmp_path) == key
+    assert (tmp_path / ".fingerprint-key").stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".fingerprint-key"]
+
+
+def test_proxyauth_protects_the_context_endpoint(upstream: FakeModelServer, tmp_path: Path) -> None:
+    with ProxyHarness(upstream.url, tmp_path / "runs", proxyauth="cap:s3cret") as proxy:
+        status, _, _ = raw_post(proxy, "/_agentcap/context", {"task": "hijacked"})
+        assert status in (401, 407)
+        status, _, _ = raw_post(proxy, "/v1/chat/completions", chat_body())
+        assert status in (401, 407)
+        assert proxy.master is not None
+        addon = proxy.master.addons.get("agentcap")
+        assert addon.context["task"] is None
+    assert proxy.records() == []  # rejected calls never went upstream: nothing to record
+
+
 def test_disk_errors_are_logged_and_traffic_continues(
     upstream: FakeModelServer,
     tmp_path: Path,

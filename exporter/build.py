@@ -1,0 +1,134 @@
+"""Build stage: runs → staged repo folders (captures parquet + per-agent traces + cards).
+
+Everything is written into a staging directory first; the scan stage reads it there and only a clean
+build is published. Nothing in the run directories is ever modified, and traces are copied (never
+linked), so redaction can rewrite staged files without touching the originals.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+from exporter.bundle import BuiltExport, BundleFile, RepoBundle, write_bundle
+from exporter.captures import index_run, write_group
+from exporter.cards import captures_card, captures_repo, traces_card, traces_repo
+from exporter.errors import UserError
+from exporter.naming import export_timestamp, parquet_filename
+from exporter.runs import RunDir, Warn
+
+
+def build_export(
+    runs: Sequence[RunDir], *, owner: str, base: str, staging: Path, console: Console, strict: bool = False
+) -> BuiltExport:
+    """Write every bundle of this export under `staging/<owner>/`; returns what was built."""
+
+    def warn(message: str) -> None:
+        console.print(f"[yellow]warning:[/] {escape(message)}")
+
+    built = BuiltExport(owner=owner, base=base, runs=[], bundles=[], staging=staging)
+    captures_folder = built.bundle_folder(captures_repo(base))
+    timestamp = export_timestamp()
+    parquet_files: list[BundleFile] = []
+    with _run_progress(console) as progress:
+        for run in runs:
+            files = _export_run(run, captures_folder, timestamp, progress, warn=warn, strict=strict)
+            if files:
+                built.runs.append(run)
+                parquet_files += files
+            else:
+                built.skipped.append(run)
+                console.print(f"[dim]note:[/] {escape(run.run_id)}: no recorded calls, skipped")
+    if not built.runs:
+        raise UserError(
+            "no recorded calls in the given runs: nothing to export (`agentcap ls` shows the counts)"
+        )
+    agents = sorted({run.agent for run in built.runs if _trace_files(run)})
+    built.bundles.append(
+        write_bundle(
+            kind="captures",
+            name=captures_repo(base),
+            folder=captures_folder,
+            files=parquet_files,
+            card=captures_card(owner, base, agents),
+        )
+    )
+    built.bundles += [_traces_bundle(built, agent) for agent in agents]
+    return built
+
+
+def _run_progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+def _export_run(
+    run: RunDir, folder: Path, timestamp: str, progress: Progress, *, warn: Warn, strict: bool
+) -> list[BundleFile]:
+    size = run.captures_path.stat().st_size if run.captures_path.is_file() else 0
+    # Two passes over the file (index, then rows), so the bar counts its bytes twice.
+    task = progress.add_task(escape(run.run_id), total=2 * size)
+
+    def advance(count: int) -> None:
+        progress.advance(task, count)
+
+    index = index_run(run, strict=strict, warn=warn, progress=advance)
+    files = []
+    for key in sorted(index.groups):
+        group = index.groups[key]
+        name = parquet_filename(
+            agent=run.agent, model=group.model, provider=group.provider, timestamp=timestamp
+        )
+        write_group(run, group, folder / name, strict=strict, warn=warn, progress=advance)
+        files.append(BundleFile(path=name, run_id=run.run_id))
+    progress.update(task, completed=2 * size)
+    return files
+
+
+def _trace_files(run: RunDir) -> list[Path]:
+    """The run's regular trace files; symlinks are never followed (they could point anywhere)."""
+    if not run.traces_path.is_dir() or run.traces_path.is_symlink():
+        return []
+    return sorted(
+        path
+        for path in run.traces_path.rglob("*")
+        if path.is_file() and not _has_symlink(path, run.traces_path)
+    )
+
+
+def _has_symlink(path: Path, root: Path) -> bool:
+    return any(
+        part.is_symlink() for part in [path, *path.parents] if part != root and part.is_relative_to(root)
+    )
+
+
+def _traces_bundle(built: BuiltExport, agent: str) -> RepoBundle:
+    name = traces_repo(built.base, agent)
+    folder = built.bundle_folder(name)
+    files: list[BundleFile] = []
+    for run in built.runs:
+        if run.agent != agent:
+            continue
+        for source in _trace_files(run):
+            relative = f"traces/{run.run_id}/{source.relative_to(run.traces_path).as_posix()}"
+            (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, folder / relative)
+            files.append(BundleFile(path=relative, run_id=run.run_id))
+    return write_bundle(
+        kind="traces",
+        name=name,
+        folder=folder,
+        files=files,
+        card=traces_card(built.owner, built.base, agent),
+        agent=agent,
+    )

@@ -1,0 +1,439 @@
+"""Captures → parquet: the fast path from `captures.jsonl` to one parquet file per (model, upstream).
+
+Two streaming passes over the file, so memory stays flat however long the run is:
+
+1. `index_run` decodes every line into a small typed struct (msgspec skips the bodies without
+   building Python objects) and remembers, per (model, upstream) group, each call's `seq` and where
+   its line is. Malformed lines are reported here, once.
+2. `write_group` re-reads that group's lines in `seq` order (lines are in completion order, rows
+   must be in arrival order) and fills the columns. Request and response bodies are copied as the
+   raw JSON bytes the addon wrote (`msgspec.Raw`): they are already compact UTF-8 JSON, exactly
+   what the `request`/`response` columns hold, so nothing is parsed into objects or re-serialised.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from array import array
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+import pyarrow as pa
+
+from exporter import __version__
+from exporter.naming import provider_for
+from exporter.parquet_io import ROW_GROUP_BYTES, ParquetFileWriter
+from exporter.runs import Line, LinePolicy, RunDir, Warn, iter_lines, warn_on_stderr
+from exporter.schema import CAPTURE_SCHEMA_VERSION, CAPTURES_SCHEMA, DATASET_SCHEMA_VERSION
+
+BIG_TEXT_COLUMNS = ("request", "response", "usage", "error")
+PROMPT_PREVIEW_CHARS = 200
+MISSING = msgspec.Raw()  # an absent field: distinguishable from a JSON `null`
+
+Progress = Callable[[int], None]
+
+
+# --- typed views of a record -------------------------------------------------------------------
+
+
+class _RecordHead(msgspec.Struct, kw_only=True):
+    """Fields both passes need, validated on every line in pass 1."""
+
+    schema: str
+    request_id: str
+    seq: int
+    captured_at: float
+    task_id: str | None = None
+    turn: int | None = None
+    upstream_url: str | None = None
+    served_model: str | None = None
+    error: msgspec.Raw = MISSING
+
+
+class _ModelProbe(msgspec.Struct):
+    model: object = None
+
+
+class _IndexRequest(msgspec.Struct):
+    # A body is any JSON value; only an object can name a model.
+    body: _ModelProbe | list | str | int | float | bool | None = None
+
+
+class _IndexRecord(_RecordHead, kw_only=True):
+    request: _IndexRequest | None = None
+
+
+class _Message(msgspec.Struct):
+    status_code: int | None = None
+    stream: bool = False
+    body: msgspec.Raw = MISSING
+    body_text: str | None = None
+    body_base64: str | None = None
+    decode_error: str | None = None
+    raw: msgspec.Raw = MISSING
+    raw_base64: str | None = None
+
+
+class _Record(_RecordHead, kw_only=True):
+    api: str | None = None
+    transport: str = "http"
+    ttfb_ms: float | None = None
+    duration_ms: float | None = None
+    request: _Message | None = None
+    response: _Message | None = None
+    served_by: str | None = None
+    served_build_info: str | None = None
+    usage: msgspec.Raw = MISSING
+    websocket: msgspec.Raw = MISSING
+
+
+def _present(raw: msgspec.Raw) -> bool:
+    return len(raw) > 0 and bytes(raw) != b"null"
+
+
+def _decode_or_report(line: Line, kind: type[msgspec.Struct], policy: LinePolicy) -> msgspec.Struct | None:
+    """The line as `kind`, or None after reporting it; an unknown schema raises."""
+    try:
+        record = msgspec.json.decode(line.content, type=kind)
+    except msgspec.ValidationError as error:
+        generic = msgspec.json.decode(line.content)
+        if isinstance(generic, dict) and "schema" in generic:
+            policy.check_schema(line, generic["schema"])
+        policy.malformed(line, str(error))
+        return None
+    except msgspec.DecodeError as error:
+        policy.malformed(line, str(error))
+        return None
+    policy.check_schema(line, record.schema)  # type: ignore[attr-defined]
+    return record
+
+
+# --- pass 1: the index --------------------------------------------------------------------------
+
+
+@dataclass
+class CallGroup:
+    """The calls of one run that go into one parquet file."""
+
+    model: str
+    upstream_url: str
+    calls: list[tuple[int, int, int, int]] = field(default_factory=list)  # (seq, offset, length, line)
+    provider: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.provider = provider_for(self.upstream_url, self.model)
+
+
+@dataclass
+class RunIndex:
+    """What pass 1 learned about a run: enough for `agentcap ls` as well as for pass 2."""
+
+    groups: dict[tuple[str, str], CallGroup] = field(default_factory=dict)
+    calls: int = 0
+    errors: int = 0
+    skipped_lines: int = 0
+    tasks: set[str] = field(default_factory=set)
+    first_captured_at: float | None = None
+
+    @property
+    def models(self) -> list[str]:
+        return sorted({group.model for group in self.groups.values()})
+
+    @property
+    def upstreams(self) -> list[str]:
+        return sorted({group.upstream_url for group in self.groups.values()})
+
+
+def _model_of(record: _IndexRecord) -> str:
+    body = record.request.body if record.request else None
+    model = body.model if isinstance(body, _ModelProbe) else None
+    return model if isinstance(model, str) and model else (record.served_model or "")
+
+
+def index_run(
+    run: RunDir, *, strict: bool = False, warn: Warn = warn_on_stderr, progress: Progress | None = None
+) -> RunIndex:
+    policy = LinePolicy(run.captures_path, strict=strict, warn=warn)
+    index = RunIndex()
+    for line in iter_lines(run.captures_path):
+        if progress:
+            progress(len(line.content) + 1)
+        record = _decode_or_report(line, _IndexRecord, policy)
+        if not isinstance(record, _IndexRecord):
+            continue
+        key = (_model_of(record), record.upstream_url or "")
+        group = index.groups.setdefault(key, CallGroup(model=key[0], upstream_url=key[1]))
+        group.calls.append((record.seq, line.offset, len(line.content), line.number))
+        index.calls += 1
+        index.errors += _present(record.error)
+        if record.task_id:
+            index.tasks.add(record.task_id)
+        if index.first_captured_at is None or record.captured_at < index.first_captured_at:
+            index.first_captured_at = record.captured_at
+    index.skipped_lines = policy.skipped
+    return index
+
+
+# --- pass 2: rows ---------------------------------------------------------------------------------
+
+
+Piece = bytes | msgspec.Raw
+Member = tuple[bytes, Piece]  # (key, JSON value)
+
+
+class _TextColumn:
+    """A non-null string column built straight from byte pieces: no per-row Python strings."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.offsets = array("i", [0])
+
+    def append(self, *pieces: Piece) -> None:
+        for piece in pieces:
+            self.data += piece  # type: ignore[operator]  # Raw supports the buffer protocol
+        self.offsets.append(len(self.data))
+
+    def finish(self) -> pa.Array:
+        count = len(self.offsets) - 1
+        column = pa.StringArray.from_buffers(count, pa.py_buffer(self.offsets), pa.py_buffer(self.data))
+        column.validate(full=True)  # refuses invalid UTF-8 rather than writing it
+        return column
+
+
+def _json(value: object) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _object(*members: Member) -> tuple[Piece, ...]:
+    """`{"key":value,...}` as byte pieces; values (often megabytes of raw JSON) are not copied."""
+    pieces: list[Piece] = [b"{"]
+    for position, (key, value) in enumerate(members):
+        pieces += [b',"' if position else b'"', key, b'":', value]
+    pieces.append(b"}")
+    return tuple(pieces)
+
+
+def _error_member(record: _Record) -> tuple[Member, ...]:
+    return ((b"error", record.error),) if _present(record.error) else ()
+
+
+def _non_json_body(message: _Message) -> tuple[Member, ...]:
+    """A body that was not JSON, kept under the capture format's own field names."""
+    fields = (
+        (b"body_text", message.body_text),
+        (b"body_base64", message.body_base64),
+        (b"decode_error", message.decode_error),
+    )
+    return tuple((key, _json(value)) for key, value in fields if value is not None)
+
+
+def _request_pieces(record: _Record) -> tuple[Piece, ...]:
+    message = record.request
+    if message is None:
+        return (b"{}",)
+    if len(message.body):
+        return (message.body,)
+    return _object(*_non_json_body(message))
+
+
+def _response_pieces(record: _Record) -> tuple[Piece, ...]:
+    message = record.response
+    if len(record.websocket):
+        return _object((b"websocket", record.websocket))
+    if message is None:
+        return _object(*_error_member(record))
+    if message.stream:
+        text: Member = (
+            (b"raw", message.raw) if len(message.raw) else (b"raw_base64", _json(message.raw_base64 or ""))
+        )
+        return _object((b"stream", b"true"), text, *_error_member(record))
+    if len(message.body):
+        return (message.body,)
+    return _object(*_non_json_body(message), *_error_member(record))
+
+
+def _optional_json(raw: msgspec.Raw) -> bytes | None:
+    return bytes(raw) if _present(raw) else None
+
+
+@dataclass
+class TaskSummary:
+    """Per task in one file: the `tasks` footer entry (lets a browser label files from the footer)."""
+
+    id: str
+    turns: int | None = None
+    calls: int = 0
+    prompt: str = ""
+
+    def as_metadata(self) -> dict[str, object]:
+        return {"id": self.id, "turns": self.turns, "calls": self.calls, "prompt": self.prompt}
+
+
+def first_user_prompt(body: bytes | msgspec.Raw) -> str:
+    """The first user message's text (content parts joined), one line, at most 200 characters."""
+    try:
+        request = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return ""
+    if not isinstance(request, dict):
+        return ""
+    messages = request.get("messages") or request.get("input") or []
+    if isinstance(messages, str):
+        return " ".join(messages.split())[:PROMPT_PREVIEW_CHARS]
+    for message in messages if isinstance(messages, list) else []:
+        if isinstance(message, dict) and message.get("role") == "user":
+            return " ".join(_content_text(message.get("content")).split())[:PROMPT_PREVIEW_CHARS]
+    return ""
+
+
+def _content_text(content: object) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(
+            part.get("text", "")
+            for part in content
+            if isinstance(part, dict) and isinstance(part.get("text"), str)
+        )
+    return ""
+
+
+class _Batch:
+    """Rows of one row group, column by column."""
+
+    def __init__(self) -> None:
+        self.request = _TextColumn()
+        self.response = _TextColumn()
+        self.columns: dict[str, list[object]] = {
+            name: [] for name in CAPTURES_SCHEMA.names if name not in ("request", "response")
+        }
+
+    @property
+    def rows(self) -> int:
+        return len(self.columns["request_id"])
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.request.data) + len(self.response.data)
+
+    def add(self, record: _Record, group: CallGroup, run: RunDir) -> None:
+        response = record.response
+        self.request.append(*_request_pieces(record))
+        self.response.append(*_response_pieces(record))
+        values = {
+            "request_id": record.request_id,
+            "model": group.model,
+            "captured_at": round(record.captured_at * 1_000_000),
+            "task_id": record.task_id,
+            "turn": record.turn,
+            "served_by": record.served_by,
+            "served_build_info": record.served_build_info,
+            "served_model": record.served_model,
+            "provider": group.provider,
+            "upstream_url": group.upstream_url,
+            "run_id": run.run_id,
+            "agent": run.agent,
+            "seq": record.seq,
+            "api": record.api,
+            "stream": response.stream if response else None,
+            "status_code": response.status_code if response else None,
+            "ttfb_ms": record.ttfb_ms,
+            "duration_ms": record.duration_ms,
+            "usage": _optional_json(record.usage),
+            "error": _optional_json(record.error),
+        }
+        for name, value in values.items():
+            self.columns[name].append(value)
+
+    def table(self) -> pa.Table:
+        arrays = [
+            self.request.finish()
+            if name == "request"
+            else self.response.finish()
+            if name == "response"
+            else pa.array(self.columns[name], type=CAPTURES_SCHEMA.field(name).type)
+            for name in CAPTURES_SCHEMA.names
+        ]
+        return pa.Table.from_arrays(arrays, schema=CAPTURES_SCHEMA)
+
+
+def _records_in_seq_order(
+    run: RunDir, group: CallGroup, policy: LinePolicy, progress: Progress | None
+) -> Iterator[_Record]:
+    descriptor = os.open(run.captures_path, os.O_RDONLY)
+    try:
+        for _seq, offset, length, number in sorted(group.calls):
+            content = os.pread(descriptor, length, offset)
+            if progress:
+                progress(length + 1)
+            record = _decode_or_report(Line(number, offset, content, complete=True), _Record, policy)
+            if isinstance(record, _Record):
+                yield record
+    finally:
+        os.close(descriptor)
+
+
+@dataclass
+class WrittenFile:
+    path: Path
+    rows: int
+
+
+def write_group(
+    run: RunDir,
+    group: CallGroup,
+    path: Path,
+    *,
+    strict: bool = False,
+    warn: Warn = warn_on_stderr,
+    progress: Progress | None = None,
+) -> WrittenFile:
+    """One parquet file holding the group's calls sorted by `seq`, with the footer metadata."""
+    policy = LinePolicy(run.captures_path, strict=strict, warn=warn)
+    tasks: dict[str, TaskSummary] = {}
+    with ParquetFileWriter(
+        path, CAPTURES_SCHEMA, big_text_columns=BIG_TEXT_COLUMNS, sorted_by="seq"
+    ) as writer:
+        batch = _Batch()
+        for record in _records_in_seq_order(run, group, policy, progress):
+            if record.task_id:
+                _note_task(tasks, record)
+            batch.add(record, group, run)
+            if batch.nbytes >= ROW_GROUP_BYTES:
+                writer.write(batch.table())
+                batch = _Batch()
+        writer.write(batch.table())
+        writer.metadata = file_metadata(run, group, sorted(tasks.values(), key=lambda task: task.id))
+    return WrittenFile(path=path, rows=writer.rows)
+
+
+def _note_task(tasks: dict[str, TaskSummary], record: _Record) -> None:
+    task_id = record.task_id or ""
+    task = tasks.get(task_id)
+    if task is None:
+        # Records arrive in seq order, so this is the task's first request.
+        body = record.request.body if record.request else MISSING
+        task = tasks[task_id] = TaskSummary(id=task_id, prompt=first_user_prompt(body) if len(body) else "")
+    task.calls += 1
+    if record.turn is not None:
+        task.turns = max(task.turns or 0, record.turn)
+
+
+def file_metadata(run: RunDir, group: CallGroup, tasks: list[TaskSummary]) -> dict[str, str]:
+    """Footer key-value metadata: a browser can label a file from a ranged read of its footer."""
+    return {
+        "agent": run.agent,
+        "model": group.model,
+        "provider": group.provider,
+        "upstream_url": group.upstream_url,
+        "run_id": run.run_id,
+        "schema_version": DATASET_SCHEMA_VERSION,
+        "capture_schema": CAPTURE_SCHEMA_VERSION,
+        "exporter_version": f"agentcap {__version__}",
+        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "tasks": json.dumps([task.as_metadata() for task in tasks], ensure_ascii=False),
+    }

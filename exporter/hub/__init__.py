@@ -1,0 +1,20 @@
+"""Publishing an export to the Hugging Face Hub (`agentcap-export … --push OWNER/BASE`).
+
+Stages: `target` (the --push value, token and endpoint) → `remote` (what each repo holds) →
+`plan` (what one export changes in one repo) → `publish` (commits, collection, output), with
+`retry` for transient failures and one-line error messages.
+"""
+
+from exporter.hub.publish import PushSummary, RepoOutcome, publish_to_hub
+from exporter.hub.retry import Backoff
+from exporter.hub.target import PushTarget, connect_hub, parse_push_target
+
+__all__ = [
+    "Backoff",
+    "PushSummary",
+    "PushTarget",
+    "RepoOutcome",
+    "connect_hub",
+    "parse_push_target",
+    "publish_to_hub",
+]

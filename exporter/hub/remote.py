@@ -1,0 +1,117 @@
+"""What a dataset repo already holds: its head, its files, and which run each data file came from.
+
+Runs are found three ways, cheapest first, so repos we did not write (or whose index a user
+deleted) are still understood:
+1. the index file this exporter keeps in every repo (`.agentcap/index.json`, run id → files),
+   updated in the same commit as the files it lists, so it is never out of step with them;
+2. the path: trace files live under `traces/<run-id>/`;
+3. the parquet footer: every captures file records `run_id` in its key-value metadata (read with
+   ranged requests, a few KB per file, only for files the index does not list).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow.parquet as pq
+from huggingface_hub import HfApi, HfFileSystem
+from huggingface_hub.errors import RepositoryNotFoundError
+from huggingface_hub.hf_api import RepoFile
+
+from exporter.bundle import CARD_FILE
+
+INDEX_PATH = ".agentcap/index.json"
+INDEX_SCHEMA = "agentcap.hub-index/1"
+TRACES_PREFIX = "traces/"
+FOOTER_READERS = 8
+
+
+@dataclass
+class RemoteRepo:
+    repo_id: str
+    exists: bool
+    private: bool | None = None
+    sha: str | None = None
+    files: dict[str, int] = field(default_factory=dict)  # path -> size at `sha`
+    runs: dict[str, list[str]] = field(default_factory=dict)  # run id -> its files at `sha`
+    known: bool = True  # False when the state could not be read (offline dry run): assume empty
+
+    @property
+    def has_card(self) -> bool:
+        return CARD_FILE in self.files
+
+
+def unknown_remote(repo_id: str) -> RemoteRepo:
+    return RemoteRepo(repo_id, exists=False, known=False)
+
+
+def read_remote(api: HfApi, repo_id: str, *, warn: Callable[[str], None]) -> RemoteRepo:
+    """Read-only: head sha, file listing at that sha, and the run → files map."""
+    try:
+        info = api.repo_info(repo_id, repo_type="dataset")
+    except RepositoryNotFoundError:
+        return RemoteRepo(repo_id, exists=False)
+    sha = info.sha
+    tree = api.list_repo_tree(repo_id, repo_type="dataset", recursive=True, revision=sha)
+    files = {entry.path: entry.size for entry in tree if isinstance(entry, RepoFile)}
+    index = _read_index(api, repo_id, sha, warn=warn) if INDEX_PATH in files else {}
+    owners = {path: run for run, paths in index.items() for path in paths if path in files}
+    for path in files:
+        if path not in owners and path.startswith(TRACES_PREFIX) and path.count("/") >= 2:
+            owners[path] = path.split("/", 2)[1]
+    unattributed = [path for path in files if path not in owners and path.endswith(".parquet")]
+    owners |= _runs_from_footers(api, repo_id, sha, unattributed, warn=warn)
+    runs: dict[str, list[str]] = {}
+    for path, run in sorted(owners.items()):
+        runs.setdefault(run, []).append(path)
+    return RemoteRepo(repo_id, exists=True, private=info.private, sha=sha, files=files, runs=runs)
+
+
+def index_document(runs: dict[str, list[str]], *, exporter_version: str) -> bytes:
+    """The index file's bytes: stable order so an unchanged index is an unchanged blob."""
+    document = {
+        "schema": INDEX_SCHEMA,
+        "written_by": f"agentcap {exporter_version}",
+        "runs": {run: {"files": sorted(paths)} for run, paths in sorted(runs.items())},
+    }
+    return (json.dumps(document, indent=1, ensure_ascii=False) + "\n").encode()
+
+
+def _filesystem(api: HfApi) -> HfFileSystem:
+    return HfFileSystem(endpoint=api.endpoint, token=api.token, skip_instance_cache=True)
+
+
+def _read_index(api: HfApi, repo_id: str, sha: str, *, warn: Callable[[str], None]) -> dict[str, list[str]]:
+    try:
+        document: Any = json.loads(_filesystem(api).read_bytes(f"datasets/{repo_id}@{sha}/{INDEX_PATH}"))
+        runs = document["runs"] if document.get("schema") == INDEX_SCHEMA else {}
+        return {str(run): [str(path) for path in entry["files"]] for run, entry in runs.items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        warn(f"{repo_id}: ignoring unreadable {INDEX_PATH} ({error}); finding runs from paths and footers")
+        return {}
+
+
+def _runs_from_footers(
+    api: HfApi, repo_id: str, sha: str, paths: Iterable[str], *, warn: Callable[[str], None]
+) -> dict[str, str]:
+    paths = list(paths)
+    if not paths:
+        return {}
+    filesystem = _filesystem(api)
+
+    def run_of(path: str) -> tuple[str, str | None]:
+        try:
+            with filesystem.open(f"datasets/{repo_id}@{sha}/{path}", "rb", block_size=64 * 1024) as handle:
+                metadata = pq.ParquetFile(handle).metadata.metadata or {}
+        except ValueError as error:  # not parquet, or no footer: not ours to manage. HTTP errors propagate.
+            warn(f"{repo_id}: cannot read the parquet footer of {path} ({error}); leaving it alone")
+            return path, None
+        run = metadata.get(b"run_id")
+        return path, run.decode() if run else None
+
+    with ThreadPoolExecutor(max_workers=min(FOOTER_READERS, len(paths))) as pool:
+        return {path: run for path, run in pool.map(run_of, paths) if run}

@@ -1,0 +1,236 @@
+"""One recorded call as the browser shows it, whether it came from a run or a parquet row.
+
+A long run resends its whole history on every call, so a 1 GB run holds only a few MB of
+distinct messages. Calls keep their messages as ids into a shared `MessageStore`: each distinct
+message is held once, and the request bodies are dropped as soon as they are read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from typing import Any
+
+import msgspec
+
+from exporter.inspect.delta import Delta, delta, message_key
+from exporter.wire import DecodedResponse, decode_record, request_messages
+
+REDACTED_PREFIX = "<redacted:"
+
+
+class MessageStore:
+    """Distinct messages by digest, shared by every call of a source."""
+
+    def __init__(self) -> None:
+        self._messages: dict[bytes, dict[str, Any]] = {}
+        self._keys: dict[bytes, bytes] = {}
+
+    def add(self, messages: list[dict[str, Any]]) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
+        """(ids, comparison keys) of `messages`, storing the ones not seen yet."""
+        ids, keys = [], []
+        for message in messages:
+            digest = hashlib.blake2b(msgspec.json.encode(message, order="sorted"), digest_size=16).digest()
+            if digest not in self._messages:
+                self._messages[digest] = message
+                self._keys[digest] = message_key(message)
+            ids.append(digest)
+            keys.append(self._keys[digest])
+        return tuple(ids), tuple(keys)
+
+    def get(self, ids: tuple[bytes, ...]) -> list[dict[str, Any]]:
+        return [self._messages[digest] for digest in ids]
+
+
+@dataclass(eq=False)
+class Call:
+    request_id: str
+    seq: int | None
+    run_id: str | None
+    agent: str | None
+    task_id: str | None
+    turn: int | None
+    api: str | None
+    model: str
+    served_model: str | None
+    captured_at: float | None
+    status_code: int | None
+    error: dict[str, Any] | None
+    ttfb_ms: float | None
+    duration_ms: float | None
+    request_size: int | None
+    response_size: int | None
+    stream: bool
+    upstream_url: str | None
+    usage: dict[str, Any] | None
+    response: Any  # what `wire.decode_response` takes
+    websocket: dict[str, Any] | None
+    request_headers: list[list[str]] | None  # None: the source does not keep headers (parquet)
+    response_headers: list[list[str]] | None
+    store: MessageStore
+    message_ids: tuple[bytes, ...]
+    message_keys: tuple[bytes, ...]
+    line: int | None = None  # line in captures.jsonl, to match scan findings
+    index: int = 0  # 1-based position among the calls of its run and task
+    change: Delta = field(default_factory=lambda: Delta(0, 0, 0, first=True))
+    findings: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def loc(self) -> str:
+        return f"{self.task_id or '-'}.{self.index}"
+
+    @property
+    def short_id(self) -> str:
+        return self.request_id[:8]
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.error) or self.status_code is None or self.status_code >= 400
+
+    @property
+    def status(self) -> str:
+        if self.error:
+            return str(self.error.get("kind") or "error")
+        return str(self.status_code) if self.status_code is not None else "-"
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return self.store.get(self.message_ids)
+
+    @property
+    def new_messages(self) -> list[dict[str, Any]]:
+        return self.messages[self.change.kept :]
+
+    @property
+    def redacted_headers(self) -> list[str] | None:
+        if self.request_headers is None and self.response_headers is None:
+            return None
+        headers = [*(self.request_headers or []), *(self.response_headers or [])]
+        return sorted({str(name) for name, value, *_ in headers if str(value).startswith(REDACTED_PREFIX)})
+
+    @cached_property
+    def decoded(self) -> DecodedResponse:
+        return decode_record(
+            {"api": self.api, "response": self.response, "websocket": self.websocket, "error": self.error}
+        )
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any], store: MessageStore, line: int | None = None) -> Call:
+        """From a `captures.jsonl` record (docs/capture-format.md)."""
+        request = _obj(record.get("request"))
+        response = record.get("response") if isinstance(record.get("response"), dict) else None
+        body = _obj(request.get("body"))
+        ids, keys = store.add(request_messages(body, record.get("api")))
+        return cls(
+            request_id=str(record.get("request_id") or ""),
+            seq=_int(record.get("seq")),
+            run_id=record.get("run_id"),
+            agent=record.get("agent"),
+            task_id=record.get("task_id"),
+            turn=_int(record.get("turn")),
+            api=record.get("api"),
+            model=_model(body, record.get("served_model")),
+            served_model=record.get("served_model"),
+            captured_at=_float(record.get("captured_at")),
+            status_code=_int(response.get("status_code")) if response else None,
+            error=_obj(record.get("error")) or None,
+            ttfb_ms=_float(record.get("ttfb_ms")),
+            duration_ms=_float(record.get("duration_ms")),
+            request_size=_int(request.get("size")),
+            response_size=_int(response.get("size")) if response else None,
+            stream=bool(response and response.get("stream")),
+            upstream_url=record.get("upstream_url"),
+            usage=_obj(record.get("usage")) or None,
+            response=response,
+            websocket=_obj(record.get("websocket")) or None,
+            request_headers=request.get("headers") if isinstance(request.get("headers"), list) else [],
+            response_headers=response.get("headers")
+            if response and isinstance(response.get("headers"), list)
+            else [],
+            store=store,
+            message_ids=ids,
+            message_keys=keys,
+            line=line,
+        )
+
+    @classmethod
+    def from_parquet_row(cls, row: dict[str, Any], store: MessageStore) -> Call:
+        """From a row of the captures parquet schema (exporter/schema.py): JSON strings for bodies."""
+        body = _obj(_loads(row.get("request")))
+        response = _loads(row.get("response"))
+        websocket = _obj(response).get("websocket") if isinstance(response, dict) else None
+        ids, keys = store.add(request_messages(body, row.get("api")))
+        captured = row.get("captured_at")
+        return cls(
+            request_id=str(row.get("request_id") or ""),
+            seq=_int(row.get("seq")),
+            run_id=row.get("run_id"),
+            agent=row.get("agent"),
+            task_id=row.get("task_id"),
+            turn=_int(row.get("turn")),
+            api=row.get("api"),
+            model=str(row.get("model") or _model(body, row.get("served_model"))),
+            served_model=row.get("served_model"),
+            captured_at=captured.timestamp() if isinstance(captured, datetime) else _float(captured),
+            status_code=_int(row.get("status_code")),
+            error=_obj(_loads(row.get("error"))) or None,
+            ttfb_ms=_float(row.get("ttfb_ms")),
+            duration_ms=_float(row.get("duration_ms")),
+            request_size=len(row["request"].encode()) if isinstance(row.get("request"), str) else None,
+            response_size=len(row["response"].encode()) if isinstance(row.get("response"), str) else None,
+            stream=bool(row.get("stream")),
+            upstream_url=row.get("upstream_url"),
+            usage=_obj(_loads(row.get("usage"))) or None,
+            response=None if websocket else response,
+            websocket=_obj(websocket) or None,
+            request_headers=None,
+            response_headers=None,
+            store=store,
+            message_ids=ids,
+            message_keys=keys,
+        )
+
+
+def label_calls(calls: list[Call]) -> list[Call]:
+    """Sort by run and arrival, then number each task's calls and label their deltas."""
+    ordered = sorted(
+        calls, key=lambda c: (c.run_id or "", c.seq if c.seq is not None else 0, c.captured_at or 0)
+    )
+    previous: dict[tuple[str | None, str | None], tuple[bytes, ...]] = {}
+    counts: dict[tuple[str | None, str | None], int] = defaultdict(int)
+    for call in ordered:
+        chain = (call.run_id, call.task_id)
+        counts[chain] += 1
+        call.index = counts[chain]
+        call.change = delta(previous.get(chain), call.message_keys)
+        previous[chain] = call.message_keys
+    return ordered
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _loads(text: Any) -> Any:
+    if not isinstance(text, str):
+        return None
+    try:
+        return msgspec.json.decode(text)
+    except msgspec.DecodeError:
+        return {"unparsed": text}
+
+
+def _model(body: dict[str, Any], served_model: Any) -> str:
+    model = body.get("model")
+    return model if isinstance(model, str) and model else str(served_model or "")

@@ -1,0 +1,211 @@
+"""`agentcap inspect [TARGET]`: browse runs, parquet files and Hub datasets call by call."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import click
+import msgspec
+from rich.console import Console
+from rich.table import Table
+
+from exporter.errors import UserError
+from exporter.inspect.hub import HF_DATASET_PREFIX, HubSource
+from exporter.inspect.rows import COLUMNS, Row, call_rows, file_rows, row_json, run_rows
+from exporter.inspect.sources import ParquetSource, RunsDirSource, RunSource
+from exporter.runs import RUNS_DIR_ENV, RunDir, default_runs_dir, is_run_dir, iter_lines, list_runs
+
+REQUEST_ID_PREFIX = re.compile(r"^[0-9a-f]{6,32}$")
+DATASET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+TARGET_FORMS = (
+    "nothing (the runs dir), a runs dir, a run directory or run id, a .parquet file, "
+    "hf://datasets/OWNER/NAME (or OWNER/NAME), or a request-id prefix (6+ hex digits)"
+)
+MATCHES_LISTED = 5
+
+Source = RunsDirSource | RunSource | ParquetSource | HubSource
+
+
+@click.command("inspect")
+@click.argument("target", required=False)
+@click.option(
+    "--runs-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    envvar=RUNS_DIR_ENV,
+    default=None,
+    help=f"Where runs live (default: runs, or ${RUNS_DIR_ENV}); also where request ids are looked up.",
+)
+@click.option(
+    "--print", "print_table", is_flag=True, help="Print the target's first level as a table and exit."
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the target's first level as JSON lines and exit."
+)
+@click.option("--rid", is_flag=True, help="Pick a call (Enter) and print its full request id, for rid=$(…).")
+@click.option(
+    "--scan-report",
+    "scan_reports",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A scan-report.json to show findings from (default: looked for in the run and runs dirs).",
+)
+@click.option("--revision", default=None, help="Hub datasets: the branch, tag or commit to read.")
+def inspect_command(
+    target: str | None,
+    runs_dir: Path | None,
+    print_table: bool,
+    as_json: bool,
+    rid: bool,
+    scan_reports: tuple[Path, ...],
+    revision: str | None,
+) -> None:
+    """Browse recorded calls: runs → calls → messages, with a live filter and a preview.
+
+    TARGET is nothing (the runs dir), a runs dir, a run directory or run id, a .parquet file,
+    hf://datasets/OWNER/NAME (also OWNER/NAME), or a request-id prefix, which prints that
+    call's request. Enter drills in, Esc goes back, ctrl+f shows only failed calls.
+    """
+    if print_table and as_json:
+        raise UserError("--print and --json both print the first level; pick one")
+    runs_dir = runs_dir or default_runs_dir()
+    reports = list(scan_reports)
+    source = resolve_source(target, runs_dir=runs_dir, reports=reports, revision=revision)
+    if source is None:  # a request id: printed, nothing to browse
+        print_request(lookup_request(target or "", runs_dir), as_json=as_json)
+        return
+    if print_table or as_json:
+        rows = first_level_rows(source)
+        if as_json:
+            for row in rows:
+                click.echo(json.dumps(row_json(row), ensure_ascii=False))
+        else:
+            print_rows(source.first_level, rows)
+        return
+    browse(source, pick_rid=rid)
+
+
+def resolve_source(
+    target: str | None, *, runs_dir: Path, reports: list[Path], revision: str | None
+) -> Source | None:
+    """What TARGET names, tried in a fixed order; None for a request-id prefix."""
+    if target is None:
+        if not runs_dir.is_dir():
+            raise UserError(f"no runs dir {runs_dir}; record a run first, or pass {TARGET_FORMS}")
+        return RunsDirSource(runs_dir, reports)
+    path = Path(target)
+    if target.endswith(".parquet"):
+        if not path.is_file():
+            raise UserError(f"{target}: no such parquet file")
+        return ParquetSource(path)
+    if target.startswith(HF_DATASET_PREFIX):
+        return hub_source(target[len(HF_DATASET_PREFIX) :], revision)
+    if path.is_dir():
+        if is_run_dir(path):
+            return RunSource(RunDir.load(path), reports)
+        if list_runs(path):
+            return RunsDirSource(path, reports)
+        raise UserError(f"{target}: directory holds no runs; pass {TARGET_FORMS}")
+    if "/" not in target and is_run_dir(runs_dir / target):
+        return RunSource(RunDir.load(runs_dir / target), reports)
+    if REQUEST_ID_PREFIX.match(target):
+        return None
+    if DATASET_ID.match(target) and not path.exists():
+        return hub_source(target, revision)
+    raise UserError(f"{target}: not a run, file, dataset or request id; pass {TARGET_FORMS}")
+
+
+def hub_source(repo: str, revision: str | None) -> HubSource:
+    from exporter.hub.target import connect_hub  # the Hub client only when a Hub target is used
+
+    repo, _, at = repo.strip("/").partition("@")
+    if not DATASET_ID.match(repo):
+        raise UserError(f"hf://datasets/{repo}: expected hf://datasets/OWNER/NAME")
+    return HubSource(connect_hub(require_token=False), repo, revision=revision or at or None)
+
+
+def first_level_rows(source: Source) -> list[Row]:
+    if isinstance(source, RunsDirSource):
+        return run_rows(source.entries())
+    if isinstance(source, HubSource):
+        files = source.entries()
+        source.read_footers(files)
+        return file_rows(files)
+    return call_rows(source.calls())
+
+
+def print_rows(kind: str, rows: list[Row]) -> None:
+    table = Table(box=None, pad_edge=False)
+    for column in COLUMNS[kind]:
+        table.add_column(
+            column, no_wrap=True, overflow="ellipsis", max_width=80 if column == "SUMMARY" else None
+        )
+    for row in rows:
+        table.add_row(*row.cells, style="red" if row.failed else None)
+    Console(soft_wrap=False).print(table)
+
+
+def browse(source: Source, *, pick_rid: bool) -> None:
+    from huggingface_hub.utils import disable_progress_bars
+
+    from exporter.inspect.app import InspectApp  # Textual loads only for the picker
+
+    disable_progress_bars()  # a download's progress bar would draw over the picker
+    app = InspectApp(source, pick_rid=pick_rid)
+    chosen = app.run()
+    if app.failure:
+        raise UserError(app.failure)
+    if pick_rid:
+        if not chosen:
+            raise click.exceptions.Exit(1)  # nothing picked: let `rid=$(…) || …` notice
+        click.echo(chosen)
+
+
+# ---------------------------------------------------------------- request ids
+
+
+class _RequestId(msgspec.Struct):
+    request_id: str = ""
+
+
+def lookup_request(prefix: str, runs_dir: Path) -> dict[str, Any]:
+    """The record whose request id is `prefix` or starts with it; one-line errors otherwise."""
+    matches: list[tuple[RunDir, bytes]] = []
+    for run in list_runs(runs_dir):
+        for line in iter_lines(run.captures_path):
+            try:
+                request_id = msgspec.json.decode(line.content, type=_RequestId).request_id
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                continue
+            if request_id == prefix:
+                return msgspec.json.decode(line.content)
+            if request_id.startswith(prefix):
+                matches.append((run, line.content))
+    if len(matches) == 1:
+        return msgspec.json.decode(matches[0][1])
+    if not matches:
+        raise UserError(f"{prefix}: no call with that request id in {runs_dir}; pass {TARGET_FORMS}")
+    listed = ", ".join(
+        f"{msgspec.json.decode(content, type=_RequestId).request_id} ({run.run_id})"
+        for run, content in matches[:MATCHES_LISTED]
+    )
+    more = f" and {len(matches) - MATCHES_LISTED} more" if len(matches) > MATCHES_LISTED else ""
+    raise UserError(
+        f"{prefix}: request id prefix matches {len(matches)} calls: {listed}{more}; type more of it"
+    )
+
+
+def print_request(record: dict[str, Any], *, as_json: bool) -> None:
+    """The call's request: the body as sent (pretty JSON), or with --json the whole record on one line."""
+    if as_json:
+        click.echo(json.dumps(record, ensure_ascii=False))
+        return
+    request = record.get("request") if isinstance(record.get("request"), dict) else {}
+    for key in ("body", "body_text", "body_base64"):
+        if key in request:
+            body = request[key]
+            click.echo(json.dumps(body, ensure_ascii=False, indent=2) if key == "body" else body)
+            return
+    click.echo("(the request had no body)")

@@ -1,0 +1,73 @@
+"""Names: slugs, the provider behind an upstream URL, and parquet file names."""
+
+import ipaddress
+import re
+import secrets
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+_OUTSIDE_SLUG = re.compile(r"[^A-Za-z0-9._-]")
+_REPEATED_DASH = re.compile(r"-{2,}")
+
+# Hosts whose provider is not their second-level label (first match wins, as in the reference).
+KNOWN_PROVIDERS: dict[str, str] = {
+    "router.huggingface.co": "hf-router",
+    "api.openai.com": "openai",
+    "api.together.xyz": "together",
+    "api.anthropic.com": "anthropic",
+    "api.cerebras.ai": "cerebras",
+    "api.fireworks.ai": "fireworks",
+    "api.groq.com": "groq",
+}
+
+
+def slug(text: str) -> str:
+    """A file-name-safe part: org prefix dropped, `[^A-Za-z0-9._-]` → `-`, repeats collapsed, ends trimmed.
+
+    `org/gemma-4-E4B-it` → `gemma-4-E4B-it`; `--weird--` → `weird`; an empty result becomes `x`.
+    """
+    last = text.rsplit("/", 1)[-1]
+    cleaned = _REPEATED_DASH.sub("-", _OUTSIDE_SLUG.sub("-", last)).strip("-_.")
+    return cleaned or "x"
+
+
+def provider_for(upstream_url: str | None, model: str | None = None) -> str:
+    """The provider behind an upstream: a known host, `local` for loopback/private, else its domain label."""
+    host = (urlsplit(upstream_url or "").hostname or "").lower().strip("[]")
+    if not host:
+        return "unknown"
+    provider = KNOWN_PROVIDERS.get(host) or _provider_for_host(host)
+    # The HF router picks a sub-provider from a `model:provider` suffix; keep that distinction.
+    if provider == "hf-router" and model and ":" in model:
+        provider = f"hf-router/{model.split(':', 1)[1]}"
+    return provider
+
+
+def _provider_for_host(host: str) -> str:
+    if host in ("localhost", "::1") or host.endswith(".localhost"):
+        return "local"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        labels = host.split(".")
+        return labels[-2] if len(labels) >= 2 else labels[0]
+    if address.is_loopback or address.is_private or address.is_link_local:
+        return "local"
+    return host
+
+
+def export_timestamp(now: datetime | None = None) -> str:
+    """The UTC timestamp part of file names, minted once per export: `20261121T081500`."""
+    return (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S")
+
+
+def parquet_filename(*, agent: str, model: str, provider: str, timestamp: str, kind: str = "train") -> str:
+    """`data/train-<agent>-<model>-<provider>-<utc>-<hex>.parquet`; unknown (empty) parts are left out.
+
+    The random hex keeps two files of one export (or two exports in the same second) apart.
+    """
+    # The model's org is dropped by slug(); the provider's `hf-router/<sub>` keeps both halves.
+    named = (agent, model, provider.replace("/", "-"))
+    parts = [kind, *(slug(part) for part in named if part)]
+    parts += [timestamp, secrets.token_hex(3)]
+    return "data/" + "-".join(parts) + ".parquet"

@@ -1,0 +1,67 @@
+"""Streaming a JSONL session file line by line, tolerating garbage lines and a cut final line."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+
+
+@dataclass(slots=True)
+class LineScan:
+    """What reading a file noticed: skipped lines (as warnings) and a cut final line."""
+
+    warnings: list[str] = field(default_factory=list)
+    is_partial: bool = False
+    good_lines: int = 0
+
+
+def scan_jsonl[T](path: Path, decoder: msgspec.json.Decoder[T], scan: LineScan) -> Iterator[tuple[int, T]]:
+    """Yield (line number, decoded line); bad lines become warnings instead of errors.
+
+    A last line without a newline that does not decode is what a killed writer leaves: it marks the
+    scan partial rather than broken.
+    """
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, 1):
+            if line.isspace() or not line:
+                continue
+            try:
+                value = decoder.decode(line)
+            except msgspec.ValidationError as error:
+                scan.warnings.append(f"line {number}: unexpected shape ({error})")
+                continue
+            except msgspec.DecodeError:
+                if not line.endswith(b"\n"):
+                    scan.is_partial = True
+                    scan.warnings.append(f"line {number}: cut short (partial final line)")
+                else:
+                    scan.warnings.append(f"line {number}: not valid JSON")
+                continue
+            scan.good_lines += 1
+            yield number, value
+
+
+def read_head_objects(path: Path, limit: int = 4, max_bytes: int = 1 << 20) -> list[dict]:
+    """The first `limit` JSON objects of a file (for format detection); stops at the first bad line."""
+    objects: list[dict] = []
+    try:
+        with path.open("rb") as handle:
+            while len(objects) < limit:
+                line = handle.readline(max_bytes)
+                if not line:
+                    break
+                if line.isspace():
+                    continue
+                try:
+                    value = msgspec.json.decode(line)
+                except msgspec.DecodeError:
+                    break
+                if not isinstance(value, dict):
+                    break
+                objects.append(value)
+    except OSError:
+        return []
+    return objects

@@ -1,0 +1,342 @@
+"""The normalized rollout row shared by every format: message dicts, usage, the row and its Arrow schema.
+
+A rollout is one conversation (a session, or a subagent run inside one) rebuilt from an agent's native
+trace. Columns follow DataDesigner's `NormalizedAgentRolloutRecord` (same names, same meaning) plus
+model, usage, titles and parse diagnostics. Every key is always present (null when unknown), so every
+file and every batch shares one fixed Arrow schema.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import pyarrow as pa
+
+# Claude Code writes this model name on messages it made up itself (API errors, interrupts).
+SYNTHETIC_MODELS = frozenset({"<synthetic>"})
+
+_TIMESTAMP = pa.timestamp("ms", tz="UTC")
+_TOOL_CALL = pa.struct(
+    [
+        ("id", pa.string()),
+        ("type", pa.string()),
+        ("function", pa.struct([("name", pa.string()), ("arguments", pa.string())])),
+    ]
+)
+MESSAGE_TYPE = pa.struct(
+    [
+        ("role", pa.string()),
+        ("content", pa.string()),
+        ("reasoning_content", pa.string()),
+        ("tool_calls", pa.list_(_TOOL_CALL)),
+        ("tool_call_id", pa.string()),
+        ("name", pa.string()),
+        ("timestamp", _TIMESTAMP),
+        ("model", pa.string()),
+        ("is_meta", pa.bool_()),
+        ("is_error", pa.bool_()),
+    ]
+)
+USAGE_TYPE = pa.struct(
+    [
+        ("input_tokens", pa.int64()),
+        ("output_tokens", pa.int64()),
+        ("cache_read_tokens", pa.int64()),
+        ("cache_write_tokens", pa.int64()),
+        ("reasoning_tokens", pa.int64()),
+        ("total_tokens", pa.int64()),
+        ("cost_usd", pa.float64()),
+    ]
+)
+ROLLOUT_SCHEMA = pa.schema(
+    [
+        ("trace_id", pa.string()),
+        ("agent", pa.string()),
+        ("agent_version", pa.string()),
+        ("source_kind", pa.string()),
+        ("source_path", pa.string()),
+        ("session_id", pa.string()),
+        ("root_session_id", pa.string()),
+        ("parent_session_id", pa.string()),
+        ("agent_id", pa.string()),
+        ("is_sidechain", pa.bool_()),
+        ("title", pa.string()),
+        ("cwd", pa.string()),
+        ("project_path", pa.string()),
+        ("git_branch", pa.string()),
+        ("model", pa.string()),
+        ("models", pa.list_(pa.string())),
+        ("provider", pa.string()),
+        ("started_at", _TIMESTAMP),
+        ("ended_at", _TIMESTAMP),
+        ("messages", pa.list_(MESSAGE_TYPE)),
+        ("message_count", pa.int32()),
+        ("turn_count", pa.int32()),
+        ("tool_call_count", pa.int32()),
+        ("tool_error_count", pa.int32()),
+        ("first_user_message", pa.string()),
+        ("final_assistant_message", pa.string()),
+        ("usage", USAGE_TYPE),
+        ("branch_policy", pa.string()),
+        ("is_partial", pa.bool_()),
+        ("parse_warnings", pa.list_(pa.string())),
+        ("source_meta", pa.string()),
+    ]
+)
+ROW_COLUMNS: tuple[str, ...] = tuple(ROLLOUT_SCHEMA.names)
+MESSAGE_KEYS: tuple[str, ...] = tuple(f.name for f in MESSAGE_TYPE)
+USAGE_KEYS: tuple[str, ...] = tuple(f.name for f in USAGE_TYPE)
+
+# Warnings kept per rollout; a pathological file would otherwise carry thousands of them.
+MAX_WARNINGS = 50
+
+
+def make_message(
+    role: str,
+    content: str = "",
+    *,
+    reasoning_content: str | None = None,
+    tool_calls: list[dict[str, Any]] | None = None,
+    tool_call_id: str | None = None,
+    name: str | None = None,
+    timestamp: datetime | None = None,
+    model: str | None = None,
+    is_meta: bool = False,
+    is_error: bool | None = None,
+) -> dict[str, Any]:
+    """An OpenAI-style message with every key present (`tool_calls` is a list, maybe empty)."""
+    return {
+        "role": role,
+        "content": content,
+        "reasoning_content": reasoning_content or None,
+        "tool_calls": tool_calls if tool_calls is not None else [],
+        "tool_call_id": tool_call_id,
+        "name": name,
+        "timestamp": timestamp,
+        "model": model,
+        "is_meta": is_meta,
+        "is_error": is_error,
+    }
+
+
+def make_tool_call(call_id: str | None, name: str | None, arguments: Any) -> dict[str, Any]:
+    """An OpenAI tool call; `arguments` becomes a JSON string whatever the agent stored."""
+    return {
+        "id": call_id,
+        "type": "function",
+        "function": {"name": name or "", "arguments": arguments_json(arguments)},
+    }
+
+
+def arguments_json(value: Any) -> str:
+    """Tool arguments as a JSON string: strings are kept verbatim (already what the model emitted)."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return "{}"
+    return to_json(value)
+
+
+def to_json(value: Any) -> str:
+    """Compact JSON text keeping non-ASCII characters; falls back to `json` for odd keys."""
+    try:
+        return msgspec.json.encode(value).decode()
+    except (TypeError, msgspec.EncodeError):
+        return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def join_text(parts: list[str]) -> str:
+    """Text blocks joined the way a reader sees them: separated by a blank line."""
+    return "\n\n".join(part for part in parts if part)
+
+
+def as_int(value: Any) -> int | None:
+    """An int from a counter field, or None for anything that is not a plain number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return int(value)
+
+
+def as_float(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def as_str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token and cost totals; None means the source did not record that counter."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    total_tokens: int | None = None
+    cost_usd: float | None = None
+
+    def add(self, other: Usage) -> None:
+        for key in USAGE_KEYS:
+            theirs = getattr(other, key)
+            if theirs is not None:
+                mine = getattr(self, key)
+                setattr(self, key, theirs if mine is None else mine + theirs)
+
+    def as_row(self) -> dict[str, Any]:
+        row = {key: getattr(self, key) for key in USAGE_KEYS}
+        if row["total_tokens"] is None and (self.input_tokens is not None or self.output_tokens is not None):
+            row["total_tokens"] = (
+                (self.input_tokens or 0)
+                + (self.output_tokens or 0)
+                + (self.cache_read_tokens or 0)
+                + (self.cache_write_tokens or 0)
+            )
+        return row
+
+
+@dataclass(slots=True)
+class Rollout:
+    """One conversation as a parser rebuilt it; `to_row()` adds the derived columns."""
+
+    agent: str
+    source_kind: str
+    source_path: str
+    session_id: str
+    messages: list[dict[str, Any]]
+    trace_id: str = ""
+    root_session_id: str | None = None
+    parent_session_id: str | None = None
+    agent_id: str | None = None
+    is_sidechain: bool = False
+    agent_version: str | None = None
+    title: str | None = None
+    cwd: str | None = None
+    project_path: str | None = None
+    git_branch: str | None = None
+    model: str | None = None
+    models: list[str] = field(default_factory=list)
+    provider: str | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    usage: Usage = field(default_factory=Usage)
+    branch_policy: str = "file_order"
+    is_partial: bool = False
+    parse_warnings: list[str] = field(default_factory=list)
+    source_meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_row(self) -> dict[str, Any]:
+        messages = self.messages
+        timestamps = [m["timestamp"] for m in messages if m["timestamp"] is not None]
+        if self.started_at is not None:
+            timestamps.append(self.started_at)
+        if self.ended_at is not None:
+            timestamps.append(self.ended_at)
+        models = list(self.models)
+        for message in messages:
+            model = message["model"]
+            if (
+                message["role"] == "assistant"
+                and model
+                and model not in SYNTHETIC_MODELS
+                and model not in models
+            ):
+                models.append(model)
+        warnings = self.parse_warnings
+        if len(warnings) > MAX_WARNINGS:
+            warnings = [*warnings[:MAX_WARNINGS], f"... and {len(warnings) - MAX_WARNINGS} more warnings"]
+        return {
+            "trace_id": self.trace_id or f"{self.agent}:{self.session_id}",
+            "agent": self.agent,
+            "agent_version": self.agent_version,
+            "source_kind": self.source_kind,
+            "source_path": self.source_path,
+            "session_id": self.session_id,
+            "root_session_id": self.root_session_id or self.session_id,
+            "parent_session_id": self.parent_session_id,
+            "agent_id": self.agent_id,
+            "is_sidechain": self.is_sidechain,
+            "title": self.title,
+            "cwd": self.cwd,
+            "project_path": self.project_path or self.cwd,
+            "git_branch": self.git_branch or None,
+            "model": self.model or _main_model(messages) or (models[-1] if models else None),
+            "models": models,
+            "provider": self.provider,
+            "started_at": min(timestamps) if timestamps else None,
+            "ended_at": max(timestamps) if timestamps else None,
+            "messages": messages,
+            "message_count": len(messages),
+            "turn_count": sum(1 for m in messages if m["role"] == "user" and not m["is_meta"]),
+            "tool_call_count": sum(len(m["tool_calls"]) for m in messages),
+            "tool_error_count": sum(1 for m in messages if m["role"] == "tool" and m["is_error"]),
+            "first_user_message": next(
+                (m["content"] for m in messages if m["role"] == "user" and not m["is_meta"] and m["content"]),
+                None,
+            ),
+            "final_assistant_message": next(
+                (m["content"] for m in reversed(messages) if m["role"] == "assistant" and m["content"]), None
+            ),
+            "usage": self.usage.as_row(),
+            "branch_policy": self.branch_policy,
+            "is_partial": self.is_partial,
+            "parse_warnings": warnings,
+            "source_meta": to_json(self.source_meta),
+        }
+
+
+def _main_model(messages: list[dict[str, Any]]) -> str | None:
+    """The model that answered most assistant messages (the latest one on a tie)."""
+    counts: dict[str, int] = {}
+    for message in messages:
+        model = message["model"]
+        if message["role"] == "assistant" and model and model not in SYNTHETIC_MODELS:
+            counts[model] = counts.pop(model, 0) + 1
+    if not counts:
+        return None
+    best = max(counts.values())
+    return [model for model, count in counts.items() if count == best][-1]
+
+
+def to_utc(value: Any) -> datetime | None:
+    """A UTC instant (millisecond precision) from ISO-8601, SQLite text, epoch seconds or epoch ms.
+
+    Naive text is taken as UTC (SQLite's CURRENT_TIMESTAMP and goose write UTC without an offset).
+    Numbers above 1e11 are milliseconds: 1e11 seconds is the year 5138, 1e11 ms is 1973.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            try:
+                return to_utc(float(text))
+            except ValueError:
+                return None
+        parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        return parsed.replace(microsecond=parsed.microsecond // 1000 * 1000)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    seconds = value / 1000 if abs(value) > 1e11 else float(value)
+    try:
+        parsed = datetime.fromtimestamp(round(seconds, 3), UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+    return parsed.replace(microsecond=parsed.microsecond // 1000 * 1000)

@@ -1,0 +1,208 @@
+"""Run directories: finding them (`resolve_targets`, `list_runs`) and reading their records.
+
+A run directory is what the addon writes: `captures.jsonl` (+ `run.json`, optional `traces/`).
+Every reader of `captures.jsonl` shares one line policy (`iter_lines` + `LinePolicy`): a malformed
+line is skipped with a warning naming file:line (fatal with `strict`), a cut last line left by a
+killed proxy is tolerated, and an unknown record schema is an error: guessing at a format we do
+not know would publish wrong data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+import msgspec
+
+from exporter.errors import UserError
+from exporter.schema import CAPTURE_SCHEMA_VERSION
+
+CAPTURES_FILE = "captures.jsonl"
+RUN_FILE = "run.json"
+TRACES_DIR = "traces"
+RUNS_DIR_ENV = "AGENTCAP_RUNS_DIR"
+DEFAULT_RUNS_DIR = "runs"
+UNKNOWN_AGENT = "unknown"
+READ_BUFFER_BYTES = 1024 * 1024
+
+TARGET_FORMS = (
+    "a directory holding runs, a run directory (with captures.jsonl), "
+    "or a run id under the runs dir (--runs-dir / $AGENTCAP_RUNS_DIR)"
+)
+
+Warn = Callable[[str], None]
+
+
+def warn_on_stderr(message: str) -> None:
+    click.echo(f"warning: {message}", err=True)
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """One run directory. `info` is its parsed run.json ({} when missing or unreadable)."""
+
+    run_id: str
+    path: Path
+    agent: str
+    info: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def captures_path(self) -> Path:
+        return self.path / CAPTURES_FILE
+
+    @property
+    def traces_path(self) -> Path:
+        return self.path / TRACES_DIR
+
+    @classmethod
+    def load(cls, path: Path) -> RunDir:
+        info = _read_run_json(path / RUN_FILE)
+        agent = info.get("agent") or _first_record_agent(path / CAPTURES_FILE) or UNKNOWN_AGENT
+        return cls(run_id=str(info.get("run_id") or path.name), path=path, agent=str(agent), info=info)
+
+
+def default_runs_dir() -> Path:
+    return Path(os.environ.get(RUNS_DIR_ENV) or DEFAULT_RUNS_DIR)
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / CAPTURES_FILE).is_file() or (path / RUN_FILE).is_file()
+
+
+def list_runs(runs_dir: Path) -> list[RunDir]:
+    """Every run directly inside `runs_dir`, sorted by directory name (run ids start with a time)."""
+    if not runs_dir.is_dir():
+        return []
+    return [
+        RunDir.load(child) for child in sorted(runs_dir.iterdir()) if child.is_dir() and is_run_dir(child)
+    ]
+
+
+def resolve_targets(targets: Sequence[str], *, all_runs: bool, runs_dir: Path) -> list[RunDir]:
+    """Turn command-line targets into runs, each once, in the order given.
+
+    A target is a directory of runs (all of them), one run directory, or a run id under `runs_dir`.
+    `all_runs` adds every run in `runs_dir`.
+    """
+    if not targets and not all_runs:
+        raise UserError(f"no runs given: pass {TARGET_FORMS}, or --all for every run in {runs_dir}")
+    found: list[RunDir] = []
+    if all_runs:
+        runs = list_runs(runs_dir)
+        if not runs:
+            raise UserError(f"--all: no runs in {runs_dir}; point --runs-dir (or ${RUNS_DIR_ENV}) at them")
+        found += runs
+    for target in targets:
+        found += _resolve_one(target, runs_dir)
+    unique: dict[Path, RunDir] = {}
+    for run in found:
+        unique.setdefault(run.path.resolve(), run)
+    return list(unique.values())
+
+
+def _resolve_one(target: str, runs_dir: Path) -> list[RunDir]:
+    path = Path(target)
+    if path.is_dir() and is_run_dir(path):
+        return [RunDir.load(path)]
+    if path.is_dir():
+        runs = list_runs(path)
+        if runs:
+            return runs
+        raise UserError(f"{target}: directory holds no runs; pass {TARGET_FORMS}")
+    by_id = runs_dir / target
+    if "/" not in target and by_id.is_dir() and is_run_dir(by_id):
+        return [RunDir.load(by_id)]
+    raise UserError(f"{target}: no such run; pass {TARGET_FORMS} (`agentcap ls` lists the runs)")
+
+
+def _read_run_json(path: Path) -> dict[str, Any]:
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def _first_record_agent(path: Path) -> str | None:
+    for line in iter_lines(path):
+        try:
+            record = json.loads(line.content)
+        except ValueError:
+            continue
+        return record.get("agent") if isinstance(record, dict) else None
+    return None
+
+
+@dataclass(frozen=True)
+class Line:
+    number: int  # 1-based line number, for messages
+    offset: int  # byte offset of the line start, for re-reading it later with os.pread
+    content: bytes  # without the trailing newline
+    complete: bool  # False only for a last line without newline: possibly cut by a killed proxy
+
+
+def iter_lines(path: Path) -> Iterator[Line]:
+    """The non-blank lines of a JSONL file, streamed (one line in memory at a time)."""
+    if not path.is_file():
+        return
+    offset = 0
+    # A large buffer: captures lines are often 100 KB+, and readline with the default 8 KB buffer
+    # spends more time reassembling them than msgspec spends parsing them.
+    with path.open("rb", buffering=READ_BUFFER_BYTES) as handle:
+        for number, raw in enumerate(handle, start=1):
+            complete = raw.endswith(b"\n")
+            content = raw.rstrip(b"\r\n")
+            if content.strip():
+                yield Line(number=number, offset=offset, content=content, complete=complete)
+            offset += len(raw)
+
+
+@dataclass
+class LinePolicy:
+    """What to do with a line that is not a record: the one place that decides, for every reader."""
+
+    path: Path
+    strict: bool = False
+    warn: Warn = warn_on_stderr
+    skipped: int = 0
+
+    def malformed(self, line: Line, reason: str) -> None:
+        where = f"{self.path}:{line.number}"
+        self.skipped += 1
+        if not line.complete:
+            # Expected after a SIGKILL: the proxy was writing this line when it died.
+            self.warn(f"{where}: ignoring the cut last line (the proxy was stopped mid-write)")
+            return
+        if self.strict:
+            raise UserError(f"{where}: malformed record ({reason}); fix or delete the line, or drop --strict")
+        self.warn(f"{where}: skipping malformed record ({reason})")
+
+    def check_schema(self, line: Line, schema: object) -> None:
+        if schema != CAPTURE_SCHEMA_VERSION:
+            raise UserError(
+                f"{self.path}:{line.number}: unknown record schema {schema!r} (this agentcap reads "
+                f"{CAPTURE_SCHEMA_VERSION}); upgrade agentcap to export this run"
+            )
+
+
+def iter_records(
+    run: RunDir, *, strict: bool = False, warn: Warn = warn_on_stderr
+) -> Iterator[dict[str, Any]]:
+    """The run's capture records as dicts, in file (completion) order, streamed."""
+    policy = LinePolicy(run.captures_path, strict=strict, warn=warn)
+    for line in iter_lines(run.captures_path):
+        try:
+            record = msgspec.json.decode(line.content)
+        except msgspec.DecodeError as error:
+            policy.malformed(line, str(error))
+            continue
+        if not isinstance(record, dict) or "schema" not in record:
+            policy.malformed(line, "not a capture record object")
+            continue
+        policy.check_schema(line, record["schema"])
+        yield record

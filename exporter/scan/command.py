@@ -1,0 +1,100 @@
+"""`agentcap scan`: the export's secret-scan gate, standalone, for security reviewers.
+
+Exit codes: 0 clean (or only non-blocking findings), 1 blocking findings, 2 the scan could not run.
+The scanner flags here are shared with `agentcap export` through `scanner_options`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, cast
+
+import click
+from rich.console import Console
+
+from exporter.runs import DEFAULT_RUNS_DIR, RUNS_DIR_ENV, resolve_targets
+from exporter.scan.gate import BlockOn, ScanOptions, scan_runs
+from exporter.scan.registry import scanner_names
+from exporter.scan.report import render_result, report_dict
+
+SCANNER_ENV = "AGENTCAP_SCANNER"
+EXIT_BLOCKED = 1
+
+
+def scanner_options[F: Callable[..., Any]](command: F) -> F:
+    """--scanner, --block-on, --no-verify, --rescan: the same meaning for `scan` and `export`."""
+    decorators = [
+        click.option(
+            "--scanner",
+            type=click.Choice(scanner_names()),
+            default="trufflehog",
+            show_default=True,
+            envvar=SCANNER_ENV,
+            help=f"Secret scanner to run (env {SCANNER_ENV}).",
+        ),
+        click.option(
+            "--block-on",
+            type=click.Choice(["verified", "any"]),
+            default=None,
+            help="Findings that block: verified hits (default) or any hit (the default with --no-verify).",
+        ),
+        click.option(
+            "--no-verify",
+            is_flag=True,
+            help="Never send candidates to their issuers to check them (offline; see docs/scan.md).",
+        ),
+        click.option("--rescan", is_flag=True, help="Ignore cached scan results and scan again."),
+    ]
+    for decorator in reversed(decorators):
+        command = decorator(command)
+    return command
+
+
+def scan_options_from(*, scanner: str, block_on: str | None, no_verify: bool, rescan: bool) -> ScanOptions:
+    return ScanOptions(
+        scanner=scanner,
+        verify=not no_verify,
+        block_on=cast("BlockOn | None", block_on),
+        rescan=rescan,
+    )
+
+
+@click.command("scan")
+@click.argument("targets", nargs=-1)
+@click.option("--all", "all_runs", is_flag=True, help="Scan every run in the runs dir.")
+@click.option(
+    "--runs-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar=RUNS_DIR_ENV,
+    default=DEFAULT_RUNS_DIR,
+    show_default=True,
+    help=f"Where run ids and --all are looked up (env {RUNS_DIR_ENV}).",
+)
+@scanner_options
+@click.option("--json", "as_json", is_flag=True, help="Print the masked report as JSON on stdout.")
+def scan_command(
+    targets: tuple[str, ...],
+    all_runs: bool,
+    runs_dir: Path,
+    scanner: str,
+    block_on: str | None,
+    no_verify: bool,
+    rescan: bool,
+    as_json: bool,
+) -> None:
+    """Scan runs for secrets exactly as `agentcap export` would, without exporting anything.
+
+    TARGET is a directory holding runs, one run directory, or a run id under --runs-dir.
+    Exit 0: nothing blocks; 1: blocking findings; 2: the scan could not run.
+    """
+    options = scan_options_from(scanner=scanner, block_on=block_on, no_verify=no_verify, rescan=rescan)
+    runs = resolve_targets(targets, all_runs=all_runs, runs_dir=runs_dir)
+    result = scan_runs(runs, options)
+    if as_json:
+        click.echo(json.dumps(report_dict(result), indent=2, ensure_ascii=False))
+    else:
+        render_result(result, Console())
+    if result.blocking():
+        raise SystemExit(EXIT_BLOCKED)

@@ -1,0 +1,166 @@
+"""The scan gate: scan the runs an export selected, apply the policy, redact if asked, decide.
+
+Policy: a verified hit blocks; pattern-only hits (unverified, unknown) are listed. `--block-on
+any` makes every hit block. Without verification nothing can ever be "verified", so `--no-verify`
+blocks on any hit unless `--block-on verified` is given explicitly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from rich.console import Console
+
+from exporter.errors import AbortExport, UserError
+from exporter.runs import RunDir
+from exporter.scan.cache import CacheKey, load_cached, store_cached
+from exporter.scan.findings import Finding, SecretBook
+from exporter.scan.inputs import ScanInputs, scan_inputs
+from exporter.scan.registry import get_scanner, locate_binary, scan_groups, scanner_version
+
+if TYPE_CHECKING:
+    from exporter.bundle import BuiltExport
+    from exporter.scan.redact import RedactionSummary
+
+BlockOn = Literal["verified", "any"]
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    scanner: str = "trufflehog"
+    verify: bool = True
+    block_on: BlockOn | None = None  # None: "verified" when verifying, else "any"
+    rescan: bool = False
+
+    @property
+    def policy(self) -> BlockOn:
+        return self.block_on or ("verified" if self.verify else "any")
+
+    def blocks(self, finding: Finding) -> bool:
+        return self.policy == "any" or finding.status == "verified"
+
+    def describe(self) -> str:
+        blocking = "every hit blocks" if self.policy == "any" else "verified hits block, others are listed"
+        verification = "candidates verified with their issuers" if self.verify else "offline, no verification"
+        return f"{blocking}; {verification}"
+
+    def cache_options(self) -> tuple[tuple[str, str], ...]:
+        # Only what changes the scanner's output; the policy is applied afterwards.
+        return (("verify", str(self.verify).lower()),)
+
+
+@dataclass
+class RunScan:
+    run_id: str
+    inputs: ScanInputs
+    findings: list[Finding]
+    cached: bool
+
+
+@dataclass
+class ScanResult:
+    options: ScanOptions
+    scanner_version: str
+    runs: list[RunScan]
+    secrets: SecretBook = field(default_factory=SecretBook, repr=False)
+    redaction: RedactionSummary | None = None
+
+    def findings(self) -> list[tuple[str, Finding]]:
+        return [(run.run_id, finding) for run in self.runs for finding in run.findings]
+
+    def blocking(self) -> list[tuple[str, Finding]]:
+        if self.redaction is not None:
+            return []  # every finding was replaced in the published copies and a re-scan came back clean
+        return [(run_id, finding) for run_id, finding in self.findings() if self.options.blocks(finding)]
+
+    @property
+    def decision(self) -> str:
+        if self.redaction is not None:
+            return "redacted"
+        if self.blocking():
+            return "blocked"
+        return "passed with findings" if self.findings() else "clean"
+
+
+def scan_runs(runs: Sequence[RunDir], options: ScanOptions, *, need_secrets: bool = False) -> ScanResult:
+    """Scan each run's published plain text, reusing cached results where content and settings match.
+
+    `need_secrets` (for --redact) rescans runs whose cached result has findings: the cache holds
+    hashes, and redaction needs the secrets themselves, which only a live scan hands over.
+    """
+    scanner = get_scanner(options.scanner)
+    binary = locate_binary(scanner)
+    version = scanner_version(scanner, binary)
+    keys: dict[Path, CacheKey] = {}
+    results: dict[Path, RunScan] = {}
+    pending: list[tuple[RunDir, ScanInputs]] = []
+    for run in runs:
+        inputs = scan_inputs(run.path)
+        key = CacheKey(inputs.content_sha256, scanner.name, version, options.cache_options())
+        keys[inputs.root] = key
+        cached = None if options.rescan else load_cached(inputs.root, key)
+        if cached is not None and not (need_secrets and cached):
+            results[inputs.root] = RunScan(run.run_id, inputs, cached, cached=True)
+        else:
+            pending.append((run, inputs))
+    per_root, secrets = scan_groups(
+        scanner,
+        binary,
+        {inputs.root: inputs.paths for _, inputs in pending},
+        verify=options.verify,
+        expected_bytes=sum(inputs.bytes for _, inputs in pending),
+    )
+    for run, inputs in pending:
+        findings = per_root[inputs.root]
+        store_cached(inputs.root, keys[inputs.root], findings)
+        results[inputs.root] = RunScan(run.run_id, inputs, findings, cached=False)
+    ordered = [results[run.path.resolve()] for run in runs]
+    return ScanResult(options=options, scanner_version=version, runs=ordered, secrets=secrets)
+
+
+def gate_export(
+    built: BuiltExport,
+    options: ScanOptions | None,
+    *,
+    redact: bool,
+    report_path: Path | None,
+    console: Console,
+) -> ScanResult | None:
+    """The export's scan stage, between build and publish. Returns only when publishing may go on.
+
+    `options=None` is `--no-scan`: said loudly and recorded in the cards. Blocking findings write
+    the report and raise AbortExport; so does a redaction the re-scan does not confirm.
+    """
+    from exporter.scan.redact import redact_export
+    from exporter.scan.report import annotate_cards, render_result, write_report
+
+    if options is None:
+        if redact:
+            raise UserError("--redact needs the secret scan to know what to replace; drop --no-scan")
+        console.print(
+            "[bold red]WARNING: --no-scan: publishing without a secret scan. Captures and traces hold "
+            "whatever the agent saw (env dumps, config files, keys).[/]"
+        )
+        annotate_cards(built, None)
+        return None
+    result = scan_runs(built.runs, options, need_secrets=redact)
+    if redact and result.findings():
+        result.redaction = redact_export(built, result, console=console)
+    render_result(result, console)
+    if report_path is not None:
+        write_report(result, report_path)
+        console.print(f"scan report (masked): {report_path}")
+    blocking = result.blocking()
+    if blocking:
+        live = sum(1 for _, finding in blocking if finding.status == "verified")
+        raise AbortExport(
+            f"secret scan blocked the export: {len(blocking)} blocking finding(s) in "
+            f"{len({run_id for run_id, _ in blocking})} run(s) (policy: {options.describe()}); "
+            + (f"rotate the {live} verified credential(s) now, they are live; " if live else "")
+            + "remove the secrets from the runs, or export with --redact to replace them in the published copies"
+        )
+    annotate_cards(built, result)
+    return result

@@ -1,0 +1,151 @@
+"""Property tests: no input crashes a parser. Each either yields rows that fit the fixed Arrow schema or
+skips the unit whole (BrokenUnit) — never a traceback, never half a record."""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from rollout_fixtures import (
+    build_goose_db,
+    build_hermes_db,
+    build_opencode_db,
+    claude_basic_lines,
+    codex_lines,
+    pi_lines,
+)
+
+from exporter.rollouts.base import BrokenUnit, Unit
+from exporter.rollouts.record import ROLLOUT_SCHEMA
+from exporter.rollouts.registry import get_format
+from exporter.rollouts.sqlite_source import SnapshotStore
+
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**40), 2**40)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=12),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def mutate(value: Any, rng: random.Random, replacements: list[Any]) -> Any:
+    """Replace some nested values of a realistic line by arbitrary JSON, keeping the rest intact."""
+    if isinstance(value, dict):
+        return {
+            key: rng.choice(replacements) if rng.random() < 0.15 else mutate(item, rng, replacements)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [mutate(item, rng, replacements) for item in value]
+    return value
+
+
+mutators = st.builds(
+    lambda seed, replacements: (random.Random(seed), replacements),
+    st.integers(0, 2**32),
+    st.lists(json_values, min_size=1, max_size=5),
+)
+
+
+def check_rows(format_name: str, unit: Unit) -> None:
+    try:
+        rollouts = get_format(format_name).hydrate(unit)
+    except BrokenUnit:
+        return
+    rows = [rollout.to_row() for rollout in rollouts]
+    pa.Table.from_pylist(rows, schema=ROLLOUT_SCHEMA)  # every row fits the fixed schema
+
+
+def jsonl_case(format_name: str, base_lines: list[dict], data: st.DataObject) -> None:
+    rng, replacements = data.draw(mutators)
+    lines = [json.dumps(mutate(line, rng, replacements)) for line in base_lines]
+    extra = data.draw(st.lists(st.text(max_size=30) | json_values.map(json.dumps), max_size=3))
+    for text in extra:
+        lines.insert(data.draw(st.integers(0, len(lines))), text.replace("\n", " "))
+    tail = data.draw(st.sampled_from(["\n", "", '{"type":']))
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "rollout-x.jsonl"
+        path.write_text("\n".join(lines) + tail, encoding="utf-8")
+        check_rows(format_name, Unit(format_name, path, path.name))
+
+
+@SETTINGS
+@given(st.data())
+def test_claude_code_never_crashes(data: st.DataObject) -> None:
+    jsonl_case("claude_code", claude_basic_lines(), data)
+
+
+@SETTINGS
+@given(st.data())
+def test_codex_never_crashes(data: st.DataObject) -> None:
+    jsonl_case("codex", codex_lines(), data)
+
+
+@SETTINGS
+@given(st.data())
+def test_pi_never_crashes(data: st.DataObject) -> None:
+    jsonl_case("pi", pi_lines(), data)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes_never_crash_jsonl_parsers(blob: bytes) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "x.jsonl"
+        path.write_bytes(blob)
+        for name in ("claude_code", "codex", "pi", "captures"):
+            check_rows(name, Unit(name, path, path.name))
+
+
+DATABASES = {
+    "opencode": (
+        build_opencode_db,
+        "SELECT rowid, data FROM part",
+        "UPDATE part SET data = ? WHERE rowid = ?",
+    ),
+    "hermes": (
+        build_hermes_db,
+        "SELECT id, tool_calls FROM messages",
+        "UPDATE messages SET tool_calls = ? WHERE id = ?",
+    ),
+    "goose": (
+        build_goose_db,
+        "SELECT id, content_json FROM messages",
+        "UPDATE messages SET content_json = ? WHERE id = ?",
+    ),
+}
+
+
+@SETTINGS
+@given(st.sampled_from(sorted(DATABASES)), st.data())
+def test_mangled_database_json_never_crashes(format_name: str, data: st.DataObject) -> None:
+    build, select, update = DATABASES[format_name]
+    with tempfile.TemporaryDirectory() as directory:
+        path = build(Path(directory) / "agent.db")
+        connection = sqlite3.connect(path)
+        rng, replacements = data.draw(mutators)
+        for row_id, raw in connection.execute(select).fetchall():
+            original = json.loads(raw) if raw else None
+            mangled = mutate(original, rng, replacements) if rng.random() < 0.7 else rng.choice(replacements)
+            text = json.dumps(mangled) if rng.random() < 0.8 else str(rng.choice(replacements))[:10]
+            connection.execute(update, (text, row_id))
+        connection.commit()
+        connection.close()
+        fmt = get_format(format_name)
+        with SnapshotStore() as snapshots:
+            for unit in fmt.plan_units(path.parent, [path], snapshots, lambda message: None):
+                check_rows(format_name, unit)

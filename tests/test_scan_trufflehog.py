@@ -1,0 +1,297 @@
+"""The scan gate with a fake trufflehog on PATH: block / surface / fail closed, never leak a secret."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner, Result
+from factories import make_record, write_run
+from scan_fakes import TRUFFLEHOG_VERSION, FakeTrufflehog, canary_secrets
+
+from exporter.export import export_command
+from exporter.scan.command import scan_command
+from exporter.scan.inputs import CACHE_FILE_NAME
+
+SECRETS = canary_secrets()
+GITHUB, HUGGINGFACE = SECRETS["github"], SECRETS["huggingface"]
+RUN_ID = "demo-20261121T081500-a1b2c3"
+
+
+@pytest.fixture
+def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeTrufflehog:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    return FakeTrufflehog(bin_dir, monkeypatch)
+
+
+@pytest.fixture
+def runs_dir(tmp_path: Path) -> Path:
+    """One run: a GitHub-shaped canary in a prompt (line 2), a HF-shaped one in a trace file (line 3)."""
+    runs = tmp_path / "runs"
+    records = [
+        make_record(seq=1),
+        make_record(seq=2, messages=[{"role": "user", "content": f"env says GITHUB_TOKEN={GITHUB}"}]),
+    ]
+    trace = "\n".join(
+        ['{"type":"session"}', '{"type":"user","text":"hi"}', f'{{"tool_output":"{HUGGINGFACE}"}}']
+    )
+    write_run(runs, RUN_ID, records, traces={"session-1.jsonl": trace + "\n"})
+    return runs
+
+
+def export(runs_dir: Path, output: Path, *args: str) -> Result:
+    return CliRunner().invoke(export_command, [str(runs_dir), "--output", str(output), *args])
+
+
+def scan(runs_dir: Path, *args: str) -> Result:
+    return CliRunner().invoke(scan_command, [str(runs_dir), *args])
+
+
+def assert_no_raw_secret(*texts: str) -> None:
+    for text in texts:
+        for secret in SECRETS.values():
+            assert secret not in text
+
+
+def published_files(output: Path) -> list[Path]:
+    return [path for path in output.rglob("*") if path.is_file() and path.name != "scan-report.json"]
+
+
+def report(output: Path) -> dict:
+    return json.loads((output / "local" / "scan-report.json").read_text())
+
+
+def both_secrets(*, github_verified: bool) -> dict[str, dict[str, object]]:
+    return {
+        GITHUB: {"detector": "Github", "verified": github_verified},
+        HUGGINGFACE: {"detector": "HuggingFace", "verified": False},
+    }
+
+
+def test_verified_hit_blocks_the_export_and_nothing_is_published(fake, runs_dir, tmp_path):
+    fake.scenario(both_secrets(github_verified=True))
+    output = tmp_path / "export"
+
+    result = export(runs_dir, output)
+
+    assert result.exit_code == 1, result.output
+    assert "secret scan blocked the export: 1 blocking finding(s)" in result.stderr
+    assert published_files(output) == []
+    data = report(output)
+    assert data["decision"] == "blocked"
+    assert data["scanner"] == "trufflehog" and data["scanner_version"] == TRUFFLEHOG_VERSION
+    findings = {f["file"]: f for f in data["runs"][0]["findings"]}
+    assert findings["captures.jsonl"]["status"] == "verified" and findings["captures.jsonl"]["line"] == 2
+    assert findings["traces/session-1.jsonl"]["status"] == "unverified"
+    assert findings["traces/session-1.jsonl"]["line"] == 3
+    assert findings["captures.jsonl"]["preview"] == f"{GITHUB[:4]}…{GITHUB[-4:]}"
+    cache = (runs_dir / RUN_ID / CACHE_FILE_NAME).read_text()
+    report_text = (output / "local" / "scan-report.json").read_text()
+    assert_no_raw_secret(result.stdout, result.stderr, report_text, cache)
+
+
+def test_unverified_hits_are_listed_but_do_not_block(fake, runs_dir, tmp_path):
+    fake.scenario(both_secrets(github_verified=False))
+    output = tmp_path / "export"
+
+    result = export(runs_dir, output)
+
+    assert result.exit_code == 0, result.output
+    assert "Github" in result.stderr and "captures.jsonl:2" in result.stderr
+    assert "passed with findings" in result.stderr
+    assert report(output)["decision"] == "passed with findings"
+    card = (output / "local" / "agentcap-captures" / "README.md").read_text()
+    assert "## Secret scan" in card and f"trufflehog {TRUFFLEHOG_VERSION}" in card
+    assert "verified hits block" in card and "0 verified, 0 unknown, 2 unverified" in card
+    assert_no_raw_secret(result.stdout, result.stderr, card)
+
+
+def test_block_on_any_makes_unverified_hits_block(fake, runs_dir, tmp_path):
+    fake.scenario(both_secrets(github_verified=False))
+
+    result = export(runs_dir, tmp_path / "export", "--block-on", "any")
+
+    assert result.exit_code == 1
+    assert "2 blocking finding(s)" in result.stderr
+    assert published_files(tmp_path / "export") == []
+
+
+def test_verification_error_is_unknown_and_listed(fake, runs_dir):
+    fake.scenario({GITHUB: {"detector": "Github", "verification_error": "dial tcp: i/o timeout"}})
+
+    result = scan(runs_dir, "--json")
+
+    assert result.exit_code == 0
+    [finding] = json.loads(result.stdout)["runs"][0]["findings"]
+    assert finding["status"] == "unknown" and finding["blocks"] is False
+
+
+def test_no_verify_runs_offline_and_then_blocks_on_any_hit(fake, runs_dir, tmp_path):
+    fake.scenario(both_secrets(github_verified=True))
+
+    result = export(runs_dir, tmp_path / "export", "--no-verify")
+
+    assert result.exit_code == 1
+    assert "--no-verification" in fake.calls()[-1]
+    data = report(tmp_path / "export")
+    assert data["policy"] == {"block_on": "any", "verify": False}
+    assert {f["status"] for f in data["runs"][0]["findings"]} == {"unverified"}
+
+
+def test_clean_scan_publishes_and_the_card_records_scanner_and_policy(fake, runs_dir, tmp_path):
+    output = tmp_path / "export"
+
+    result = export(runs_dir, output)
+
+    assert result.exit_code == 0, result.output
+    [parquet] = (output / "local" / "agentcap-captures" / "data").glob("*.parquet")
+    assert pq.read_table(parquet).num_rows == 2
+    assert report(output)["decision"] == "clean"
+    traces_card = (output / "local" / "agentcap-demo-traces" / "README.md").read_text()
+    assert f"**trufflehog {TRUFFLEHOG_VERSION}**" in traces_card and "decision: clean" in traces_card
+    argv = fake.calls()[-1]
+    scanned = {Path(arg).name for arg in argv[1:] if arg.startswith("/")}
+    assert scanned == {"captures.jsonl", "run.json", "traces"}
+    assert not any(arg.endswith(".parquet") for arg in argv)
+
+
+@pytest.mark.parametrize(
+    ("mode", "reason"),
+    [
+        ("crash", "trufflehog failed (exit code 2): panic: runtime error"),
+        ("garbage", "not JSON (stdout line 1)"),
+        ("no-stats", "without its `finished scanning` summary"),
+        ("lying-exit", "exit code 0 contradicts the 2 findings"),
+        ("v2", "found trufflehog 2.2.1, but agentcap needs trufflehog v3"),
+    ],
+)
+def test_a_scan_that_cannot_be_trusted_stops_the_export(fake, runs_dir, tmp_path, mode, reason):
+    fake.scenario(both_secrets(github_verified=False), mode=mode)
+    output = tmp_path / "export"
+
+    result = export(runs_dir, output)
+
+    assert result.exit_code == 2, result.output
+    assert reason in result.stderr
+    assert published_files(output) == []
+    assert not (runs_dir / RUN_ID / CACHE_FILE_NAME).exists()
+    assert_no_raw_secret(result.stdout, result.stderr)
+
+
+def test_missing_scanner_fails_closed_with_install_hints_and_alternatives(runs_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+
+    result = export(runs_dir, tmp_path / "export")
+
+    assert result.exit_code == 2
+    message = result.stderr
+    assert "trufflehog is not installed" in message and "brew install trufflehog" in message
+    assert "install.sh" in message and "apt" in message
+    assert "--scanner kingfisher" in message and "--no-scan" in message
+    assert published_files(tmp_path / "export") == []
+
+
+def test_no_scan_publishes_loudly_and_the_card_says_so(runs_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    output = tmp_path / "export"
+
+    result = export(runs_dir, output, "--no-scan")
+
+    assert result.exit_code == 0, result.output
+    assert "WARNING: --no-scan" in result.stderr
+    card = (output / "local" / "agentcap-captures" / "README.md").read_text()
+    assert "**Not scanned**" in card
+
+
+def test_redact_without_scan_is_refused(runs_dir, tmp_path):
+    result = export(runs_dir, tmp_path / "export", "--no-scan", "--redact")
+
+    assert result.exit_code == 2
+    assert "--redact needs the secret scan" in result.stderr
+
+
+def test_redact_with_trufflehog_replaces_the_secrets_and_rescans(fake, runs_dir, tmp_path):
+    fake.scenario(both_secrets(github_verified=True))
+    output = tmp_path / "export"
+    original = (runs_dir / RUN_ID / "captures.jsonl").read_bytes()
+
+    result = export(runs_dir, output, "--redact")
+
+    assert result.exit_code == 0, result.output
+    assert report(output)["decision"] == "redacted"
+    for path in published_files(output):
+        assert_no_raw_secret(path.read_bytes().decode("utf-8", "replace"))
+    trace = (output / "local" / "agentcap-demo-traces" / "traces" / RUN_ID / "session-1.jsonl").read_text()
+    assert "[REDACTED:HuggingFace:" in trace
+    [parquet] = (output / "local" / "agentcap-captures" / "data").glob("*.parquet")
+    requests = pq.read_table(parquet).column("request").to_pylist()
+    assert any("[REDACTED:Github:" in request for request in requests)
+    assert (runs_dir / RUN_ID / "captures.jsonl").read_bytes() == original
+    # the second scan (of the output) was offline
+    assert "--no-verification" in fake.calls()[-1]
+
+
+def test_scan_command_exit_codes(fake, runs_dir, tmp_path, monkeypatch):
+    assert scan(runs_dir).exit_code == 0
+
+    # The cache keys on content, scanner, version and options: a changed scanner verdict needs --rescan.
+    fake.scenario(both_secrets(github_verified=False))
+    listed = scan(runs_dir, "--rescan")
+    assert listed.exit_code == 0 and "HuggingFace" in listed.stdout
+    assert scan(runs_dir, "--block-on", "any").exit_code == 1  # policy applies to the cached result
+
+    fake.scenario(both_secrets(github_verified=True))
+    blocked = scan(runs_dir, "--json", "--rescan")
+    assert blocked.exit_code == 1
+    assert json.loads(blocked.stdout)["decision"] == "blocked"
+    assert_no_raw_secret(listed.stdout, blocked.stdout, blocked.stderr)
+
+    fake.scenario(mode="crash")
+    assert scan(runs_dir, "--rescan").exit_code == 2
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    assert scan(runs_dir).exit_code == 2
+
+
+def test_cache_is_reused_until_content_scanner_version_or_options_change(fake, runs_dir):
+    fake.scenario(both_secrets(github_verified=False))
+    assert scan(runs_dir).exit_code == 0
+    assert len(fake.calls()) == 1
+
+    cached = scan(runs_dir, "--json")
+    assert len(fake.calls()) == 1
+    assert json.loads(cached.stdout)["runs"][0]["from_cache"] is True
+    assert len(json.loads(cached.stdout)["runs"][0]["findings"]) == 2
+
+    scan(runs_dir, "--rescan")
+    assert len(fake.calls()) == 2
+
+    scan(runs_dir, "--no-verify")
+    assert len(fake.calls()) == 3
+
+    fake.scenario(both_secrets(github_verified=False), version="3.91.0")
+    scan(runs_dir)
+    assert len(fake.calls()) == 4
+
+    trace = runs_dir / RUN_ID / "traces" / "session-1.jsonl"
+    trace.write_text('{"type":"session"}\n')
+    after_edit = scan(runs_dir, "--json")
+    assert len(fake.calls()) == 5
+    assert [f["file"] for f in json.loads(after_edit.stdout)["runs"][0]["findings"]] == ["captures.jsonl"]
+
+
+def test_one_scanner_process_for_many_runs_and_findings_land_in_their_run(fake, tmp_path):
+    runs = tmp_path / "runs"
+    write_run(runs, "run-a", [make_record(seq=1, messages=[{"role": "user", "content": GITHUB}])])
+    write_run(runs, "run-b", [make_record(seq=1)])
+    write_run(runs, "run-c", [make_record(seq=1, messages=[{"role": "user", "content": GITHUB}])])
+    fake.scenario({GITHUB: {"detector": "Github", "verified": True}})
+
+    result = scan(runs, "--json")
+
+    assert len(fake.calls()) == 1
+    by_run = {run["run_id"]: run["findings"] for run in json.loads(result.stdout)["runs"]}
+    assert [len(by_run[run]) for run in ("run-a", "run-b", "run-c")] == [1, 0, 1]
+    assert result.exit_code == 1
