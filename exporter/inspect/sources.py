@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from exporter.captures import first_user_prompt
 from exporter.inspect.calls import Call, MessageStore, label_calls
 from exporter.runs import LinePolicy, RunDir, Warn, iter_lines, list_runs
+from exporter.scan.inputs import CACHE_FILE_NAME
 
 SCAN_REPORT_FILE = "scan-report.json"
 PARQUET_BATCH_ROWS = 256
@@ -165,11 +166,16 @@ def load_run_calls(
 
 
 def scan_findings(run: RunDir, report_paths: list[Path]) -> list[dict[str, Any]]:
-    """Findings for this run from the first readable scan report that mentions it.
+    """Findings for this run: its scan cache (what the last `agentcap scan`/export found), else the
+    first readable scan report that mentions it (run dir, runs dir, `--scan-report`).
 
-    Looked for in the run directory, then the given paths (the runs dir, `--scan-report`). A
-    report that cannot be read is ignored: it is an aid for reviewers, not something to fail on.
+    Anything unreadable is ignored: it is an aid for reviewers, not something to fail on.
     """
+    try:
+        cached = json.loads((run.path / CACHE_FILE_NAME).read_text(encoding="utf-8"))
+        return [f for f in cached["findings"] if isinstance(f, dict)]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
     for path in [run.path / SCAN_REPORT_FILE, *report_paths]:
         try:
             report = json.loads(path.read_text(encoding="utf-8"))
