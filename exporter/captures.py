@@ -95,7 +95,7 @@ def _present(raw: msgspec.Raw) -> bool:
     return len(raw) > 0 and bytes(raw) != b"null"
 
 
-def _decode_or_report(line: Line, kind: type[msgspec.Struct], policy: LinePolicy) -> msgspec.Struct | None:
+def _decode_or_report[R: _RecordHead](line: Line, kind: type[R], policy: LinePolicy) -> R | None:
     """The line as `kind`, or None after reporting it; an unknown schema raises."""
     try:
         record = msgspec.json.decode(line.content, type=kind)
@@ -108,7 +108,7 @@ def _decode_or_report(line: Line, kind: type[msgspec.Struct], policy: LinePolicy
     except msgspec.DecodeError as error:
         policy.malformed(line, str(error))
         return None
-    policy.check_schema(line, record.schema)  # type: ignore[attr-defined]
+    policy.check_schema(line, record.schema)
     return record
 
 
@@ -163,7 +163,7 @@ def index_run(
         if progress:
             progress(len(line.content) + 1)
         record = _decode_or_report(line, _IndexRecord, policy)
-        if not isinstance(record, _IndexRecord):
+        if record is None:
             continue
         key = (_model_of(record), record.upstream_url or "")
         group = index.groups.setdefault(key, CallGroup(model=key[0], upstream_url=key[1]))
@@ -371,7 +371,7 @@ def _records_in_seq_order(
             if progress:
                 progress(length + 1)
             record = _decode_or_report(Line(number, offset, content, complete=True), _Record, policy)
-            if isinstance(record, _Record):
+            if record is not None:
                 yield record
     finally:
         os.close(descriptor)

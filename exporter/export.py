@@ -16,10 +16,12 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from exporter.build import build_export
 from exporter.bundle import BuiltExport
 from exporter.errors import UserError
+from exporter.hub import HubPush, connect_hub, parse_push_target, print_push_result, publish_to_hub
 from exporter.publish_local import publish_local
 from exporter.runs import DEFAULT_RUNS_DIR, RUNS_DIR_ENV, resolve_targets
 from exporter.scan.command import scan_options_from, scanner_options
@@ -44,6 +46,8 @@ class ExportOptions:
     strict: bool
     scan: ScanOptions | None = field(default_factory=ScanOptions)  # None = --no-scan: loud, noted in cards
     redact: bool = False
+    push: HubPush | None = None  # publish to the Hub instead of --output
+    rollouts: bool = False  # also build <base>-rollouts (normalized conversations)
 
 
 def parse_name(name: str) -> tuple[str, str]:
@@ -61,6 +65,8 @@ def parse_name(name: str) -> tuple[str, str]:
 def run_export(options: ExportOptions, *, console: Console, summary: Console) -> BuiltExport:
     """The pipeline. `console` gets progress and warnings (stderr), `summary` the final table."""
     runs = resolve_targets(options.targets, all_runs=options.all_runs, runs_dir=options.runs_dir)
+    # Token and endpoint are settled before the build; the first network call comes after the scan.
+    hub_api = connect_hub(require_token=not options.push.dry_run) if options.push else None
     with tempfile.TemporaryDirectory(prefix="agentcap-export-") as staging:
         built = build_export(
             runs,
@@ -70,6 +76,12 @@ def run_export(options: ExportOptions, *, console: Console, summary: Console) ->
             console=console,
             strict=options.strict,
         )
+        if options.rollouts:
+            from exporter.rollouts.bundle import rollouts_bundle  # pyarrow-heavy: only when asked
+
+            built.bundles.append(
+                rollouts_bundle(built, warn=lambda m: console.print(f"[yellow]warning:[/] {escape(m)}"))
+            )
         # Nothing is published unless the scan gate passes (it raises otherwise).
         gate_export(
             built,
@@ -78,8 +90,20 @@ def run_export(options: ExportOptions, *, console: Console, summary: Console) ->
             report_path=options.output / options.owner / REPORT_FILE,
             console=console,
         )
-        destinations = publish_local(built, options.output)
-        print_summary(summary, built, destinations)
+        if options.push and hub_api:
+            push = options.push
+            pushed = publish_to_hub(
+                built,
+                api=hub_api,
+                public=push.public,
+                replace=push.replace,
+                dry_run=push.dry_run,
+                console=console,
+            )
+            print_summary(summary, built, pushed.destinations())
+            print_push_result(summary, pushed)
+        else:
+            print_summary(summary, built, publish_local(built, options.output))
     return built
 
 
@@ -102,7 +126,20 @@ def run_export(options: ExportOptions, *, console: Console, summary: Console) ->
     show_default=True,
     help="Folder that receives <owner>/<dataset>/ folders and <owner>/collection.json.",
 )
-@click.option("--name", default=DEFAULT_NAME, show_default=True, help="OWNER/BASE naming the datasets.")
+@click.option(
+    "--name", help=f"OWNER/BASE naming the datasets  [default: {DEFAULT_NAME}; with --push: its value]"
+)
+@click.option(
+    "--push",
+    "push_to",
+    metavar="OWNER/BASE",
+    help="Publish to the Hugging Face Hub (also hf://datasets/OWNER/BASE) instead of --output.",
+)
+@click.option("--public", is_flag=True, help="With --push: create new repos and the collection public.")
+@click.option(
+    "--replace", is_flag=True, help="With --push: replace runs already in the repos (else skipped)."
+)
+@click.option("--dry-run", is_flag=True, help="With --push: print every Hub operation, change nothing.")
 @click.option("--strict", is_flag=True, help="Fail on a malformed capture line instead of skipping it.")
 @click.option(
     "--scan/--no-scan",
@@ -111,15 +148,23 @@ def run_export(options: ExportOptions, *, console: Console, summary: Console) ->
 )
 @scanner_options
 @click.option("--redact", is_flag=True, help="Replace found secrets in the published copies, then re-scan.")
+@click.option(
+    "--rollouts", is_flag=True, help="Also publish <BASE>-rollouts: traces and captures as conversations."
+)
 def export_command(
     targets: tuple[str, ...],
     all_runs: bool,
     runs_dir: Path,
     output: Path,
-    name: str,
+    name: str | None,
+    push_to: str | None,
+    public: bool,
+    replace: bool,
+    dry_run: bool,
     strict: bool,
     scan: bool,
     redact: bool,
+    rollouts: bool,
     **scanner_flags: Any,
 ) -> None:
     """Export runs as datasets: <BASE>-captures (parquet) and <BASE>-<agent>-traces.
@@ -127,7 +172,8 @@ def export_command(
     TARGET is a directory holding runs, one run directory, or a run id under --runs-dir.
     Without --push, writes under --output exactly what a push would publish.
     """
-    owner, base = parse_name(name)
+    push = _push_options(name, push_to, public=public, replace=replace, dry_run=dry_run)
+    owner, base = (push.target.owner, push.target.base) if push else parse_name(name or DEFAULT_NAME)
     options = ExportOptions(
         targets=targets,
         all_runs=all_runs,
@@ -138,5 +184,22 @@ def export_command(
         strict=strict,
         scan=scan_options_from(**scanner_flags) if scan else None,
         redact=redact,
+        push=push,
+        rollouts=rollouts,
     )
     run_export(options, console=Console(stderr=True), summary=Console())
+
+
+def _push_options(
+    name: str | None, push_to: str | None, *, public: bool, replace: bool, dry_run: bool
+) -> HubPush | None:
+    if push_to is None:
+        given = [
+            flag for flag, on in (("--public", public), ("--replace", replace), ("--dry-run", dry_run)) if on
+        ]
+        if given:
+            raise UserError(f"{', '.join(given)} only apply with --push OWNER/BASE")
+        return None
+    if name is not None:
+        raise UserError("--name and --push both name the datasets; with --push, drop --name")
+    return HubPush(parse_push_target(push_to), public=public, replace=replace, dry_run=dry_run)

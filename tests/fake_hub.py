@@ -399,6 +399,9 @@ class Reply:
 class _Handler(BaseHTTPRequestHandler):
     hub: FakeHub
     protocol_version = "HTTP/1.1"  # keep-alive: the client reuses connections, like on the real Hub
+    # Headers and body go out in separate writes; without TCP_NODELAY each keep-alive response
+    # waits ~40 ms on Nagle + delayed ACK.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -538,81 +539,65 @@ CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT, se
 _VISIBLE = '{"userVisible":true,"agentVisible":true}'
 
 
+def goose_session(connection: sqlite3.Connection, session: str, created: int = 1770112200) -> None:
+    """One goose session: a tool request, its response in a user row, a UI-only row, the answer."""
+    stamp = datetime.fromtimestamp(created, UTC)
+    connection.execute(
+        "INSERT INTO sessions (id,name,session_type,working_dir,created_at,updated_at,extension_data,"
+        "accumulated_total_tokens,accumulated_input_tokens,accumulated_output_tokens,provider_name,"
+        "model_config_json) VALUES (?,'Count lines','user','/home/ana/proj',?,?,'{}',730,700,30,'openai',?)",
+        (
+            session,
+            f"{stamp:%Y-%m-%d %H:%M:%S}",
+            f"{stamp + timedelta(seconds=5):%Y-%m-%d %H:%M:%S}",
+            '{"model_name":"gpt-x"}',
+        ),
+    )
+    request = {
+        "type": "toolRequest",
+        "id": "call_a",
+        "toolCall": {
+            "status": "success",
+            "value": {"name": "developer__shell", "arguments": {"command": "wc -l NOTES.md"}},
+        },
+    }
+    response = {
+        "type": "toolResponse",
+        "id": "call_a",
+        "toolResult": {
+            "status": "success",
+            "value": {"content": [{"type": "text", "text": "42 NOTES.md"}], "isError": False},
+        },
+    }
+    rows = [
+        ("user", [{"type": "text", "text": "How many lines are in NOTES.md?"}], 1, _VISIBLE),
+        ("assistant", [{"type": "text", "text": "Let me count."}, request], 2, _VISIBLE),
+        ("user", [response], 3, _VISIBLE),
+        ("user", [{"type": "text", "text": "ui-only note"}], 4, '{"userVisible":true,"agentVisible":false}'),
+        ("assistant", [{"type": "text", "text": "NOTES.md has 42 lines."}], 5, _VISIBLE),
+    ]
+    connection.executemany(
+        "INSERT INTO messages (session_id,role,content_json,created_timestamp,metadata_json) VALUES (?,?,?,?,?)",
+        [
+            (session, role, json.dumps(content), created + offset, meta)
+            for role, content, offset, meta in rows
+        ],
+    )
+
+
 def build_goose_db(path: Path) -> Path:
     connection = sqlite3.connect(path)
     connection.executescript(GOOSE_SCHEMA)
     connection.execute("INSERT INTO schema_version VALUES (7)")
-    connection.execute(
-        "INSERT INTO sessions (id,name,session_type,working_dir,created_at,updated_at,extension_data,"
-        "accumulated_total_tokens,accumulated_input_tokens,accumulated_output_tokens,provider_name,"
-        "model_config_json) VALUES ('20260203_3','Count lines','user','/home/ana/proj','2026-02-03 09:50:00',"
-        "'2026-02-03 09:50:05','{}',730,700,30,'openai','{\"model_name\":\"gpt-x\"}')"
-    )
+    goose_session(connection, "20260203_3")
     connection.execute(
         "INSERT INTO sessions (id,name,session_type,working_dir,created_at,updated_at,extension_data,"
         "provider_name,model_config_json) VALUES ('20260203_4','Other','user','/tmp','2026-02-03 10:00:00',"
         "'2026-02-03 10:00:01','{}','openai','{\"model_name\":\"gpt-y\"}')"
     )
-    rows = [
-        (
-            "20260203_3",
-            "user",
-            [{"type": "text", "text": "How many lines are in NOTES.md?"}],
-            1770112201,
-            _VISIBLE,
-        ),
-        (
-            "20260203_3",
-            "assistant",
-            [
-                {"type": "text", "text": "Let me count."},
-                {
-                    "type": "toolRequest",
-                    "id": "call_a",
-                    "toolCall": {
-                        "status": "success",
-                        "value": {"name": "developer__shell", "arguments": {"command": "wc -l NOTES.md"}},
-                    },
-                },
-            ],
-            1770112202,
-            _VISIBLE,
-        ),
-        (
-            "20260203_3",
-            "user",
-            [
-                {
-                    "type": "toolResponse",
-                    "id": "call_a",
-                    "toolResult": {
-                        "status": "success",
-                        "value": {"content": [{"type": "text", "text": "42 NOTES.md"}], "isError": False},
-                    },
-                }
-            ],
-            1770112203,
-            _VISIBLE,
-        ),
-        (
-            "20260203_3",
-            "user",
-            [{"type": "text", "text": "ui-only note"}],
-            1770112204,
-            '{"userVisible":true,"agentVisible":false}',
-        ),
-        (
-            "20260203_3",
-            "assistant",
-            [{"type": "text", "text": "NOTES.md has 42 lines."}],
-            1770112205,
-            _VISIBLE,
-        ),
-        ("20260203_4", "user", [{"type": "text", "text": "other session"}], 1770112800, _VISIBLE),
-    ]
-    connection.executemany(
+    connection.execute(
         "INSERT INTO messages (session_id,role,content_json,created_timestamp,metadata_json) VALUES (?,?,?,?,?)",
-        [(s, r, json.dumps(c), t, m) for s, r, c, t, m in rows],
+        ("20260203_4", "user", json.dumps([{"type": "text", "text": "other session"}]), 1770112800, _VISIBLE),
     )
     connection.commit()
     connection.close()

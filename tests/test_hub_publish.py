@@ -16,8 +16,8 @@ from rich.console import Console
 
 from exporter.build import build_export
 from exporter.bundle import BuiltExport
-from exporter.errors import AbortExport
-from exporter.hub import Backoff, publish_to_hub
+from exporter.errors import AbortExport, UserError
+from exporter.hub import Backoff, print_push_result, publish_to_hub
 from exporter.hub.remote import INDEX_PATH
 from exporter.runs import RunDir
 
@@ -82,6 +82,7 @@ def quiet() -> Console:
 def push(built: BuiltExport, api: HfApi, **options) -> tuple[object, str]:
     console = quiet()
     summary = publish_to_hub(built, api=api, console=console, backoff=FAST, **options)
+    print_push_result(console, summary)
     return summary, console.file.getvalue()  # type: ignore[attr-defined]
 
 
@@ -217,6 +218,7 @@ def test_two_pushes_leave_one_collection_with_exactly_the_right_items(hub, api, 
     for number in range(24):  # the collection we want is not among the first 20 results
         api.create_collection(f"other-{number:02d}", namespace=OWNER)
     api.create_collection(f"{BASE}-archive", namespace=OWNER)
+    hub.requests.clear()
 
     push(export.build("run-a"), api)
     push(export.build("run-b"), api)
@@ -266,8 +268,9 @@ def test_interrupted_between_repos_rerun_completes_without_duplicate_rows(hub, a
     hub.fail_next("commit", 503, times=FAST.attempts, repo_id=DEMO_TRACES)
     with pytest.raises(AbortExport) as failure:
         push(export.build("run-a", "run-b"), api)
-    assert failure.value.format_message().endswith(f"already published: {CAPTURES} (re-running skips them)")
-    assert CLAUDE_TRACES not in {repo_id for (_, repo_id) in hub.repos}
+    published = f"already published: {CAPTURES}, {CLAUDE_TRACES} (re-running skips them)"
+    assert failure.value.format_message().endswith(published)
+    assert hub.commits_to(DEMO_TRACES) == [] and hub.collections == {}
 
     _, output = push(export.build("run-a", "run-b"), api)  # a new export: new captures file names
 
@@ -306,6 +309,12 @@ def test_dry_run_reads_but_writes_nothing(hub, api, export):
     assert summary.collection_url is None
 
 
+def test_publishing_without_a_token_is_refused_before_any_request(hub, export):
+    with pytest.raises(UserError, match="no Hugging Face token found; run `hf auth login`"):
+        push(export.build("run-a"), HfApi(endpoint=hub.url, token=False))
+    assert hub.requests == []
+
+
 def test_dry_run_without_a_token_sends_no_request(hub, export):
     anonymous = HfApi(endpoint=hub.url, token=False)
     _, output = push(export.build("run-a"), anonymous, dry_run=True)
@@ -341,7 +350,7 @@ def test_hub_errors_become_one_line_messages(hub, api, export, setup, expected):
     if setup == "bad-token":
         assert "hf auth login" in message
     if setup == "not-found":
-        assert message.startswith(f"updating the collection {OWNER}/'{BASE}' failed")
+        assert message.startswith(f"updating the collection '{BASE}' of {OWNER} failed")
         assert f"already published: {CAPTURES}, {DEMO_TRACES}" in message
 
 

@@ -5,16 +5,18 @@ Stages: `target` (the --push value, token and endpoint) → `remote` (what each 
 `retry` for transient failures and one-line error messages.
 """
 
-from exporter.hub.publish import PushSummary, RepoOutcome, publish_to_hub
+from exporter.hub.publish import PushSummary, RepoOutcome, print_push_result, publish_to_hub
 from exporter.hub.retry import Backoff
-from exporter.hub.target import PushTarget, connect_hub, parse_push_target
+from exporter.hub.target import HubPush, PushTarget, connect_hub, parse_push_target
 
 __all__ = [
     "Backoff",
+    "HubPush",
     "PushSummary",
     "PushTarget",
     "RepoOutcome",
     "connect_hub",
     "parse_push_target",
+    "print_push_result",
     "publish_to_hub",
 ]

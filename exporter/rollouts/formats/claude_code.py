@@ -283,7 +283,8 @@ def _to_messages(chained: list[ClaudeLine]) -> tuple[list[dict[str, Any]], Usage
     messages: list[dict[str, Any]] = []
     # message.id -> its assistant message, for the lines of one API response (reset by a real user turn)
     open_responses: dict[str, dict[str, Any]] = {}
-    usage_by_response: dict[str, Usage] = {}
+    # the raw usage per response; its lines repeat it, so it is converted once at the end
+    usage_by_response: dict[str, tuple[Any, float | None]] = {}
     tool_names: dict[str, str] = {}
     compactions = 0
     for line in chained:
@@ -298,7 +299,7 @@ def _to_messages(chained: list[ClaudeLine]) -> tuple[list[dict[str, Any]], Usage
                 messages.append(target)
                 open_responses[response_id] = target
             _add_assistant_blocks(target, body.get("content"), tool_names)
-            usage_by_response[response_id] = _usage(as_dict(body.get("usage")), line.cost_usd)
+            usage_by_response[response_id] = (body.get("usage"), line.cost_usd)
         elif line.type == "user":
             if _add_user_line(messages, line, tool_names):
                 open_responses.clear()
@@ -306,8 +307,8 @@ def _to_messages(chained: list[ClaudeLine]) -> tuple[list[dict[str, Any]], Usage
             compactions += 1
             open_responses.clear()
     usage = Usage()
-    for response_usage in usage_by_response.values():
-        usage.add(response_usage)
+    for raw, cost in usage_by_response.values():
+        usage.add(_usage(as_dict(raw), cost))
     return messages, usage, compactions
 
 

@@ -1,0 +1,286 @@
+"""Rollouts throughput: MB/s and peak RSS per format on a generated corpus, vs baselines in the same run.
+
+    .venv/bin/python scripts/bench/rollouts_throughput.py                     # quick (~30 MB Claude corpus)
+    .venv/bin/python scripts/bench/rollouts_throughput.py --claude-files 2000 --claude-kb 143   # ~287 MB
+
+Each measurement runs in its own process (so peak RSS is that reader's own) and covers the whole
+pipeline: manifest, hydrate, parquet written to a temp file. Baselines: a straightforward reader that
+`json.loads` every line of every Claude file (keeping each file's lines, as a naive parser does), and
+the peer figure for DataDesigner 0.9.6 on this machine kind (~40 MB/s, 400-670 MB peak RSS), which
+cannot be installed here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+PEER_MB_PER_S = 40.0
+PEER_RSS_MB = (400, 670)
+WORDS = [
+    "the",
+    "of",
+    "and",
+    "to",
+    "in",
+    "is",
+    "that",
+    "for",
+    "it",
+    "with",
+    "as",
+    "was",
+    "on",
+    "be",
+    "by",
+    "this",
+]
+
+
+def _text(rng: random.Random, words: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(words))
+
+
+def claude_file(path: Path, rng: random.Random, target_bytes: int, session: str) -> None:
+    """A Claude Code session of about `target_bytes`: split responses, tool calls, bulky sidecars."""
+    envelope = {
+        "sessionId": session,
+        "cwd": "/home/ana/proj",
+        "version": "2.1.3",
+        "gitBranch": "dev",
+        "isSidechain": False,
+        "userType": "external",
+    }
+    lines: list[str] = []
+    size, parent, turn = 0, None, 0
+
+    def emit(line: dict[str, Any]) -> None:
+        nonlocal size, parent
+        line = (
+            {
+                "parentUuid": parent,
+                "uuid": f"{session[:8]}-{len(lines):06d}",
+                "timestamp": f"2026-02-03T09:{(len(lines) // 60) % 60:02d}:{len(lines) % 60:02d}.000Z",
+            }
+            | envelope
+            | line
+        )
+        text = json.dumps(line)
+        lines.append(text)
+        size += len(text) + 1
+        parent = line["uuid"]
+
+    emit({"type": "user", "message": {"role": "user", "content": _text(rng, 30)}})
+    while size < target_bytes:
+        turn += 1
+        usage = {
+            "input_tokens": rng.randint(10, 900),
+            "output_tokens": rng.randint(10, 900),
+            "cache_read_input_tokens": rng.randint(0, 90000),
+            "cache_creation_input_tokens": 0,
+        }
+        base = {"id": f"msg_{turn}", "role": "assistant", "model": "claude-x", "usage": usage}
+        emit(
+            {
+                "type": "assistant",
+                "requestId": f"req_{turn}",
+                "message": base
+                | {"content": [{"type": "thinking", "thinking": _text(rng, 60), "signature": "s" * 200}]},
+            }
+        )
+        emit(
+            {
+                "type": "assistant",
+                "requestId": f"req_{turn}",
+                "message": base | {"content": [{"type": "text", "text": _text(rng, 40)}]},
+            }
+        )
+        emit(
+            {
+                "type": "assistant",
+                "requestId": f"req_{turn}",
+                "message": base
+                | {
+                    "content": [
+                        {
+                            "type": "tool_use",
+                            "id": f"toolu_{turn}",
+                            "name": "Bash",
+                            "input": {"command": _text(rng, 6)},
+                        }
+                    ]
+                },
+            }
+        )
+        output = _text(rng, rng.randint(50, 600))
+        emit(
+            {
+                "type": "user",
+                "message": {
+                    "role": "user",
+                    "content": [{"type": "tool_result", "tool_use_id": f"toolu_{turn}", "content": output}],
+                },
+                "toolUseResult": {"stdout": output, "stderr": "", "interrupted": False},
+            }
+        )
+        if turn % 6 == 0:
+            emit({"type": "user", "message": {"role": "user", "content": _text(rng, 25)}})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def make_corpus(directory: Path, claude_files: int, claude_kb: int) -> dict[str, Path]:
+    from rollout_fixtures import (
+        build_goose_db,
+        build_hermes_db,
+        build_opencode_db,
+        codex_lines,
+        goose_session,
+        hermes_session,
+        opencode_session,
+        pi_lines,
+        write_jsonl,
+    )
+
+    rng = random.Random(7)
+    corpus = {name: directory / name for name in ("claude_code", "codex", "pi")}
+    for number in range(claude_files):
+        session = f"{number:08x}-aaaa-4bbb-8ccc-{number:012x}"
+        claude_file(
+            corpus["claude_code"] / f"-home-ana-p{number % 20}" / f"{session}.jsonl",
+            rng,
+            claude_kb * 1024,
+            session,
+        )
+    sessions = max(20, claude_files // 4)
+    for number in range(sessions):
+        lines = codex_lines()
+        lines[0]["payload"]["id"] = f"codex-{number}"
+        long_output = {"type": "function_call_output", "call_id": "call_a", "output": _text(rng, 3000)}
+        body = lines[2:] * 8 + [
+            {"timestamp": lines[0]["timestamp"], "type": "response_item", "payload": long_output}
+        ]
+        write_jsonl(corpus["codex"] / f"rollout-{number:05d}.jsonl", [lines[0], *body])
+        pi = pi_lines()
+        pi[0]["id"] = f"pi-{number}"
+        pi[4]["message"]["content"][0]["text"] = _text(rng, 3000)
+        write_jsonl(corpus["pi"] / f"{number:05d}_pi-{number}.jsonl", pi)
+    databases = directory / "db"
+    databases.mkdir()
+    corpus["opencode"] = build_opencode_db(databases / "opencode.db")
+    corpus["hermes"] = build_hermes_db(databases / "state.db")
+    corpus["goose"] = build_goose_db(databases / "sessions.db")
+    adders = {
+        "opencode": lambda db, sid, n: opencode_session(db, sid, base_ms=1770110400000 + n * 10_000),
+        "hermes": lambda db, sid, n: hermes_session(db, sid, 1770111600.0 + n * 10),
+        "goose": lambda db, sid, n: goose_session(db, sid, 1770112200 + n * 10),
+    }
+    for name, add in adders.items():
+        connection = sqlite3.connect(corpus[name])
+        for number in range(sessions):
+            add(connection, f"bench_{number:05d}", number)
+        connection.commit()
+        connection.close()
+    return corpus
+
+
+def corpus_bytes(path: Path) -> int:
+    return (
+        path.stat().st_size
+        if path.is_file()
+        else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    )
+
+
+def worker(kind: str, path: Path) -> dict[str, Any]:
+    """One measurement, in this process: returns seconds, rows and peak RSS (imports not timed)."""
+    from exporter.rollouts.hydrate import iter_rows
+    from exporter.rollouts.manifest import build_manifest
+    from exporter.rollouts.sqlite_source import SnapshotStore
+    from exporter.rollouts.writers import write_parquet
+
+    # Fixed start-up costs are not throughput: pyarrow's first timestamp conversion loads ~0.25 s of modules.
+    pa.array([datetime(2026, 1, 1)], type=pa.timestamp("ms", tz="UTC"))
+    started, cpu_started = time.perf_counter(), time.process_time()
+    rows = 0
+    if kind == "baseline":
+        for file in sorted(path.rglob("*.jsonl")):
+            with file.open("rb") as handle:
+                lines = [json.loads(line) for line in handle if line.strip()]
+            rows += 1 if lines else 0
+    else:
+        with tempfile.TemporaryDirectory() as scratch, SnapshotStore() as snapshots:
+            units = build_manifest([path], kind, snapshots=snapshots, warn=lambda message: None)
+            rows = write_parquet(iter_rows(units, warn=lambda message: None), Path(scratch) / "out.parquet")
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"seconds": seconds, "cpu_seconds": cpu_seconds, "rows": rows, "peak_rss_mb": peak_mb}
+
+
+def measure(kind: str, path: Path) -> dict[str, Any]:
+    output = subprocess.run(
+        [sys.executable, __file__, "--worker", kind, str(path)], check=True, capture_output=True, text=True
+    ).stdout
+    return json.loads(output.splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--claude-files", type=int, default=200, help="Claude Code session files (2000 = full)"
+    )
+    parser.add_argument("--claude-kb", type=int, default=143, help="size of each Claude file in KiB")
+    parser.add_argument("--worker", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker[0], Path(args.worker[1]))))
+        return
+    with tempfile.TemporaryDirectory(prefix="agentcap-bench-") as scratch:
+        corpus = make_corpus(Path(scratch), args.claude_files, args.claude_kb)
+        print(
+            f"{'reader':<22}{'MB':>8}{'wall s':>8}{'MB/s':>8}{'cpu s':>8}{'MB/cpu-s':>10}{'peak RSS MB':>13}{'rows':>7}"
+        )
+        results = {}
+        for kind, path in [("baseline", corpus["claude_code"]), *corpus.items()]:
+            result = measure(kind, path)
+            megabytes = corpus_bytes(path) / 1e6
+            result["mb_per_s"] = megabytes / result["seconds"]
+            result["mb_per_cpu_s"] = megabytes / result["cpu_seconds"]
+            results[kind] = result
+            label = "json.loads baseline" if kind == "baseline" else kind
+            print(
+                f"{label:<22}{megabytes:>8.1f}{result['seconds']:>8.2f}{result['mb_per_s']:>8.1f}"
+                f"{result['cpu_seconds']:>8.2f}{result['mb_per_cpu_s']:>10.1f}{result['peak_rss_mb']:>13.0f}"
+                f"{result['rows']:>7}"
+            )
+        ours, baseline = results["claude_code"], results["baseline"]
+        print(
+            f"\nclaude_code vs json.loads baseline: {ours['mb_per_s'] / baseline['mb_per_s']:.2f}x wall, "
+            f"{ours['mb_per_cpu_s'] / baseline['mb_per_cpu_s']:.2f}x cpu"
+        )
+        print(
+            f"claude_code vs DataDesigner peer ({PEER_MB_PER_S:.0f} MB/s, {PEER_RSS_MB[0]}-{PEER_RSS_MB[1]} MB RSS): "
+            f"{ours['mb_per_s'] / PEER_MB_PER_S:.2f}x wall, {ours['mb_per_cpu_s'] / PEER_MB_PER_S:.2f}x cpu, "
+            f"{ours['peak_rss_mb']:.0f} MB peak RSS (targets >= 2x, <= 300 MB)"
+        )
+
+
+if __name__ == "__main__":
+    main()
