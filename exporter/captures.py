@@ -350,13 +350,10 @@ class _Batch:
             self.columns[name].append(value)
 
     def table(self) -> pa.Table:
+        text = {"request": self.request, "response": self.response}
         arrays = [
-            self.request.finish()
-            if name == "request"
-            else self.response.finish()
-            if name == "response"
-            else pa.array(self.columns[name], type=CAPTURES_SCHEMA.field(name).type)
-            for name in CAPTURES_SCHEMA.names
+            text[name].finish() if name in text else pa.array(self.columns[name], type=field.type)
+            for name, field in zip(CAPTURES_SCHEMA.names, CAPTURES_SCHEMA, strict=True)
         ]
         return pa.Table.from_arrays(arrays, schema=CAPTURES_SCHEMA)
 

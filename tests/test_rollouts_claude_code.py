@@ -35,7 +35,8 @@ def test_reference_session_becomes_one_exact_row(tmp_path: Path) -> None:
         message(
             "assistant",
             reasoning_content="Use wc.",
-            tool_calls=[call("toolu_a", "Bash", '{"command":"wc -l NOTES.md"}')],
+            # Claude tool input is kept byte for byte as the file stored it (the fixture used json.dumps)
+            tool_calls=[call("toolu_a", "Bash", '{"command": "wc -l NOTES.md"}')],
             timestamp="2026-02-03T09:15:01.500Z",
             model="claude-x",
         ),

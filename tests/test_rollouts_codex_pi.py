@@ -75,7 +75,8 @@ def test_codex_reference_session_exact_messages(tmp_path: Path) -> None:
 
 
 def test_codex_variants_custom_tool_compacted_unknown_and_old_files(tmp_path: Path) -> None:
-    lines = codex_lines()[:5] + [
+    lines = [
+        *codex_lines()[:5],
         {
             "timestamp": "2026-02-03T09:20:01Z",
             "type": "response_item",

@@ -101,6 +101,8 @@ class SqliteFormat(RolloutFormat):
     required_tables: ClassVar[Mapping[str, frozenset[str]]]
     # table -> WHERE clause selecting one session's rows (`:session` is bound); used by traces collect.
     session_tables: ClassVar[Mapping[str, str]]
+    # Indexes added to the snapshot copy for the per-session queries.
+    snapshot_indexes: ClassVar[tuple[str, ...]] = ()
 
     def detects(self, probe: Probe) -> bool:
         if probe.tables is None:
@@ -114,7 +116,7 @@ class SqliteFormat(RolloutFormat):
     ) -> Iterator[Unit]:
         for path in files:
             try:
-                snapshot = snapshots.snapshot(path)
+                snapshot = snapshots.snapshot(path, self.snapshot_indexes)
                 connection = connect_readonly(snapshot)
                 try:
                     tables = {table: table_columns(connection, table) for table in self.required_tables}

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from exporter.errors import UserError
-from exporter.rollouts.base import RolloutFormat, Unit
+from exporter.rollouts.base import Unit
 from exporter.rollouts.registry import AUTO, FORMATS, detect, get_format
 from exporter.rollouts.sqlite_source import SnapshotStore
 
@@ -68,7 +68,3 @@ def _walk(root: Path, patterns: Sequence[str], recursive: bool) -> Iterator[Path
         for name in sorted(names):
             if any(fnmatch.fnmatch(name, pattern) for pattern in patterns):
                 yield Path(directory) / name
-
-
-def describe(fmt: RolloutFormat) -> str:
-    return f"{fmt.name} ({', '.join(str(p) for p in fmt.default_roots())})"

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import quote
@@ -68,7 +69,9 @@ class SnapshotStore:
         self._directory: Path | None = None
         self._copies: dict[Path, Path] = {}
 
-    def snapshot(self, path: Path) -> Path:
+    def snapshot(self, path: Path, indexes: Sequence[str] = ()) -> Path:
+        """The copy of `path`; `indexes` (CREATE INDEX statements) are added to the copy, never to the
+        agent's file, so per-session queries stay linear on databases that lack them."""
         key = path.resolve()
         if key not in self._copies:
             if self._directory is None:
@@ -79,6 +82,11 @@ class SnapshotStore:
                 target = sqlite3.connect(copy)
                 try:
                     source.backup(target)
+                    for statement in indexes:
+                        # a column this schema version lacks: skipped, detection reports the database
+                        with contextlib.suppress(sqlite3.OperationalError):
+                            target.execute(statement)
+                    target.commit()
                 finally:
                     target.close()
             finally:

@@ -191,8 +191,10 @@ def child_main(method: str, run_dir: Path, out: Path) -> None:
     globals()[f"run_{method}"](run_dir, out)
     seconds = time.perf_counter() - started
     parquet_bytes = sum(path.stat().st_size for path in out.rglob("*.parquet"))
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_mb, "parquet_bytes": parquet_bytes}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime  # every thread; steadier than wall time on a busy machine
+    result = {"seconds": seconds, "cpu_seconds": cpu, "peak_rss_mb": usage.ru_maxrss / 1024}
+    print(json.dumps(result | {"parquet_bytes": parquet_bytes}))
 
 
 def measure(method: str, run_dir: Path, scratch: Path) -> dict[str, float]:
@@ -240,25 +242,24 @@ def report(calls: int, methods: list[str], scratch: Path) -> None:
     run_dir = scratch / "bench-run"
     started = time.perf_counter()
     write_synthetic_run(run_dir, calls)
-    jsonl_bytes = (run_dir / "captures.jsonl").stat().st_size
-    print(
-        f"synthetic run: {calls} calls, {jsonl_bytes / 1e6:.0f} MB JSONL ({time.perf_counter() - started:.0f} s)"
-    )
+    jsonl_mb = (run_dir / "captures.jsonl").stat().st_size / 1e6
+    print(f"synthetic run: {calls} calls, {jsonl_mb:.0f} MB JSONL ({time.perf_counter() - started:.0f} s)")
     results = {method: measure(method, run_dir, scratch) for method in methods}
     ours = results.get("ours")
-    print(
-        f"\n{'method':<10}{'seconds':>9}{'MB/s':>8}{'peak RSS MB':>13}{'parquet MB':>12}{'ours faster':>13}"
-    )
+    header = f"{'method':<10}{'wall s':>8}{'MB/s':>7}{'CPU s':>8}{'peak RSS MB':>13}{'parquet MB':>12}"
+    print(f"\n{header}{'ours faster (wall / CPU)':>27}")
     for method, result in results.items():
-        ratio = f"{result['seconds'] / ours['seconds']:.1f}x" if ours and method != "ours" else "-"
+        ratio = "-"
+        if ours and method != "ours":
+            wall, cpu = result["seconds"] / ours["seconds"], result["cpu_seconds"] / ours["cpu_seconds"]
+            ratio = f"{wall:.1f}x / {cpu:.1f}x"
         print(
-            f"{method:<10}{result['seconds']:>9.2f}{jsonl_bytes / 1e6 / result['seconds']:>8.0f}"
-            f"{result['peak_rss_mb']:>13.0f}{result['parquet_bytes'] / 1e6:>12.1f}{ratio:>13}"
+            f"{method:<10}{result['seconds']:>8.2f}{jsonl_mb / result['seconds']:>7.0f}{result['cpu_seconds']:>8.2f}"
+            f"{result['peak_rss_mb']:>13.0f}{result['parquet_bytes'] / 1e6:>12.1f}{ratio:>27}"
         )
     if ours and "simple" in results:
-        print(
-            f"\noutput size: snappy (simple) / zstd (ours) = {results['simple']['parquet_bytes'] / ours['parquet_bytes']:.1f}x"
-        )
+        smaller = results["simple"]["parquet_bytes"] / ours["parquet_bytes"]
+        print(f"\noutput size: snappy (simple) / zstd (ours) = {smaller:.1f}x")
     if ours:
         print("\nour peak RSS by run size (flat memory):")
         for share in (10, 2, 1):

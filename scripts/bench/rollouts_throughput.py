@@ -21,8 +21,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa

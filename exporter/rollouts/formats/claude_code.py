@@ -41,6 +41,28 @@ from exporter.rollouts.record import (
 from exporter.rollouts.sqlite_source import SnapshotStore
 
 
+class ClaudeBlock(msgspec.Struct):
+    """A content block; `input` stays raw JSON bytes, which is exactly the tool arguments string."""
+
+    type: str | None = None
+    text: str | None = None
+    thinking: str | None = None
+    id: str | None = None
+    name: str | None = None
+    input: msgspec.Raw = msgspec.field(default_factory=msgspec.Raw)
+    tool_use_id: str | None = None
+    content: Any = None
+    is_error: bool | None = None
+    source: dict[str, Any] | None = None
+
+
+class ClaudeMessage(msgspec.Struct):
+    id: str | None = None
+    model: str | None = None
+    content: str | list[ClaudeBlock] | None = None
+    usage: dict[str, Any] | None = None
+
+
 class ClaudeLine(msgspec.Struct, rename="camel"):
     """The keys of a Claude Code line this parser reads; msgspec skips the rest without building it."""
 
@@ -59,7 +81,7 @@ class ClaudeLine(msgspec.Struct, rename="camel"):
     agent_id: str | None = None
     request_id: str | None = None
     subtype: str | None = None
-    message: dict[str, Any] | None = None
+    message: ClaudeMessage | None = None
     summary: str | None = None
     leaf_uuid: str | None = None
     custom_title: str | None = None
@@ -67,6 +89,7 @@ class ClaudeLine(msgspec.Struct, rename="camel"):
 
 
 _DECODER = msgspec.json.Decoder(ClaudeLine)
+_NO_MESSAGE = ClaudeMessage()
 _CONVERSATION_TYPES = frozenset({"user", "assistant"})
 # Line types that carry no conversation; anything else unknown is listed in parse_warnings.
 _BOOKKEEPING_TYPES = frozenset(
@@ -289,17 +312,15 @@ def _to_messages(chained: list[ClaudeLine]) -> tuple[list[dict[str, Any]], Usage
     compactions = 0
     for line in chained:
         if line.type == "assistant":
-            body = line.message or {}
-            response_id = as_str(body.get("id")) or line.request_id or line.uuid or str(len(messages))
+            body = line.message or _NO_MESSAGE
+            response_id = body.id or line.request_id or line.uuid or str(len(messages))
             target = open_responses.get(response_id)
             if target is None:
-                target = make_message(
-                    "assistant", timestamp=to_utc(line.timestamp), model=as_str(body.get("model"))
-                )
+                target = make_message("assistant", timestamp=to_utc(line.timestamp), model=body.model)
                 messages.append(target)
                 open_responses[response_id] = target
-            _add_assistant_blocks(target, body.get("content"), tool_names)
-            usage_by_response[response_id] = (body.get("usage"), line.cost_usd)
+            _add_assistant_blocks(target, body.content, tool_names)
+            usage_by_response[response_id] = (body.usage, line.cost_usd)
         elif line.type == "user":
             if _add_user_line(messages, line, tool_names):
                 open_responses.clear()
@@ -322,52 +343,51 @@ def _usage(raw: dict[str, Any], cost: float | None) -> Usage:
     )
 
 
-def _add_assistant_blocks(target: dict[str, Any], content: Any, tool_names: dict[str, str]) -> None:
+def _add_assistant_blocks(
+    target: dict[str, Any], content: str | list[ClaudeBlock] | None, tool_names: dict[str, str]
+) -> None:
     if isinstance(content, str):
         target["content"] = join_text([target["content"], content])
         return
-    for block in as_list(content):
-        block = as_dict(block)
-        kind = block.get("type")
+    for block in content or ():
+        kind = block.type
         if kind == "text":
-            target["content"] = join_text([target["content"], as_str(block.get("text")) or ""])
+            target["content"] = join_text([target["content"], block.text or ""])
         elif kind == "thinking":
-            thought = as_str(block.get("thinking")) or ""
-            target["reasoning_content"] = join_text([target["reasoning_content"] or "", thought]) or None
+            target["reasoning_content"] = (
+                join_text([target["reasoning_content"] or "", block.thinking or ""]) or None
+            )
         elif kind in ("tool_use", "server_tool_use"):
-            call_id, name = as_str(block.get("id")), as_str(block.get("name"))
-            target["tool_calls"].append(make_tool_call(call_id, name, block.get("input")))
-            if call_id and name:
-                tool_names[call_id] = name
+            arguments = bytes(block.input).decode() if block.input else None
+            target["tool_calls"].append(make_tool_call(block.id, block.name, arguments))
+            if block.id and block.name:
+                tool_names[block.id] = block.name
 
 
 def _add_user_line(messages: list[dict[str, Any]], line: ClaudeLine, tool_names: dict[str, str]) -> bool:
     """Append a user line's messages; True when it is a real user turn (not only tool results)."""
-    body = line.message or {}
-    content = body.get("content")
+    content = (line.message or _NO_MESSAGE).content
     timestamp = to_utc(line.timestamp)
     texts: list[str] = []
     if isinstance(content, str):
         texts.append(content)
-    for block in as_list(content):
-        block = as_dict(block)
-        kind = block.get("type")
+    for block in content if isinstance(content, list) else ():
+        kind = block.type
         if kind == "tool_result":
-            call_id = as_str(block.get("tool_use_id"))
             messages.append(
                 make_message(
                     "tool",
-                    _block_text(block.get("content")),
-                    tool_call_id=call_id,
-                    name=tool_names.get(call_id or ""),
+                    _result_text(block.content),
+                    tool_call_id=block.tool_use_id,
+                    name=tool_names.get(block.tool_use_id or ""),
                     timestamp=timestamp,
-                    is_error=bool(block.get("is_error")),
+                    is_error=bool(block.is_error),
                 )
             )
         elif kind == "text":
-            texts.append(as_str(block.get("text")) or "")
+            texts.append(block.text or "")
         elif kind in ("image", "document"):
-            texts.append(_media_placeholder(block))
+            texts.append(_media_placeholder(kind, block.source))
     if not texts:
         return False
     is_meta = bool(line.is_meta or line.is_compact_summary) or all(
@@ -377,7 +397,8 @@ def _add_user_line(messages: list[dict[str, Any]], line: ClaudeLine, tool_names:
     return not is_meta
 
 
-def _block_text(content: Any) -> str:
+def _result_text(content: Any) -> str:
+    """A tool_result's content: a string, or blocks (kept as plain dicts inside `content: Any`)."""
     if isinstance(content, str):
         return content
     parts = []
@@ -386,14 +407,13 @@ def _block_text(content: Any) -> str:
         if block.get("type") == "text":
             parts.append(as_str(block.get("text")) or "")
         elif block.get("type") in ("image", "document"):
-            parts.append(_media_placeholder(block))
+            parts.append(_media_placeholder(str(block["type"]), as_dict(block.get("source"))))
     return join_text(parts)
 
 
-def _media_placeholder(block: dict[str, Any]) -> str:
+def _media_placeholder(kind: str, source: dict[str, Any] | None) -> str:
     """Images stay out of the text column (base64 would dwarf it); a marker keeps their position."""
-    media_type = as_str(as_dict(block.get("source")).get("media_type")) or "unknown"
-    return f"[{block.get('type')}: {media_type}]"
+    return f"[{kind}: {as_str(as_dict(source).get('media_type')) or 'unknown'}]"
 
 
 @functools.lru_cache(maxsize=16)

@@ -61,6 +61,10 @@ class GooseFormat(SqliteFormat):
         "schema_version": "1",
     }
 
+    snapshot_indexes = (
+        "CREATE INDEX IF NOT EXISTS agentcap_messages_session ON messages(session_id, created_timestamp)",
+    )
+
     def default_roots(self) -> list[Path]:
         root = os.environ.get("GOOSE_PATH_ROOT")
         if root and Path(root).is_absolute():

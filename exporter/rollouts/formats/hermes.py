@@ -50,6 +50,10 @@ class HermesFormat(SqliteFormat):
         "system_prompts": "hash = (SELECT system_prompt_hash FROM sessions WHERE id = :session)",
     }
 
+    snapshot_indexes = (
+        "CREATE INDEX IF NOT EXISTS agentcap_messages_session ON messages(session_id, timestamp)",
+    )
+
     def default_roots(self) -> list[Path]:
         return [Path(os.environ.get("HERMES_HOME") or Path.home() / ".hermes") / "state.db"]
 

@@ -74,6 +74,11 @@ class OpencodeFormat(SqliteFormat):
         "part": "message_id IN (SELECT id FROM message WHERE session_id = :session)",
     }
 
+    snapshot_indexes = (
+        "CREATE INDEX IF NOT EXISTS agentcap_message_session ON message(session_id, time_created)",
+        "CREATE INDEX IF NOT EXISTS agentcap_part_message ON part(message_id)",
+    )
+
     def default_roots(self) -> list[Path]:
         data = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
         directory = data / "opencode"
