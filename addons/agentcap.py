@@ -29,7 +29,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -112,13 +112,50 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+class RawJson:
+    """A body that is already strict JSON text: written into the line as is, never re-encoded.
+
+    Re-encoding a large prompt dominated the writer's time; splicing keeps the client's own bytes
+    (CR/LF between tokens become spaces, so the record stays on one line).
+    """
+
+    __slots__ = ("text", "value")
+
+    def __init__(self, text: str, value: Any) -> None:
+        self.text = text.replace("\r", " ").replace("\n", " ")
+        self.value = value
+
+
+# Unguessable, so no string a client or upstream sends can be mistaken for a splice point.
+SPLICE_MARK = f"\x00agentcap-splice-{secrets.token_hex(16)}\x00"
+ENCODED_SPLICE_MARK = json.dumps(SPLICE_MARK)
+
+
 def dumps_line(record: dict[str, Any]) -> bytes:
-    """One compact JSON line; falls back to \\u escapes when a body holds lone surrogates."""
+    """One compact JSON line; falls back to \\u escapes when a string holds lone surrogates."""
+    spliced: list[str] = []
+
+    def splice(value: Any) -> str:
+        if isinstance(value, RawJson):
+            spliced.append(value.text)
+            return SPLICE_MARK
+        raise TypeError(f"cannot serialise {type(value).__name__}")
+
     try:
-        text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
-        return (text + "\n").encode("utf-8")
+        text = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=splice)
+        text.encode("utf-8")
     except UnicodeEncodeError:
-        return (json.dumps(record, separators=(",", ":")) + "\n").encode("ascii")
+        spliced.clear()
+        text = json.dumps(record, separators=(",", ":"), default=splice)
+    pieces = text.split(ENCODED_SPLICE_MARK)
+    parts = [pieces[0]]
+    for body, piece in zip(spliced, pieces[1:], strict=True):
+        parts += [body, piece]
+    return ("".join(parts) + "\n").encode("utf-8")
+
+
+def reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def iter_sse_data(text: str) -> Iterator[str]:
@@ -135,30 +172,37 @@ def iter_sse_data(text: str) -> Iterator[str]:
         yield "\n".join(data_lines)
 
 
-def fingerprint_events(payloads: Iterator[str]) -> tuple[str | None, dict[str, Any] | None]:
+class Fingerprint:
     """served_model from the first event that names one; usage from the last event that has one.
 
     Anthropic splits usage between message_start and message_delta, so later keys overlay earlier.
     """
-    model: str | None = None
-    usage: dict[str, Any] | None = None
-    for payload in payloads:
-        if not payload.startswith("{"):
-            continue
-        try:
-            event = json.loads(payload)
-        except ValueError:
-            continue
-        if not isinstance(event, dict):
-            continue
+
+    def __init__(self) -> None:
+        self.model: str | None = None
+        self.usage: dict[str, Any] | None = None
+
+    def absorb(self, event: dict[str, Any]) -> None:
         holders = [event] + [event[k] for k in ("response", "message") if isinstance(event.get(k), dict)]
         for holder in holders:
-            if model is None and isinstance(holder.get("model"), str) and holder["model"]:
-                model = holder["model"]
+            if self.model is None and isinstance(holder.get("model"), str) and holder["model"]:
+                self.model = holder["model"]
             if isinstance(holder.get("usage"), dict):
-                overlay = event.get("type") == "message_delta" and usage is not None
-                usage = {**usage, **holder["usage"]} if overlay and usage else holder["usage"]
-    return model, usage
+                overlay = event.get("type") == "message_delta" and self.usage
+                self.usage = {**self.usage, **holder["usage"]} if overlay else holder["usage"]
+
+    def absorb_payloads(self, payloads: Iterable[str]) -> "Fingerprint":
+        for payload in payloads:
+            # Once the model is known only usage can change: most deltas need no parsing at all.
+            if not payload.startswith("{") or (self.model is not None and '"usage"' not in payload):
+                continue
+            try:
+                event = json.loads(payload)
+            except ValueError:
+                continue
+            if isinstance(event, dict):
+                self.absorb(event)
+        return self
 
 
 class Redactor:
@@ -348,36 +392,64 @@ class RecordWriter:
 
     def work(self) -> None:
         while True:
-            kind, item = self.queue.get()
-            try:
+            # Everything that queued up while the last batch was written goes out together: one
+            # write per run per batch, fewer wake-ups and GIL hand-offs under load.
+            batch = [self.queue.get()]
+            while True:
+                try:
+                    batch.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            pending: dict[str, tuple[RunLog, list[bytes]]] = {}
+            closing: list[RunLog] | None = None
+            for kind, item in batch:
                 if kind == "call":
-                    self.write_call(item)
+                    self.encode_call(item, pending)
                 elif kind == "passthrough":
                     item.counts["passthrough"] += 1
-                    self.maybe_write_run_json(item)
+                    pending.setdefault(item.run_id, (item, []))
                 else:
-                    for run in item:
-                        run.ended_at = time.time()
-                        run.write_run_json("complete")
-                        run.close()
-                    return
-            except Exception:
-                # Disk full, permissions, a bug: say so loudly, keep relaying traffic.
-                log.exception("agentcap: FAILED TO WRITE a capture record; call relayed, not recorded")
+                    closing = item
+            for run, lines in pending.values():
+                self.flush(run, lines)
+            if closing is not None:
+                for run in closing:
+                    run.ended_at = time.time()
+                    self.guarded(run.write_run_json, "complete")
+                    run.close()
+                return
 
-    def maybe_write_run_json(self, run: RunLog) -> None:
-        if time.time() - run.run_json_written_at >= RUN_JSON_INTERVAL_S:
-            run.write_run_json("running")
-
-    def write_call(self, snapshot: CallSnapshot) -> None:
-        record = build_record(snapshot, self.redactor)
+    def encode_call(self, snapshot: CallSnapshot, pending: dict[str, tuple[RunLog, list[bytes]]]) -> None:
         run = snapshot.state.run
-        run.append(dumps_line(record))
+        try:
+            record = build_record(snapshot, self.redactor)
+            line = dumps_line(record)
+        except Exception:
+            log.exception("agentcap: FAILED TO ENCODE a capture record; call relayed, not recorded")
+            return
+        pending.setdefault(run.run_id, (run, []))[1].append(line)
         run.counts["recorded"] += 1
         run.counts["errors"] += record["error"] is not None
         run.counts["http_errors"] += (record["response"] or {}).get("status_code", 0) >= 400
         run.upstreams.add(record["upstream_url"])
-        self.maybe_write_run_json(run)
+
+    def flush(self, run: RunLog, lines: list[bytes]) -> None:
+        if lines and not self.guarded(run.append, b"".join(lines)):
+            log.error(
+                "agentcap: %d record(s) of run %s were relayed but not recorded", len(lines), run.run_id
+            )
+        if time.time() - run.run_json_written_at >= RUN_JSON_INTERVAL_S:
+            self.guarded(run.write_run_json, "running")
+
+    @staticmethod
+    def guarded(write: Any, argument: Any) -> bool:
+        try:
+            write(argument)
+            return True
+        except Exception:
+            # Disk full, permissions: say so loudly, keep relaying traffic.
+            log.exception("agentcap: FAILED TO WRITE to the run directory")
+            return False
 
 
 def header_pairs(headers: http.Headers) -> list[tuple[str, str]]:
@@ -405,15 +477,15 @@ def body_fields(raw: bytes | None, encoding: str | None) -> dict[str, Any]:
         return fields
     if "decode_error" not in fields:
         try:
-            fields["body"] = json.loads(data)
-            return fields
-        except ValueError:
-            pass
-        try:
-            fields["body_text"] = data.decode("utf-8")
-            return fields
+            text = data.decode("utf-8")
         except UnicodeDecodeError:
-            pass
+            text = None
+        if text is not None:
+            try:
+                fields["body"] = RawJson(text, json.loads(text, parse_constant=reject_constant))
+            except ValueError:
+                fields["body_text"] = text
+            return fields
     fields["body_base64"] = base64.b64encode(data).decode("ascii")
     return fields
 
@@ -443,8 +515,7 @@ def build_record(snapshot: CallSnapshot, redactor: Redactor) -> dict[str, Any]:
     request = {"headers": redactor.headers(snapshot.request_headers)}
     request_encoding = header_value(snapshot.request_headers, "content-encoding")
     request.update(body_fields(snapshot.request_raw, request_encoding))
-    served_model: str | None = None
-    usage: dict[str, Any] | None = None
+    fingerprint = Fingerprint()
     response: dict[str, Any] | None = None
     if snapshot.response_status is not None:
         response = {
@@ -455,17 +526,16 @@ def build_record(snapshot: CallSnapshot, redactor: Redactor) -> dict[str, Any]:
         if snapshot.response_streamed:
             fields, text = stream_fields(snapshot.response_raw or b"", response_encoding)
             response.update(fields)
-            served_model, usage = fingerprint_events(iter_sse_data(text or ""))
+            fingerprint.absorb_payloads(iter_sse_data(text or ""))
         else:
             response.update(body_fields(snapshot.response_raw, response_encoding))
             response["stream"] = False
             body = response.get("body")
-            if isinstance(body, dict):
-                served_model, usage = fingerprint_events(iter([json.dumps(body)]))
+            if isinstance(body, RawJson) and isinstance(body.value, dict):
+                fingerprint.absorb(body.value)
     if snapshot.websocket is not None:
         messages = snapshot.websocket["messages"]
-        server_texts = (m["text"] for m in messages if m["from"] == "server" and "text" in m)
-        served_model, usage = fingerprint_events(server_texts)
+        fingerprint.absorb_payloads(m["text"] for m in messages if m["from"] == "server" and "text" in m)
     record: dict[str, Any] = {
         "schema": CAPTURE_SCHEMA,
         "request_id": state.request_id,
@@ -489,8 +559,8 @@ def build_record(snapshot: CallSnapshot, redactor: Redactor) -> dict[str, Any]:
         "response": response,
         "served_by": header_value(snapshot.response_headers, "x-served-by"),
         "served_build_info": header_value(snapshot.response_headers, "x-build-info"),
-        "served_model": served_model,
-        "usage": usage,
+        "served_model": fingerprint.model,
+        "usage": fingerprint.usage,
         "error": snapshot.error,
     }
     if snapshot.websocket is not None:

@@ -313,6 +313,9 @@ def normalise_path(path: str) -> str:
 class FakeModelHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "FakeModel/1.0"
+    # Headers and body go out in separate small writes; with Nagle on, each call waits ~40 ms for a
+    # delayed ACK and benchmarks would time TCP instead of the proxy.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read their own output
         pass

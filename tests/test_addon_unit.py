@@ -2,6 +2,7 @@
 
 import json
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,24 +63,45 @@ def test_lone_surrogates_still_give_a_valid_utf8_line() -> None:
     assert json.loads(line.decode("utf-8")) == {"body": {"text": "ok \ud800 é"}}
 
 
+def test_json_bodies_are_spliced_verbatim_on_one_line() -> None:
+    pretty = '{\r\n  "model": "m",\n  "messages": [{"content": "a\\nb é"}]\n}'
+    fields = agentcap.body_fields(pretty.encode(), None)
+    record = {"request": fields, "note": "\x00agentcap-splice-not-the-mark\x00", "lone": "\ud800"}
+    line = agentcap.dumps_line(record)
+    assert line.count(b"\n") == 1 and line.endswith(b"\n")
+    parsed = json.loads(line)
+    assert parsed["request"]["body"] == {"model": "m", "messages": [{"content": "a\nb é"}]}
+    assert parsed["note"] == record["note"] and parsed["lone"] == "\ud800"
+    assert '"messages": [{"content": "a\\nb é"}]' in line.decode()  # the client's own bytes, not re-encoded
+
+
+@pytest.mark.parametrize(
+    ("body", "kind"),
+    [(b'{"x": NaN}', "body_text"), ("{}".encode("utf-16"), "body_base64"), (b"[1, 2]", "body")],
+)
+def test_only_strict_utf8_json_counts_as_json(body: bytes, kind: str) -> None:
+    fields = agentcap.body_fields(body, None)
+    assert kind in fields and json.loads(agentcap.dumps_line(fields))[kind]
+
+
 def test_fingerprints_from_each_stream_kind() -> None:
     anthropic = [
         '{"type":"message_start","message":{"model":"claude-x","usage":{"input_tokens":5,"output_tokens":1}}}',
         '{"type":"message_delta","usage":{"output_tokens":9}}',
     ]
-    assert agentcap.fingerprint_events(iter(anthropic)) == (
-        "claude-x",
-        {"input_tokens": 5, "output_tokens": 9},
-    )
+    fingerprint = agentcap.Fingerprint().absorb_payloads(anthropic)
+    assert (fingerprint.model, fingerprint.usage) == ("claude-x", {"input_tokens": 5, "output_tokens": 9})
     responses = [
         '{"type":"response.created","response":{"model":"gpt-r","usage":null}}',
         "not json",
         "[DONE]",
     ]
     responses.append('{"type":"response.completed","response":{"model":"gpt-r","usage":{"total_tokens":3}}}')
-    assert agentcap.fingerprint_events(iter(responses)) == ("gpt-r", {"total_tokens": 3})
+    fingerprint = agentcap.Fingerprint().absorb_payloads(responses)
+    assert (fingerprint.model, fingerprint.usage) == ("gpt-r", {"total_tokens": 3})
     sse = 'data: {"model":"m1","usage":null}\r\n\r\n: ping\n\ndata: {"usage":{"total_tokens":2},\ndata: "model":"m2"}\n\n'
-    assert agentcap.fingerprint_events(agentcap.iter_sse_data(sse)) == ("m1", {"total_tokens": 2})
+    fingerprint = agentcap.Fingerprint().absorb_payloads(agentcap.iter_sse_data(sse))
+    assert (fingerprint.model, fingerprint.usage) == ("m1", {"total_tokens": 2})
 
 
 def test_redactor_fingerprints_are_keyed_and_distinct(tmp_path: Path) -> None:
@@ -142,7 +164,9 @@ def test_disk_errors_are_logged_and_traffic_continues(
         first, _, _ = raw_post(proxy, "/v1/chat/completions", chat_body())
         second, _, _ = raw_post(proxy, "/v1/chat/completions", chat_body(stream=True))
     assert (first, second) == (200, 200)
-    assert sum("FAILED TO WRITE" in message for message in caplog.messages) == 2
+    assert any("FAILED TO WRITE" in message for message in caplog.messages)
+    lost = [re.search(r"(\d+) record\(s\) of run", message) for message in caplog.messages]
+    assert sum(int(match.group(1)) for match in lost if match) == 2  # every lost record is reported
 
 
 def test_reused_run_directory_continues_seq(upstream: FakeModelServer, tmp_path: Path) -> None:

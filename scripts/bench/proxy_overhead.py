@@ -486,9 +486,17 @@ def main() -> None:
     )
     parser.add_argument("--configs", default="abcde", help="which of a, b, c, d, e to run")
     args = parser.parse_args()
+    counts = {"--calls": args.calls, "--concurrency": args.concurrency, "--idle-calls": args.idle_calls}
+    for flag, value in (counts | {"--rounds": args.rounds}).items():
+        if value < 1:
+            parser.error(f"{flag} must be at least 1")
+    if args.warmup < 0 or args.prompt_bytes < 0:
+        parser.error("--warmup and --prompt-bytes cannot be negative")
+    configs = "".join(config for config in CONFIGS if config in args.configs)
+    if not configs or set(args.configs) - set(CONFIGS):
+        parser.error(f"--configs takes letters from {''.join(CONFIGS)}, e.g. --configs abd")
     if not MITMDUMP.exists():
         sys.exit(f"{MITMDUMP} not found; run scripts/test.sh once to create the virtualenv")
-    configs = "".join(config for config in CONFIGS if config in args.configs)
     settings = Settings(args.calls, args.concurrency, args.warmup, args.idle_calls, args.prompt_bytes)
     print(
         f"{args.calls} calls x {len(MODES)} modes x {args.rounds} rounds per configuration, concurrency "
