@@ -103,7 +103,10 @@ def run_export(options: ExportOptions, *, console: Console, summary: Console) ->
             print_summary(summary, built, pushed.destinations())
             print_push_result(summary, pushed)
         else:
-            print_summary(summary, built, publish_local(built, options.output))
+            destinations = publish_local(
+                built, options.output, note=lambda m: console.print(f"[dim]note:[/] {escape(m)}")
+            )
+            print_summary(summary, built, destinations)
     return built
 
 

@@ -1,35 +1,101 @@
-"""Local publish: copy the staged bundles to `--output`, laid out exactly as the Hub push would be.
+"""Local publish: the staged bundles into `--output`, laid out and updated exactly as a Hub push would.
 
-`<output>/<owner>/<name>/...` per bundle and `<output>/<owner>/collection.json`. An existing dataset
-card is left untouched (people edit them); files of earlier exports stay, as they would on the Hub.
+`<output>/<owner>/<name>/...` per bundle and `<output>/<owner>/collection.json`. What to copy is
+decided by the push's own planner (`exporter.hub.plan.plan_repo`) against what the folder already
+holds, so the two publish targets cannot drift apart:
+- a run already in the folder is skipped (with `replace`, its old files are replaced);
+- an existing dataset card is left untouched (people edit them);
+- `.agentcap/index.json` records which files belong to which run, as in a pushed repo.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 from exporter.bundle import CARD_FILE, BuiltExport
+from exporter.hub.plan import plan_repo
+from exporter.hub.remote import INDEX_PATH, INDEX_SCHEMA, TRACES_PREFIX, RemoteRepo
 
 COLLECTION_FILE = "collection.json"
 
 
-def publish_local(built: BuiltExport, output: Path) -> dict[str, str]:
+def publish_local(
+    built: BuiltExport, output: Path, *, replace: bool = False, note: Callable[[str], None] = print
+) -> dict[str, str]:
     """Copy every bundle under `output`; returns bundle name → the folder it went to."""
     destinations: dict[str, str] = {}
     for bundle in built.bundles:
         target = output / built.owner / bundle.name
-        for file in bundle.files:
+        plan = plan_repo(
+            bundle,
+            owner=built.owner,
+            remote=read_folder(target, bundle.repo_id(built.owner)),
+            replace=replace,
+        )
+        for path in plan.deletes:
+            (target / path).unlink(missing_ok=True)
+        for file in plan.uploads:
             destination = target / file.path
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(bundle.local_path(file), destination)
-        card = target / CARD_FILE
-        if not card.exists():
-            card.write_text(bundle.card, encoding="utf-8")
+        if plan.write_card:
+            target.mkdir(parents=True, exist_ok=True)
+            (target / CARD_FILE).write_text(bundle.card, encoding="utf-8")
+        (target / INDEX_PATH).parent.mkdir(parents=True, exist_ok=True)
+        (target / INDEX_PATH).write_bytes(plan.index)
+        for run in plan.skipped_runs:
+            note(
+                f"{plan.repo_id}: run {run} is already in {target}; skipped (delete its files to export it again)"
+            )
         destinations[bundle.name] = str(target)
     write_collection(built, output / built.owner / COLLECTION_FILE)
     return destinations
+
+
+def read_folder(folder: Path, repo_id: str) -> RemoteRepo:
+    """A local dataset folder described like a Hub repo: its files and which run each belongs to.
+
+    Runs are found as for a repo: the index file, then `traces/<run-id>/` paths, then the `run_id`
+    in parquet footers (for folders written before the index existed).
+    """
+    if not folder.is_dir():
+        return RemoteRepo(repo_id, exists=False)
+    files = {
+        path.relative_to(folder).as_posix(): path.stat().st_size
+        for path in folder.rglob("*")
+        if path.is_file()
+    }
+    owners = {
+        path: run
+        for run, paths in _read_index(folder / INDEX_PATH).items()
+        for path in paths
+        if path in files
+    }
+    for path in files:
+        if path not in owners and path.startswith(TRACES_PREFIX) and path.count("/") >= 2:
+            owners[path] = path.split("/", 2)[1]
+        elif path not in owners and path.endswith(".parquet"):
+            run = (pq.read_metadata(folder / path).metadata or {}).get(b"run_id")
+            if run:
+                owners[path] = run.decode()
+    runs: dict[str, list[str]] = {}
+    for path, run in sorted(owners.items()):
+        runs.setdefault(run, []).append(path)
+    return RemoteRepo(repo_id, exists=True, files=files, runs=runs)
+
+
+def _read_index(path: Path) -> dict[str, list[str]]:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        runs = document["runs"] if document.get("schema") == INDEX_SCHEMA else {}
+        return {str(run): [str(file) for file in entry["files"]] for run, entry in runs.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}  # no index (or a damaged one): paths and footers still tell the runs apart
 
 
 def write_collection(built: BuiltExport, path: Path) -> None:

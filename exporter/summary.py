@@ -20,11 +20,12 @@ def bundle_rows(bundle: RepoBundle) -> int | None:
 
 
 def human_bytes(count: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if count < 1024 or unit == "GB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+    units = ("B", "KB", "MB", "GB", "TB")
+    unit = 0
+    while count >= 1024 and unit < len(units) - 1:
         count /= 1024
-    raise AssertionError("unreachable")
+        unit += 1
+    return f"{count:.0f} B" if unit == 0 else f"{count:.1f} {units[unit]}"
 
 
 def print_summary(console: Console, built: BuiltExport, destinations: Mapping[str, str]) -> None:

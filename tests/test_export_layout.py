@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -43,10 +44,16 @@ def test_layout_matches_what_a_push_would_create(tmp_path: Path, runs: Path) -> 
     assert result.exit_code == 0, result.output
     owner = output / "alice"
     captures = files_under(owner / "agents-captures")
-    assert captures[0] == "README.md"
-    assert [name.split("-")[1] for name in captures[1:]] == ["goose", "pi"]  # data/train-<agent>-…
-    assert all(name.startswith("data/train-") and name.endswith(".parquet") for name in captures[1:])
+    assert captures[:2] == [".agentcap/index.json", "README.md"]
+    assert [name.split("-")[1] for name in captures[2:]] == ["goose", "pi"]  # data/train-<agent>-…
+    assert all(name.startswith("data/train-") and name.endswith(".parquet") for name in captures[2:])
+    index = json.loads((owner / "agents-captures" / ".agentcap" / "index.json").read_text())
+    assert {run: entry["files"] for run, entry in index["runs"].items()} == {
+        "goose-20261121T091500-bbbbbb": [captures[2]],
+        "pi-20261121T081500-aaaaaa": [captures[3]],
+    }
     assert files_under(owner / "agents-pi-traces") == [
+        ".agentcap/index.json",
         "README.md",
         "traces/pi-20261121T081500-aaaaaa/2026-11-21T08-15_s1.jsonl",
         "traces/pi-20261121T081500-aaaaaa/sub/agent-1.jsonl",
@@ -95,6 +102,52 @@ def test_cards_are_written_once_and_outputs_accumulate(tmp_path: Path, runs: Pat
         "local/agentcap-pi-traces",
         "local/agentcap-captures",
     ]
+
+
+def test_a_run_already_exported_is_skipped_like_a_push_would(tmp_path: Path, runs: Path) -> None:
+    output = tmp_path / "out"
+    pi_run = str(runs / "pi-20261121T081500-aaaaaa")
+    invoke(pi_run, "--output", str(output))
+    data = output / "local" / "agentcap-captures" / "data"
+    first = sorted(data.iterdir())
+    again = invoke(pi_run, "--output", str(output))
+    assert again.exit_code == 0
+    assert "run pi-20261121T081500-aaaaaa is already in" in again.output
+    assert sorted(data.iterdir()) == first  # no duplicate rows
+
+
+def test_folders_without_an_index_are_read_from_footers_and_paths(tmp_path: Path, runs: Path) -> None:
+    output = tmp_path / "out"
+    invoke(str(runs / "pi-20261121T081500-aaaaaa"), "--output", str(output))
+    for index in output.rglob("index.json"):
+        index.unlink()  # as left by an export made before the index existed
+    again = invoke(str(runs), "--output", str(output))
+    assert "agentcap-captures: run pi-20261121T081500-aaaaaa is already in" in again.output
+    # The traces are byte-for-byte what is there already: nothing to skip or copy, so no note.
+    assert "agentcap-pi-traces: run" not in again.output
+    assert len(list((output / "local" / "agentcap-captures" / "data").glob("train-pi-*"))) == 1
+    assert len(list((output / "local" / "agentcap-captures" / "data").glob("train-goose-*"))) == 1
+
+
+def test_replace_swaps_a_runs_files(tmp_path: Path, runs: Path) -> None:
+    from rich.console import Console
+
+    from exporter.build import build_export
+    from exporter.publish_local import publish_local
+    from exporter.runs import RunDir
+
+    output = tmp_path / "out"
+    run = RunDir.load(runs / "pi-20261121T081500-aaaaaa")
+    console = Console(file=io.StringIO())
+    names = []
+    for attempt in range(2):
+        staging = tmp_path / f"staging-{attempt}"
+        built = build_export([run], owner="local", base="agentcap", staging=staging, console=console)
+        publish_local(built, output, replace=True)
+        names.append(
+            sorted(path.name for path in (output / "local" / "agentcap-captures" / "data").iterdir())
+        )
+    assert len(names[0]) == len(names[1]) == 1 and names[0] != names[1]
 
 
 def test_runs_dir_from_environment_and_run_id_target(tmp_path: Path, runs: Path) -> None:
@@ -162,7 +215,8 @@ def test_trace_symlinks_are_not_followed(tmp_path: Path) -> None:
     os.symlink(tmp_path, run / "traces" / "dir-link")
     output = tmp_path / "out"
     invoke(str(run), "--output", str(output))
-    assert files_under(output / "local" / "agentcap-demo-traces") == ["README.md", "traces/r1/ok.jsonl"]
+    traces = files_under(output / "local" / "agentcap-demo-traces")
+    assert traces == [".agentcap/index.json", "README.md", "traces/r1/ok.jsonl"]
 
 
 def test_credentials_never_reach_the_output(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from rollout_fixtures import (
 )
 
 from exporter.cli import main
-from exporter.rollouts.record import ROLLOUT_SCHEMA
+from exporter.rollouts.arrow_schema import ROLLOUT_SCHEMA
 
 RUN = "demo-20261121T081500-a1b2c3"
 

@@ -11,7 +11,7 @@ from factories import make_record, write_run
 from rollout_fixtures import CODEX_SESSION, codex_lines
 
 from exporter.cli import main
-from exporter.rollouts.record import ROLLOUT_SCHEMA
+from exporter.rollouts.arrow_schema import ROLLOUT_SCHEMA
 
 RUN = "codex-20261121T081500-a1b2c3"
 

@@ -22,8 +22,8 @@ from rollout_fixtures import (
     pi_lines,
 )
 
+from exporter.rollouts.arrow_schema import ROLLOUT_SCHEMA
 from exporter.rollouts.base import BrokenUnit, Unit
-from exporter.rollouts.record import ROLLOUT_SCHEMA
 from exporter.rollouts.registry import get_format
 from exporter.rollouts.sqlite_source import SnapshotStore
 

@@ -10,9 +10,9 @@ from typing import Any
 from huggingface_hub import DatasetCardData
 
 from exporter.bundle import BuiltExport, BundleFile, RepoBundle, write_bundle
+from exporter.rollouts.arrow_schema import ROLLOUT_SCHEMA
 from exporter.rollouts.hydrate import iter_rows
 from exporter.rollouts.manifest import build_manifest
-from exporter.rollouts.record import ROLLOUT_SCHEMA
 from exporter.rollouts.sqlite_source import SnapshotStore
 from exporter.rollouts.writers import write_parquet
 from exporter.runs import RunDir

@@ -12,6 +12,7 @@ import click
 from exporter.errors import UserError
 from exporter.rollouts.hydrate import iter_rows
 from exporter.rollouts.manifest import build_manifest, default_sources
+from exporter.rollouts.parallel import default_jobs
 from exporter.rollouts.registry import AUTO, FORMAT_NAMES, FORMATS
 from exporter.rollouts.sqlite_source import SnapshotStore
 from exporter.rollouts.writers import write_rows
@@ -42,12 +43,20 @@ def _warn(message: str) -> None:
 )
 @click.option("--recursive/--no-recursive", default=True, show_default=True, help="Walk subdirectories.")
 @click.option("--file-pattern", default=None, help="Glob on file names (default: the format's own).")
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Parser processes (default: the CPU count; 1 reads in this process). Output order is the same.",
+)
 def rollouts_command(
     sources: tuple[Path, ...],
     format_name: str,
     output: Path | None,
     recursive: bool,
     file_pattern: str | None,
+    jobs: int | None,
 ) -> None:
     """Normalize agent sessions into one conversation table (one row per session or subagent run).
 
@@ -77,7 +86,8 @@ def rollouts_command(
                 "check the paths, --format or --file-pattern"
             )
         per_format: Counter[str] = Counter()
-        count = write_rows(_counted(iter_rows(units, warn=_warn), per_format), output)
+        rows = iter_rows(units, warn=_warn, jobs=jobs or default_jobs())
+        count = write_rows(_counted(rows, per_format), output)
     detail = ", ".join(f"{name}: {n}" for name, n in sorted(per_format.items()))
     where = f" → {output}" if output is not None and str(output) != "-" else ""
     click.echo(f"{len(units)} unit(s) → {count} rollout(s){where} ({detail or 'none'})", err=True)

@@ -1,4 +1,5 @@
-"""The normalized rollout row shared by every format: message dicts, usage, the row and its Arrow schema.
+"""The normalized rollout row shared by every format: message dicts, usage and the row (`arrow_schema.py`
+has its Arrow schema; this module stays free of pyarrow so parser worker processes start small).
 
 A rollout is one conversation (a session, or a subagent run inside one) rebuilt from an agent's native
 trace. Columns follow DataDesigner's `NormalizedAgentRolloutRecord` (same names, same meaning) plus
@@ -14,82 +15,32 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-import pyarrow as pa
 
 # Claude Code writes this model name on messages it made up itself (API errors, interrupts).
 SYNTHETIC_MODELS = frozenset({"<synthetic>"})
 
-_TIMESTAMP = pa.timestamp("ms", tz="UTC")
-_TOOL_CALL = pa.struct(
-    [
-        ("id", pa.string()),
-        ("type", pa.string()),
-        ("function", pa.struct([("name", pa.string()), ("arguments", pa.string())])),
-    ]
+# Key order of the message and usage structs (arrow_schema.py's types; a test keeps them in step).
+MESSAGE_KEYS: tuple[str, ...] = (
+    "role",
+    "content",
+    "reasoning_content",
+    "tool_calls",
+    "tool_call_id",
+    "name",
+    "timestamp",
+    "model",
+    "is_meta",
+    "is_error",
 )
-MESSAGE_TYPE = pa.struct(
-    [
-        ("role", pa.string()),
-        ("content", pa.string()),
-        ("reasoning_content", pa.string()),
-        ("tool_calls", pa.list_(_TOOL_CALL)),
-        ("tool_call_id", pa.string()),
-        ("name", pa.string()),
-        ("timestamp", _TIMESTAMP),
-        ("model", pa.string()),
-        ("is_meta", pa.bool_()),
-        ("is_error", pa.bool_()),
-    ]
+USAGE_KEYS: tuple[str, ...] = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "total_tokens",
+    "cost_usd",
 )
-USAGE_TYPE = pa.struct(
-    [
-        ("input_tokens", pa.int64()),
-        ("output_tokens", pa.int64()),
-        ("cache_read_tokens", pa.int64()),
-        ("cache_write_tokens", pa.int64()),
-        ("reasoning_tokens", pa.int64()),
-        ("total_tokens", pa.int64()),
-        ("cost_usd", pa.float64()),
-    ]
-)
-ROLLOUT_SCHEMA = pa.schema(
-    [
-        ("trace_id", pa.string()),
-        ("agent", pa.string()),
-        ("agent_version", pa.string()),
-        ("source_kind", pa.string()),
-        ("source_path", pa.string()),
-        ("session_id", pa.string()),
-        ("root_session_id", pa.string()),
-        ("parent_session_id", pa.string()),
-        ("agent_id", pa.string()),
-        ("is_sidechain", pa.bool_()),
-        ("title", pa.string()),
-        ("cwd", pa.string()),
-        ("project_path", pa.string()),
-        ("git_branch", pa.string()),
-        ("model", pa.string()),
-        ("models", pa.list_(pa.string())),
-        ("provider", pa.string()),
-        ("started_at", _TIMESTAMP),
-        ("ended_at", _TIMESTAMP),
-        ("messages", pa.list_(MESSAGE_TYPE)),
-        ("message_count", pa.int32()),
-        ("turn_count", pa.int32()),
-        ("tool_call_count", pa.int32()),
-        ("tool_error_count", pa.int32()),
-        ("first_user_message", pa.string()),
-        ("final_assistant_message", pa.string()),
-        ("usage", USAGE_TYPE),
-        ("branch_policy", pa.string()),
-        ("is_partial", pa.bool_()),
-        ("parse_warnings", pa.list_(pa.string())),
-        ("source_meta", pa.string()),
-    ]
-)
-ROW_COLUMNS: tuple[str, ...] = tuple(ROLLOUT_SCHEMA.names)
-MESSAGE_KEYS: tuple[str, ...] = tuple(f.name for f in MESSAGE_TYPE)
-USAGE_KEYS: tuple[str, ...] = tuple(f.name for f in USAGE_TYPE)
 
 # Warnings kept per rollout; a pathological file would otherwise carry thousands of them.
 MAX_WARNINGS = 50
@@ -330,6 +281,8 @@ def to_utc(value: Any) -> datetime | None:
                 return to_utc(float(text))
             except ValueError:
                 return None
+        if parsed.tzinfo is UTC and not parsed.microsecond % 1000:
+            return parsed  # the common case (`...000Z`): already what the conversions below would give
         parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
         return parsed.replace(microsecond=parsed.microsecond // 1000 * 1000)
     if isinstance(value, bool) or not isinstance(value, int | float):

@@ -3,16 +3,19 @@
     .venv/bin/python scripts/bench/rollouts_throughput.py                     # quick (~30 MB Claude corpus)
     .venv/bin/python scripts/bench/rollouts_throughput.py --claude-files 2000 --claude-kb 143   # ~287 MB
 
-Each measurement runs in its own process (so peak RSS is that reader's own) and covers the whole
-pipeline: manifest, hydrate, parquet written to a temp file. Baselines: a straightforward reader that
-`json.loads` every line of every Claude file (keeping each file's lines, as a naive parser does), and
-the peer figure for DataDesigner 0.9.6 on this machine kind (~40 MB/s, 400-670 MB peak RSS), which
-cannot be installed here.
-"""
+Each measurement runs in a fresh process and covers the whole pipeline: manifest, hydrate, parquet
+written to a temp file. Claude Code is measured twice: in one process (`-j 1`) and with parser
+processes (`--jobs`, default the CPU count, as `agentcap rollouts`). CPU seconds include the parser
+processes; peak RSS is the largest sum of RSS over the whole process tree (sampled every 10 ms; pages
+shared between processes are counted in each, so it overstates). Baselines: a straightforward reader
+that `json.loads` every line of every Claude file (keeping each file's lines, as a naive parser does),
+and the peer figure for DataDesigner 0.9.6 on this machine kind (~40 MB/s, 400-670 MB peak RSS), which
+cannot be installed here."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import resource
@@ -25,13 +28,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
+import psutil
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+from exporter.rollouts.parallel import default_jobs  # noqa: E402  (needs the path above)
+
 PEER_MB_PER_S = 40.0
 PEER_RSS_MB = (400, 670)
+RSS_SAMPLE_SECONDS = 0.01
 WORDS = [
     "the",
     "of",
@@ -207,8 +213,10 @@ def corpus_bytes(path: Path) -> int:
     )
 
 
-def worker(kind: str, path: Path) -> dict[str, Any]:
-    """One measurement, in this process: returns seconds, rows and peak RSS (imports not timed)."""
+def worker(kind: str, path: Path, jobs: int) -> dict[str, Any]:
+    """One measurement, in this process and its parser processes: seconds, CPU seconds (all of them), rows."""
+    import pyarrow as pa  # here, not at the top: spawned parser processes re-import this module
+
     from exporter.rollouts.hydrate import iter_rows
     from exporter.rollouts.manifest import build_manifest
     from exporter.rollouts.sqlite_source import SnapshotStore
@@ -216,7 +224,7 @@ def worker(kind: str, path: Path) -> dict[str, Any]:
 
     # Fixed start-up costs are not throughput: pyarrow's first timestamp conversion loads ~0.25 s of modules.
     pa.array([datetime(2026, 1, 1)], type=pa.timestamp("ms", tz="UTC"))
-    started, cpu_started = time.perf_counter(), time.process_time()
+    started, cpu_started = time.perf_counter(), _cpu_seconds()
     rows = 0
     if kind == "baseline":
         for file in sorted(path.rglob("*.jsonl")):
@@ -226,17 +234,42 @@ def worker(kind: str, path: Path) -> dict[str, Any]:
     else:
         with tempfile.TemporaryDirectory() as scratch, SnapshotStore() as snapshots:
             units = build_manifest([path], kind, snapshots=snapshots, warn=lambda message: None)
-            rows = write_parquet(iter_rows(units, warn=lambda message: None), Path(scratch) / "out.parquet")
-    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"seconds": seconds, "cpu_seconds": cpu_seconds, "rows": rows, "peak_rss_mb": peak_mb}
+            rows = write_parquet(
+                iter_rows(units, warn=lambda message: None, jobs=jobs), Path(scratch) / "out.parquet"
+            )
+    # Parser processes have exited and been waited for here, so RUSAGE_CHILDREN holds their CPU time.
+    seconds, cpu_seconds = time.perf_counter() - started, _cpu_seconds() - cpu_started
+    return {"seconds": seconds, "cpu_seconds": cpu_seconds, "rows": rows}
 
 
-def measure(kind: str, path: Path) -> dict[str, Any]:
-    output = subprocess.run(
-        [sys.executable, __file__, "--worker", kind, str(path)], check=True, capture_output=True, text=True
-    ).stdout
-    return json.loads(output.splitlines()[-1])
+def _cpu_seconds() -> float:
+    return sum(
+        usage.ru_utime + usage.ru_stime
+        for usage in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN))
+    )
+
+
+def measure(kind: str, path: Path, jobs: int) -> dict[str, Any]:
+    """Run one measurement in a fresh process; peak RSS is the largest sum over its whole process tree."""
+    command = [sys.executable, __file__, "--worker", kind, str(path), str(jobs)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    root = psutil.Process(process.pid)
+    peak_bytes = 0
+    while process.poll() is None:
+        try:
+            tree = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            break
+        total = 0
+        for member in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                total += member.memory_info().rss
+        peak_bytes = max(peak_bytes, total)
+        time.sleep(RSS_SAMPLE_SECONDS)
+    output, _ = process.communicate()
+    if process.returncode:
+        raise SystemExit(f"{kind} measurement failed (exit {process.returncode})")
+    return json.loads(output.splitlines()[-1]) | {"peak_rss_mb": peak_bytes / 1e6}
 
 
 def main() -> None:
@@ -247,39 +280,49 @@ def main() -> None:
         "--claude-files", type=int, default=200, help="Claude Code session files (2000 = full)"
     )
     parser.add_argument("--claude-kb", type=int, default=143, help="size of each Claude file in KiB")
-    parser.add_argument("--worker", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--jobs", type=int, default=default_jobs(), help="parser processes (default: CPU count, as the CLI)"
+    )
+    parser.add_argument("--worker", nargs=3, metavar=("KIND", "PATH", "JOBS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker[0], Path(args.worker[1]))))
+        print(json.dumps(worker(args.worker[0], Path(args.worker[1]), int(args.worker[2]))))
         return
     with tempfile.TemporaryDirectory(prefix="agentcap-bench-") as scratch:
         corpus = make_corpus(Path(scratch), args.claude_files, args.claude_kb)
         print(
-            f"{'reader':<22}{'MB':>8}{'wall s':>8}{'MB/s':>8}{'cpu s':>8}{'MB/cpu-s':>10}{'peak RSS MB':>13}{'rows':>7}"
+            f"{'reader':<24}{'MB':>8}{'wall s':>8}{'MB/s':>8}{'cpu s':>8}{'MB/cpu-s':>10}"
+            f"{'peak RSS MB':>13}{'rows':>7}"
         )
+        runs = [
+            ("json.loads baseline", "baseline", corpus["claude_code"], 1),
+            ("claude_code -j 1", "claude_code", corpus["claude_code"], 1),
+            (f"claude_code -j {args.jobs}", "claude_code", corpus["claude_code"], args.jobs),
+            *((name, name, path, args.jobs) for name, path in corpus.items() if name != "claude_code"),
+        ]
         results = {}
-        for kind, path in [("baseline", corpus["claude_code"]), *corpus.items()]:
-            result = measure(kind, path)
+        for label, kind, path, jobs in runs:
+            result = measure(kind, path, jobs)
             megabytes = corpus_bytes(path) / 1e6
             result["mb_per_s"] = megabytes / result["seconds"]
             result["mb_per_cpu_s"] = megabytes / result["cpu_seconds"]
-            results[kind] = result
-            label = "json.loads baseline" if kind == "baseline" else kind
+            results[label] = result
             print(
-                f"{label:<22}{megabytes:>8.1f}{result['seconds']:>8.2f}{result['mb_per_s']:>8.1f}"
+                f"{label:<24}{megabytes:>8.1f}{result['seconds']:>8.2f}{result['mb_per_s']:>8.1f}"
                 f"{result['cpu_seconds']:>8.2f}{result['mb_per_cpu_s']:>10.1f}{result['peak_rss_mb']:>13.0f}"
                 f"{result['rows']:>7}"
             )
-        ours, baseline = results["claude_code"], results["baseline"]
-        print(
-            f"\nclaude_code vs json.loads baseline: {ours['mb_per_s'] / baseline['mb_per_s']:.2f}x wall, "
-            f"{ours['mb_per_cpu_s'] / baseline['mb_per_cpu_s']:.2f}x cpu"
-        )
-        print(
-            f"claude_code vs DataDesigner peer ({PEER_MB_PER_S:.0f} MB/s, {PEER_RSS_MB[0]}-{PEER_RSS_MB[1]} MB RSS): "
-            f"{ours['mb_per_s'] / PEER_MB_PER_S:.2f}x wall, {ours['mb_per_cpu_s'] / PEER_MB_PER_S:.2f}x cpu, "
-            f"{ours['peak_rss_mb']:.0f} MB peak RSS (targets >= 2x, <= 300 MB)"
-        )
+        baseline = results["json.loads baseline"]
+        print()
+        for label in ("claude_code -j 1", f"claude_code -j {args.jobs}"):
+            ours = results[label]
+            print(
+                f"{label}: vs json.loads baseline {ours['mb_per_s'] / baseline['mb_per_s']:.2f}x wall, "
+                f"{ours['mb_per_cpu_s'] / baseline['mb_per_cpu_s']:.2f}x cpu; vs DataDesigner peer "
+                f"({PEER_MB_PER_S:.0f} MB/s, {PEER_RSS_MB[0]}-{PEER_RSS_MB[1]} MB RSS) "
+                f"{ours['mb_per_s'] / PEER_MB_PER_S:.2f}x wall, {ours['mb_per_cpu_s'] / PEER_MB_PER_S:.2f}x cpu, "
+                f"{ours['peak_rss_mb']:.0f} MB peak RSS (targets >= 2x, <= 300 MB)"
+            )
 
 
 if __name__ == "__main__":

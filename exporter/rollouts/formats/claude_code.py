@@ -17,7 +17,7 @@ import functools
 import json
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,11 +56,20 @@ class ClaudeBlock(msgspec.Struct):
     source: dict[str, Any] | None = None
 
 
+class ClaudeUsage(msgspec.Struct):
+    """The counters read from `message.usage` (an object, as a dict would require); the rest is skipped."""
+
+    input_tokens: Any = None
+    output_tokens: Any = None
+    cache_read_input_tokens: Any = None
+    cache_creation_input_tokens: Any = None
+
+
 class ClaudeMessage(msgspec.Struct):
     id: str | None = None
     model: str | None = None
     content: str | list[ClaudeBlock] | None = None
-    usage: dict[str, Any] | None = None
+    usage: ClaudeUsage | None = None
 
 
 class ClaudeLine(msgspec.Struct, rename="camel"):
@@ -90,6 +99,7 @@ class ClaudeLine(msgspec.Struct, rename="camel"):
 
 _DECODER = msgspec.json.Decoder(ClaudeLine)
 _NO_MESSAGE = ClaudeMessage()
+_NO_USAGE = ClaudeUsage()
 _CONVERSATION_TYPES = frozenset({"user", "assistant"})
 # Line types that carry no conversation; anything else unknown is listed in parse_warnings.
 _BOOKKEEPING_TYPES = frozenset(
@@ -306,8 +316,8 @@ def _to_messages(chained: list[ClaudeLine]) -> tuple[list[dict[str, Any]], Usage
     messages: list[dict[str, Any]] = []
     # message.id -> its assistant message, for the lines of one API response (reset by a real user turn)
     open_responses: dict[str, dict[str, Any]] = {}
-    # the raw usage per response; its lines repeat it, so it is converted once at the end
-    usage_by_response: dict[str, tuple[Any, float | None]] = {}
+    # the usage per response; its lines repeat it, so it is converted once at the end
+    usage_by_response: dict[str, tuple[ClaudeUsage | None, float | None]] = {}
     tool_names: dict[str, str] = {}
     compactions = 0
     for line in chained:
@@ -327,41 +337,54 @@ def _to_messages(chained: list[ClaudeLine]) -> tuple[list[dict[str, Any]], Usage
         elif line.subtype == "compact_boundary":
             compactions += 1
             open_responses.clear()
-    usage = Usage()
-    for raw, cost in usage_by_response.values():
-        usage.add(_usage(as_dict(raw), cost))
-    return messages, usage, compactions
+    return messages, _usage(usage_by_response.values()), compactions
 
 
-def _usage(raw: dict[str, Any], cost: float | None) -> Usage:
+def _usage(responses: Collection[tuple[ClaudeUsage | None, float | None]]) -> Usage:
+    """Usage summed over responses; a counter no response recorded stays None."""
+    counted = [raw or _NO_USAGE for raw, _ in responses]
     return Usage(
-        input_tokens=as_int(raw.get("input_tokens")),
-        output_tokens=as_int(raw.get("output_tokens")),
-        cache_read_tokens=as_int(raw.get("cache_read_input_tokens")),
-        cache_write_tokens=as_int(raw.get("cache_creation_input_tokens")),
-        cost_usd=as_float(cost),
+        input_tokens=_total([as_int(raw.input_tokens) for raw in counted]),
+        output_tokens=_total([as_int(raw.output_tokens) for raw in counted]),
+        cache_read_tokens=_total([as_int(raw.cache_read_input_tokens) for raw in counted]),
+        cache_write_tokens=_total([as_int(raw.cache_creation_input_tokens) for raw in counted]),
+        cost_usd=_total([as_float(cost) for _, cost in responses]),
     )
+
+
+def _total[N: (int, float)](values: list[N | None]) -> N | None:
+    """Added in order, as `Usage.add` does (`sum` would compensate float rounding differently)."""
+    total = None
+    for value in values:
+        if value is not None:
+            total = value if total is None else total + value
+    return total
 
 
 def _add_assistant_blocks(
     target: dict[str, Any], content: str | list[ClaudeBlock] | None, tool_names: dict[str, str]
 ) -> None:
     if isinstance(content, str):
-        target["content"] = join_text([target["content"], content])
+        target["content"] = _append_text(target["content"], content)
         return
     for block in content or ():
         kind = block.type
         if kind == "text":
-            target["content"] = join_text([target["content"], block.text or ""])
+            target["content"] = _append_text(target["content"], block.text or "")
         elif kind == "thinking":
             target["reasoning_content"] = (
-                join_text([target["reasoning_content"] or "", block.thinking or ""]) or None
+                _append_text(target["reasoning_content"] or "", block.thinking or "") or None
             )
         elif kind in ("tool_use", "server_tool_use"):
             arguments = bytes(block.input).decode() if block.input else None
             target["tool_calls"].append(make_tool_call(block.id, block.name, arguments))
             if block.id and block.name:
                 tool_names[block.id] = block.name
+
+
+def _append_text(existing: str, text: str) -> str:
+    """`join_text([existing, text])` without building a list: it runs once per content block."""
+    return f"{existing}\n\n{text}" if existing and text else existing or text
 
 
 def _add_user_line(messages: list[dict[str, Any]], line: ClaudeLine, tool_names: dict[str, str]) -> bool:
