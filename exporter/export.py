@@ -22,8 +22,9 @@ from exporter.build import build_export
 from exporter.bundle import BuiltExport
 from exporter.errors import UserError
 from exporter.hub import HubPush, connect_hub, parse_push_target, print_push_result, publish_to_hub
+from exporter.options import run_targets
 from exporter.publish_local import publish_local
-from exporter.runs import DEFAULT_RUNS_DIR, RUNS_DIR_ENV, resolve_targets
+from exporter.runs import resolve_targets
 from exporter.scan.command import scan_options_from, scanner_options
 from exporter.scan.gate import ScanOptions, gate_export
 from exporter.scan.report import REPORT_FILE
@@ -46,6 +47,7 @@ class ExportOptions:
     strict: bool
     scan: ScanOptions | None = field(default_factory=ScanOptions)  # None = --no-scan: loud, noted in cards
     redact: bool = False
+    replace: bool = False  # runs already published are replaced (else skipped with a note)
     push: HubPush | None = None  # publish to the Hub instead of --output
     rollouts: bool = False  # also build <base>-rollouts (normalized conversations)
 
@@ -104,23 +106,17 @@ def run_export(options: ExportOptions, *, console: Console, summary: Console) ->
             print_push_result(summary, pushed)
         else:
             destinations = publish_local(
-                built, options.output, note=lambda m: console.print(f"[dim]note:[/] {escape(m)}")
+                built,
+                options.output,
+                replace=options.replace,
+                note=lambda m: console.print(f"[dim]note:[/] {escape(m)}"),
             )
             print_summary(summary, built, destinations)
     return built
 
 
 @click.command("export")
-@click.argument("targets", nargs=-1)
-@click.option("--all", "all_runs", is_flag=True, help="Export every run in the runs dir.")
-@click.option(
-    "--runs-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar=RUNS_DIR_ENV,
-    default=DEFAULT_RUNS_DIR,
-    show_default=True,
-    help=f"Where run ids and --all are looked up (env {RUNS_DIR_ENV}).",
-)
+@run_targets("Export")
 @click.option(
     "--output",
     "-o",
@@ -140,7 +136,7 @@ def run_export(options: ExportOptions, *, console: Console, summary: Console) ->
 )
 @click.option("--public", is_flag=True, help="With --push: create new repos and the collection public.")
 @click.option(
-    "--replace", is_flag=True, help="With --push: replace runs already in the repos (else skipped)."
+    "--replace", is_flag=True, help="Replace runs already exported/pushed (default: skip them with a note)."
 )
 @click.option("--dry-run", is_flag=True, help="With --push: print every Hub operation, change nothing.")
 @click.option("--strict", is_flag=True, help="Fail on a malformed capture line instead of skipping it.")
@@ -187,6 +183,7 @@ def export_command(
         strict=strict,
         scan=scan_options_from(**scanner_flags) if scan else None,
         redact=redact,
+        replace=replace,
         push=push,
         rollouts=rollouts,
     )
@@ -197,11 +194,9 @@ def _push_options(
     name: str | None, push_to: str | None, *, public: bool, replace: bool, dry_run: bool
 ) -> HubPush | None:
     if push_to is None:
-        given = [
-            flag for flag, on in (("--public", public), ("--replace", replace), ("--dry-run", dry_run)) if on
-        ]
+        given = [flag for flag, on in (("--public", public), ("--dry-run", dry_run)) if on]
         if given:
-            raise UserError(f"{', '.join(given)} only apply with --push OWNER/BASE")
+            raise UserError(f"{', '.join(given)} only work with --push OWNER/BASE")
         return None
     if name is not None:
         raise UserError("--name and --push both name the datasets; with --push, drop --name")

@@ -17,13 +17,14 @@ from pathlib import Path
 import click
 
 from exporter.errors import UserError
+from exporter.options import runs_dir_option
 from exporter.rollouts.base import BrokenUnit, SqliteFormat, Unit, relative_to
 from exporter.rollouts.hydrate import hydrate_unit
 from exporter.rollouts.manifest import build_manifest
 from exporter.rollouts.record import to_utc
 from exporter.rollouts.registry import FORMATS, get_format
 from exporter.rollouts.sqlite_source import SnapshotStore, connect_readonly, extract_session
-from exporter.runs import DEFAULT_RUNS_DIR, RUNS_DIR_ENV, RunDir, iter_records, resolve_targets
+from exporter.runs import RunDir, iter_records, resolve_targets
 
 NATIVE_AGENTS = tuple(name for name in FORMATS if name != "captures")
 ALIASES = {
@@ -155,14 +156,7 @@ def traces_group() -> None:
     default=None,
     help="Session file, directory or database (default: the agent's standard location).",
 )
-@click.option(
-    "--runs-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar=RUNS_DIR_ENV,
-    default=DEFAULT_RUNS_DIR,
-    show_default=True,
-    help=f"Where RUN ids are looked up (env {RUNS_DIR_ENV}).",
-)
+@runs_dir_option("RUN ids")
 def collect_command(run: str, agent: str, source: Path | None, runs_dir: Path) -> None:
     """Copy the agent's sessions active during RUN into RUN/traces/.
 

@@ -20,6 +20,7 @@ import base64
 import hashlib
 import json
 import re
+import sys
 import threading
 import time
 import urllib.parse
@@ -127,6 +128,16 @@ WRITE_KINDS = {
 }
 
 
+class QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hung up (a test that already has its answer) is not an error worth a
+        # traceback on stderr, where CLI tests read the command's own one-line messages.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class FakeHub:
     """In-memory Hub on 127.0.0.1:<free port>. `url` is the endpoint to give HfApi."""
 
@@ -143,7 +154,7 @@ class FakeHub:
         self._lock = threading.RLock()
         self._counter = 0
         self.page_size = 50  # listings are paginated like the Hub's (Link header)
-        self._server: ThreadingHTTPServer | None = None
+        self._server: QuietServer | None = None
         self._thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -157,8 +168,7 @@ class FakeHub:
 
     def start(self) -> FakeHub:
         handler = type("BoundHandler", (_Handler,), {"hub": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
+        self._server = QuietServer(("127.0.0.1", 0), handler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-hub", daemon=True)
         self._thread.start()
         return self

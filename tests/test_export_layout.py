@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from pathlib import Path
@@ -129,25 +128,17 @@ def test_folders_without_an_index_are_read_from_footers_and_paths(tmp_path: Path
     assert len(list((output / "local" / "agentcap-captures" / "data").glob("train-goose-*"))) == 1
 
 
-def test_replace_swaps_a_runs_files(tmp_path: Path, runs: Path) -> None:
-    from rich.console import Console
-
-    from exporter.build import build_export
-    from exporter.publish_local import publish_local
-    from exporter.runs import RunDir
-
+def test_reexport_skips_a_run_and_replace_swaps_its_files(tmp_path: Path, runs: Path) -> None:
     output = tmp_path / "out"
-    run = RunDir.load(runs / "pi-20261121T081500-aaaaaa")
-    console = Console(file=io.StringIO())
+    data = output / "local" / "agentcap-captures" / "data"
+    args = ("pi-20261121T081500-aaaaaa", "--runs-dir", str(runs), "--output", str(output))
     names = []
-    for attempt in range(2):
-        staging = tmp_path / f"staging-{attempt}"
-        built = build_export([run], owner="local", base="agentcap", staging=staging, console=console)
-        publish_local(built, output, replace=True)
-        names.append(
-            sorted(path.name for path in (output / "local" / "agentcap-captures" / "data").iterdir())
-        )
-    assert len(names[0]) == len(names[1]) == 1 and names[0] != names[1]
+    for extra in ((), (), ("--replace",)):
+        result = invoke(*args, *extra)
+        assert result.exit_code == 0, result.output
+        names.append(sorted(path.name for path in data.iterdir()))
+    assert len(names[0]) == 1 and names[1] == names[0]  # a second export adds no duplicate rows
+    assert len(names[2]) == 1 and names[2] != names[0]  # --replace swaps the run's file
 
 
 def test_runs_dir_from_environment_and_run_id_target(tmp_path: Path, runs: Path) -> None:

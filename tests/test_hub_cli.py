@@ -122,8 +122,8 @@ def test_dry_run_via_the_command_changes_nothing(hub, runs_dir):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--public"], "--public only apply with --push OWNER/BASE"),
-        (["--replace", "--dry-run"], "--replace, --dry-run only apply with --push OWNER/BASE"),
+        (["--public"], "--public only work with --push OWNER/BASE"),
+        (["--public", "--dry-run"], "--public, --dry-run only work with --push OWNER/BASE"),
         (["--push", "tester/x", "--name", "tester/y"], "--name and --push both name the datasets"),
         (["--push", "tester"], "expected OWNER/BASE or hf://datasets/OWNER/BASE"),
     ],

@@ -24,7 +24,7 @@ from rollout_fixtures import (
 
 from exporter.rollouts.arrow_schema import ROLLOUT_SCHEMA
 from exporter.rollouts.base import BrokenUnit, Unit
-from exporter.rollouts.registry import get_format
+from exporter.rollouts.registry import FORMATS, detect, get_format
 from exporter.rollouts.sqlite_source import SnapshotStore
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -149,3 +149,19 @@ def test_mangled_database_json_never_crashes(format_name: str, data: st.DataObje
         with SnapshotStore() as snapshots:
             for unit in fmt.plan_units(path.parent, [path], snapshots, lambda message: None):
                 check_rows(format_name, unit)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["type", "payload", "id", "instructions", "timestamp", "sessionId", "schema", "cwd"]),
+        json_values,
+        max_size=6,
+    )
+)
+def test_auto_detection_never_crashes_on_odd_heads(head: dict) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "x.jsonl"
+        path.write_text(json.dumps(head) + "\n", encoding="utf-8")
+        found = detect(path)  # a format or None: a `type` that is an object once raised TypeError here
+        assert found is None or FORMATS[found.name] is found

@@ -14,7 +14,8 @@ from typing import Any, cast
 import click
 from rich.console import Console
 
-from exporter.runs import DEFAULT_RUNS_DIR, RUNS_DIR_ENV, resolve_targets
+from exporter.options import run_targets
+from exporter.runs import resolve_targets
 from exporter.scan.gate import BlockOn, ScanOptions, scan_runs
 from exporter.scan.registry import scanner_names
 from exporter.scan.report import render_result, report_dict
@@ -62,16 +63,7 @@ def scan_options_from(*, scanner: str, block_on: str | None, no_verify: bool, re
 
 
 @click.command("scan")
-@click.argument("targets", nargs=-1)
-@click.option("--all", "all_runs", is_flag=True, help="Scan every run in the runs dir.")
-@click.option(
-    "--runs-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar=RUNS_DIR_ENV,
-    default=DEFAULT_RUNS_DIR,
-    show_default=True,
-    help=f"Where run ids and --all are looked up (env {RUNS_DIR_ENV}).",
-)
+@run_targets("Scan")
 @scanner_options
 @click.option("--json", "as_json", is_flag=True, help="Print the masked report as JSON on stdout.")
 def scan_command(

@@ -79,7 +79,8 @@ class CodexFormat(JsonlFormat):
 
     def detects(self, probe: Probe) -> bool:
         first = probe.json_lines[0] if probe.json_lines else {}
-        if first.get("type") in _TOP_LEVEL_TYPES and "payload" in first:
+        kind = first.get("type")
+        if isinstance(kind, str) and kind in _TOP_LEVEL_TYPES and "payload" in first:
             return True
         return "id" in first and "instructions" in first and "timestamp" in first
 

@@ -1,0 +1,35 @@
+"""Click options shared by every command that reads runs, so they read and document them alike."""
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from exporter.runs import DEFAULT_RUNS_DIR, RUNS_DIR_ENV
+
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def runs_dir_option(looked_up: str = "run ids and --all") -> Decorator:
+    return click.option(
+        "--runs-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar=RUNS_DIR_ENV,
+        default=DEFAULT_RUNS_DIR,
+        show_default=True,
+        help=f"Where {looked_up} are looked up (env {RUNS_DIR_ENV}).",
+    )
+
+
+def run_targets(verb: str) -> Decorator:
+    """TARGET... (runs dir, run dir or run id), --all and --runs-dir."""
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        command = runs_dir_option()(command)
+        command = click.option("--all", "all_runs", is_flag=True, help=f"{verb} every run in the runs dir.")(
+            command
+        )
+        return click.argument("targets", nargs=-1)(command)
+
+    return decorate
