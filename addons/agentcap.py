@@ -22,10 +22,13 @@ import hmac
 import ipaddress
 import json
 import logging
+import marshal
 import os
 import queue
 import re
 import secrets
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -66,6 +69,7 @@ TAG_HEADER_PREFIX = "x-agentcap-"
 CONTROL_PREFIX = "/_agentcap/"
 MAX_TAG_LENGTH = 128
 RUN_JSON_INTERVAL_S = 1.0
+WRITER_FLAG = "--agentcap-writer"
 
 log = logging.getLogger("agentcap")
 
@@ -264,8 +268,25 @@ class Redactor:
         return urlunsplit(parts._replace(query=urlencode(query, safe="<>:")))
 
 
+def existing_max_seq(captures_path: Path) -> int:
+    """Continue numbering when a run directory is reused, so seq stays unique within the run."""
+    highest = 0
+    try:
+        with captures_path.open("rb") as handle:
+            for line in handle:
+                match = re.search(rb'"seq":(\d+)', line)
+                if match:
+                    highest = max(highest, int(match.group(1)))
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        # A warning, not an error: mitmproxy exits on errors logged during start-up.
+        log.warning("agentcap: cannot read %s (%s); seq starts at 1", captures_path, exc)
+    return highest
+
+
 class RunLog:
-    """One run directory: captures.jsonl (append-only) and run.json. Written by the writer thread only."""
+    """One run directory as the writer sees it: captures.jsonl (append-only) and run.json."""
 
     def __init__(self, directory: Path, run_id: str, agent: str) -> None:
         self.directory = directory
@@ -276,26 +297,20 @@ class RunLog:
         self.ended_at: float | None = None
         self.upstreams: set[str] = set()
         self.counts = {"recorded": 0, "errors": 0, "http_errors": 0, "passthrough": 0}
-        self.last_seq = self.existing_max_seq()
         self.run_json_written_at = 0.0
         self.fd: int | None = None
+        self.resume()
 
-    def existing_max_seq(self) -> int:
-        """Continue numbering when a run directory is reused, so seq stays unique within the run."""
-        if not self.captures_path.exists():
-            return 0
-        highest = 0
-        with self.captures_path.open("rb") as handle:
-            for line in handle:
-                match = re.search(rb'"seq":(\d+)', line)
-                if match:
-                    highest = max(highest, int(match.group(1)))
-        return highest
-
-    def next_seq(self) -> int:
-        # Only the event loop calls this, so plain increments are safe.
-        self.last_seq += 1
-        return self.last_seq
+    def resume(self) -> None:
+        """A reused run directory keeps its start time, upstreams and counts."""
+        try:
+            info = json.loads((self.directory / "run.json").read_text())
+            self.started_at = datetime.fromisoformat(info["started_at"]).timestamp()
+            self.upstreams.update(info.get("upstreams") or [])
+            for key in self.counts:
+                self.counts[key] = int((info.get("counts") or {}).get(key, 0))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
 
     def append(self, line: bytes) -> None:
         if self.fd is None:
@@ -323,7 +338,9 @@ class RunLog:
         os.replace(temporary, self.directory / "run.json")
         self.run_json_written_at = time.time()
 
-    def close(self) -> None:
+    def close(self, status: str) -> None:
+        self.ended_at = time.time()
+        RecordWriter.guarded(self.write_run_json, status)
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
@@ -335,7 +352,7 @@ class CallState:
 
     request_id: str
     seq: int
-    run: RunLog
+    run_id: str
     task_id: str | None
     turn: int | None
     api: str
@@ -352,17 +369,26 @@ class CallState:
 
 @dataclass
 class CallSnapshot:
-    """Plain data taken from a finished flow on the event loop; the writer thread builds the record."""
+    """Plain values taken from a finished flow on the event loop; the writer builds the record.
 
-    state: CallState
+    Only builtins inside, so it crosses to the writer process as a marshalled dict of its fields.
+    """
+
+    request_id: str
+    seq: int
+    run_id: str
+    task_id: str | None
+    turn: int | None
+    api: str
+    started_at: float
     method: str
     url: str
     upstream_url: str
     http_version: str
-    request_headers: list[tuple[str, str]]
+    request_headers: Sequence[tuple[bytes, bytes]]  # raw fields: decoding is the writer's work
     request_raw: bytes | None
     response_status: int | None
-    response_headers: list[tuple[str, str]]
+    response_headers: Sequence[tuple[bytes, bytes]]
     response_raw: bytes | None
     response_streamed: bool
     response_started_at: float | None
@@ -371,63 +397,71 @@ class CallSnapshot:
     websocket: dict[str, Any] | None = None
 
 
+Message = tuple[Any, ...]
+
+
 class RecordWriter:
-    """A thread that turns snapshots into JSON lines so hooks never block on encoding or disk."""
+    """Turns finished calls into JSON lines on a thread of its own, so hooks never encode or write.
+
+    Messages: ("run", directory, run_id, agent), ("call", snapshot fields), ("passthrough", run_id),
+    ("close", status). It runs inside the writer process, or in the proxy when no process can start.
+    """
 
     def __init__(self, redactor: Redactor) -> None:
         self.redactor = redactor
-        self.queue: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self.runs: dict[str, RunLog] = {}
+        self.queue: queue.SimpleQueue[Message] = queue.SimpleQueue()
         self.thread = threading.Thread(target=self.work, name="agentcap-writer", daemon=True)
         self.thread.start()
 
-    def submit(self, snapshot: CallSnapshot) -> None:
-        self.queue.put(("call", snapshot))
+    def send(self, message: Message) -> None:
+        self.queue.put(message)
 
-    def count_passthrough(self, run: RunLog) -> None:
-        self.queue.put(("passthrough", run))
-
-    def close(self, runs: Sequence[RunLog]) -> None:
-        self.queue.put(("close", list(runs)))
+    def close(self, status: str = "complete") -> None:
+        self.queue.put(("close", status))
         self.thread.join()
 
     def work(self) -> None:
         while True:
             # Everything that queued up while the last batch was written goes out together: one
-            # write per run per batch, fewer wake-ups and GIL hand-offs under load.
+            # write per run per batch, fewer wake-ups under load.
             batch = [self.queue.get()]
             while True:
                 try:
                     batch.append(self.queue.get_nowait())
                 except queue.Empty:
                     break
-            pending: dict[str, tuple[RunLog, list[bytes]]] = {}
-            closing: list[RunLog] | None = None
-            for kind, item in batch:
-                if kind == "call":
-                    self.encode_call(item, pending)
+            pending: dict[str, list[bytes]] = {}
+            closing: str | None = None
+            for message in batch:
+                kind = message[0]
+                if kind == "run":
+                    directory, run_id, agent = message[1:]
+                    self.runs[run_id] = RunLog(Path(directory), run_id, agent)
+                    self.guarded(self.runs[run_id].write_run_json, "running")
+                elif kind == "call":
+                    self.encode_call(CallSnapshot(**message[1]), pending)
                 elif kind == "passthrough":
-                    item.counts["passthrough"] += 1
-                    pending.setdefault(item.run_id, (item, []))
+                    self.runs[message[1]].counts["passthrough"] += 1
+                    pending.setdefault(message[1], [])
                 else:
-                    closing = item
-            for run, lines in pending.values():
-                self.flush(run, lines)
+                    closing = message[1]
+            for run_id, lines in pending.items():
+                self.flush(self.runs[run_id], lines)
             if closing is not None:
-                for run in closing:
-                    run.ended_at = time.time()
-                    self.guarded(run.write_run_json, "complete")
-                    run.close()
+                for run in self.runs.values():
+                    run.close(closing)
                 return
 
-    def encode_call(self, snapshot: CallSnapshot, pending: dict[str, tuple[RunLog, list[bytes]]]) -> None:
-        run = snapshot.state.run
+    def encode_call(self, snapshot: CallSnapshot, pending: dict[str, list[bytes]]) -> None:
+        run = self.runs[snapshot.run_id]
         try:
-            record = build_record(snapshot, self.redactor)
+            record = build_record(snapshot, run.agent, self.redactor)
             line = dumps_line(record)
         except Exception:
             log.exception("agentcap: FAILED TO ENCODE a capture record; call relayed, not recorded")
             return
-        pending.setdefault(run.run_id, (run, []))[1].append(line)
+        pending.setdefault(run.run_id, []).append(line)
         run.counts["recorded"] += 1
         run.counts["errors"] += record["error"] is not None
         run.counts["http_errors"] += (record["response"] or {}).get("status_code", 0) >= 400
@@ -452,8 +486,91 @@ class RecordWriter:
             return False
 
 
-def header_pairs(headers: http.Headers) -> list[tuple[str, str]]:
-    return [(name.lower(), value) for name, value in headers.items(multi=True)]
+class WriterProcess:
+    """Feeds the writer in a separate process: encoding JSON there keeps it off the proxy's GIL.
+
+    Frames on the child's stdin are a 4-byte length and a `marshal` of builtins (same interpreter on
+    both ends, and cheaper than pickle for the proxy's GIL). When the proxy is
+    killed, the child still drains what it was sent, then marks the runs `interrupted`.
+    """
+
+    def __init__(self, agentcap_dir: Path, redact_headers: Sequence[str]) -> None:
+        config = json.dumps({"dir": str(agentcap_dir), "redact_headers": list(redact_headers)})
+        self.process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), WRITER_FLAG, config],
+            stdin=subprocess.PIPE,
+            start_new_session=True,  # a Ctrl-C meant for mitmdump must not kill it before it drains
+        )
+        self.queue: queue.SimpleQueue[Message] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self.feed, name="agentcap-feeder", daemon=True)
+        self.thread.start()
+
+    def send(self, message: Message) -> None:
+        self.queue.put(message)
+
+    def close(self, status: str = "complete") -> None:
+        self.queue.put(("close", status))
+        self.thread.join()
+        if self.process.wait(timeout=120) != 0:
+            log.error("agentcap: the writer process exited with %s", self.process.returncode)
+
+    def feed(self) -> None:
+        assert self.process.stdin is not None
+        pipe = self.process.stdin
+        while True:
+            message = self.queue.get()
+            try:
+                payload = marshal.dumps(message)
+            except ValueError:
+                log.exception("agentcap: FAILED TO ENCODE a capture record; call relayed, not recorded")
+                continue
+            try:
+                pipe.write(len(payload).to_bytes(4, "big") + payload)
+                pipe.flush()
+            except (BrokenPipeError, OSError):
+                log.error("agentcap: THE WRITER PROCESS DIED; calls are relayed but NOT RECORDED")
+                return
+            if message[0] == "close":
+                pipe.close()
+                return
+
+
+def start_writer(agentcap_dir: Path, redact_headers: Sequence[str]) -> RecordWriter | WriterProcess:
+    # A frozen mitmdump (the standalone binaries) cannot run this file with its interpreter.
+    if not getattr(sys, "frozen", False):
+        try:
+            return WriterProcess(agentcap_dir, redact_headers)
+        except OSError as exc:
+            log.warning("agentcap: cannot start the writer process (%s); writing in-process", exc)
+    return RecordWriter(Redactor(Redactor.load_key(agentcap_dir), redact_headers))
+
+
+def writer_main(config_json: str) -> None:
+    """The writer process: read framed messages from stdin until `close` or EOF."""
+    config = json.loads(config_json)
+    logging.basicConfig(format="%(message)s", level=logging.INFO)
+    agentcap_dir = Path(config["dir"])
+    writer = RecordWriter(Redactor(Redactor.load_key(agentcap_dir), config["redact_headers"]))
+    stdin = sys.stdin.buffer
+    status = "interrupted"  # EOF without `close`: the proxy died
+    while len(header := stdin.read(4)) == 4:
+        size = int.from_bytes(header, "big")
+        payload = stdin.read(size)
+        if len(payload) < size:
+            break  # the proxy died mid-frame: that message never completed
+        message = marshal.loads(payload)
+        if message[0] == "close":
+            status = message[1]
+            break
+        writer.send(message)
+    writer.close(status)
+
+
+def header_pairs(fields: Sequence[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    """Raw header fields (as the event loop hands them over, undecoded) → lowercased text pairs."""
+    return [
+        (name.decode("latin-1").lower(), value.decode("utf-8", "surrogateescape")) for name, value in fields
+    ]
 
 
 def header_value(headers: list[tuple[str, str]], name: str) -> str | None:
@@ -510,19 +627,21 @@ def stream_fields(raw: bytes, encoding: str | None) -> tuple[dict[str, Any], str
         return fields, data.decode("utf-8", "replace")
 
 
-def build_record(snapshot: CallSnapshot, redactor: Redactor) -> dict[str, Any]:
-    state = snapshot.state
-    request = {"headers": redactor.headers(snapshot.request_headers)}
-    request_encoding = header_value(snapshot.request_headers, "content-encoding")
+def build_record(snapshot: CallSnapshot, agent: str, redactor: Redactor) -> dict[str, Any]:
+    state = snapshot
+    request_headers = header_pairs(snapshot.request_headers)
+    response_headers = header_pairs(snapshot.response_headers)
+    request = {"headers": redactor.headers(request_headers)}
+    request_encoding = header_value(request_headers, "content-encoding")
     request.update(body_fields(snapshot.request_raw, request_encoding))
     fingerprint = Fingerprint()
     response: dict[str, Any] | None = None
     if snapshot.response_status is not None:
         response = {
             "status_code": snapshot.response_status,
-            "headers": redactor.headers(snapshot.response_headers),
+            "headers": redactor.headers(response_headers),
         }
-        response_encoding = header_value(snapshot.response_headers, "content-encoding")
+        response_encoding = header_value(response_headers, "content-encoding")
         if snapshot.response_streamed:
             fields, text = stream_fields(snapshot.response_raw or b"", response_encoding)
             response.update(fields)
@@ -540,8 +659,8 @@ def build_record(snapshot: CallSnapshot, redactor: Redactor) -> dict[str, Any]:
         "schema": CAPTURE_SCHEMA,
         "request_id": state.request_id,
         "seq": state.seq,
-        "run_id": state.run.run_id,
-        "agent": state.run.agent,
+        "run_id": state.run_id,
+        "agent": agent,
         "task_id": state.task_id,
         "turn": state.turn,
         "api": state.api,
@@ -557,8 +676,8 @@ def build_record(snapshot: CallSnapshot, redactor: Redactor) -> dict[str, Any]:
         "duration_ms": round((snapshot.ended_at - state.started_at) * 1000, 3),
         "request": request,
         "response": response,
-        "served_by": header_value(snapshot.response_headers, "x-served-by"),
-        "served_build_info": header_value(snapshot.response_headers, "x-build-info"),
+        "served_by": header_value(response_headers, "x-served-by"),
+        "served_build_info": header_value(response_headers, "x-build-info"),
         "served_model": fingerprint.model,
         "usage": fingerprint.usage,
         "error": snapshot.error,
@@ -604,12 +723,12 @@ class AgentCap:
     """The addon: tags LLM calls, tees their bodies and hands finished calls to the writer thread."""
 
     def __init__(self) -> None:
-        self.runs: dict[str, RunLog] = {}
+        self.last_seq: dict[str, int] = {}  # run id -> last seq handed out; the writer owns the files
         self.main_run_id: str | None = None
         self.context: dict[str, Any] = {"run": None, "task": None, "turn": None}
         self.path_patterns: list[re.Pattern[str]] = [re.compile(p) for p in DEFAULT_PATHS]
         self.in_flight: dict[str, http.HTTPFlow] = {}
-        self.writer: RecordWriter | None = None
+        self.writer: RecordWriter | WriterProcess | None = None
 
     # ------------------------------------------------------------ lifecycle
     def load(self, loader: Any) -> None:
@@ -672,7 +791,7 @@ class AgentCap:
         now = time.time()
         for flow in list(self.in_flight.values()):
             self.finish(flow, {"kind": "shutdown", "message": "proxy shut down before the call ended"}, now)
-        self.writer.close(list(self.runs.values()))
+        self.writer.close()
         self.writer = None
 
     # ------------------------------------------------------------ HTTP hooks
@@ -692,20 +811,21 @@ class AgentCap:
         tags = {key: value for key, value in tags.items() if value}
         for name in tag_names:
             request.headers.pop(name, None)
-        run = self.run_for(tags.get("run"))
+        run_id = self.run_for(tags.get("run"))
         is_upgrade = request.headers.get("upgrade", "").lower() == "websocket"
         if not (request.method == "POST" or (request.method == "GET" and is_upgrade)) or not any(
             pattern.search(path) for pattern in self.path_patterns
         ):
             assert self.writer is not None
-            self.writer.count_passthrough(run)
+            self.writer.send(("passthrough", run_id))
             return
         task = sanitize_tag(tags["task"]) if "task" in tags else self.context["task"]
         turn = parse_turn(tags["turn"]) if "turn" in tags else self.context["turn"]
+        self.last_seq[run_id] += 1  # only the event loop touches it
         state = CallState(
             request_id=uuid.uuid4().hex,
-            seq=run.next_seq(),
-            run=run,
+            seq=self.last_seq[run_id],
+            run_id=run_id,
             task_id=task,
             turn=turn,
             api=api_for_path(path.rstrip("/")),
@@ -749,17 +869,17 @@ class AgentCap:
             return
         base = Path(ctx.options.agentcap_dir)
         base.mkdir(parents=True, exist_ok=True)
-        self.writer = RecordWriter(Redactor(Redactor.load_key(base), ctx.options.agentcap_redact_headers))
+        Redactor.load_key(base)  # created here, before the writer process reads it
+        self.writer = start_writer(base, ctx.options.agentcap_redact_headers)
         agent = sanitize_tag(ctx.options.agentcap_agent) or "unknown"
         if ctx.options.agentcap_run:
-            run = self.open_run(ctx.options.agentcap_run)
+            run_id = self.open_run(ctx.options.agentcap_run)
         else:
-            run = self.create_unique_run(base, agent)
-        self.main_run_id = run.run_id
-        run.write_run_json("running")
-        log.info("agentcap: recording %s calls into %s", agent, run.captures_path)
+            run_id = self.create_unique_run(base, agent)
+        self.main_run_id = run_id
+        log.info("agentcap: recording %s calls into %s", agent, base / run_id / "captures.jsonl")
 
-    def create_unique_run(self, base: Path, agent: str) -> RunLog:
+    def create_unique_run(self, base: Path, agent: str) -> str:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         while True:
             run_id = f"{agent}-{stamp}-{secrets.token_hex(3)}"
@@ -769,26 +889,29 @@ class AgentCap:
                 continue
             return self.register_run(base / run_id, run_id)
 
-    def open_run(self, run_id: str) -> RunLog:
+    def open_run(self, run_id: str) -> str:
         directory = Path(ctx.options.agentcap_dir) / run_id
         if directory.exists():
             log.info("agentcap: appending to existing run %s", run_id)
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         return self.register_run(directory, run_id)
 
-    def register_run(self, directory: Path, run_id: str) -> RunLog:
-        run = RunLog(directory, run_id, sanitize_tag(ctx.options.agentcap_agent) or "unknown")
-        self.runs[run_id] = run
-        return run
+    def register_run(self, directory: Path, run_id: str) -> str:
+        assert self.writer is not None
+        self.last_seq[run_id] = existing_max_seq(directory / "captures.jsonl")
+        self.writer.send(
+            ("run", str(directory), run_id, sanitize_tag(ctx.options.agentcap_agent) or "unknown")
+        )
+        return run_id
 
-    def run_for(self, header_run: str | None) -> RunLog:
+    def run_for(self, header_run: str | None) -> str:
         """Header beats context beats the proxy's own run."""
         requested = sanitize_tag(header_run) if header_run is not None else self.context["run"]
         run_id = requested or self.main_run_id
         assert run_id is not None
-        if run_id not in self.runs:
-            self.open_run(run_id).write_run_json("running")
-        return self.runs[run_id]
+        if run_id not in self.last_seq:
+            self.open_run(run_id)
+        return run_id
 
     def control_response(self, request: http.Request) -> http.Response:
         """The out-of-band context endpoint; answered here, never forwarded upstream."""
@@ -829,32 +952,37 @@ class AgentCap:
         if flow.websocket is not None:
             websocket = {
                 "messages": [websocket_message(m) for m in flow.websocket.messages],
-                "close_code": flow.websocket.close_code,
+                "close_code": None if flow.websocket.close_code is None else int(flow.websocket.close_code),
                 "close_reason": flow.websocket.close_reason,
                 "closed_by_client": flow.websocket.closed_by_client,
             }
         response_raw: bytes | None = None
         if response is not None:
             response_raw = b"".join(state.chunks) if state.streamed else response.raw_content
-        self.writer.submit(
-            CallSnapshot(
-                state=state,
-                method=flow.request.method,
-                url=flow.request.url,
-                upstream_url=upstream_of(flow.request),
-                http_version=flow.request.http_version,
-                request_headers=header_pairs(flow.request.headers),
-                request_raw=flow.request.raw_content,
-                response_status=None if response is None else response.status_code,
-                response_headers=[] if response is None else header_pairs(response.headers),
-                response_raw=response_raw,
-                response_streamed=state.streamed,
-                response_started_at=None if response is None else response.timestamp_start,
-                ended_at=ended_at,
-                error=error,
-                websocket=websocket,
-            )
+        snapshot = CallSnapshot(
+            request_id=state.request_id,
+            seq=state.seq,
+            run_id=state.run_id,
+            task_id=state.task_id,
+            turn=state.turn,
+            api=state.api,
+            started_at=state.started_at,
+            method=flow.request.method,
+            url=flow.request.url,
+            upstream_url=upstream_of(flow.request),
+            http_version=flow.request.http_version,
+            request_headers=flow.request.headers.fields,
+            request_raw=flow.request.raw_content,
+            response_status=None if response is None else response.status_code,
+            response_headers=() if response is None else response.headers.fields,
+            response_raw=response_raw,
+            response_streamed=state.streamed,
+            response_started_at=None if response is None else response.timestamp_start,
+            ended_at=ended_at,
+            error=error,
+            websocket=websocket,
         )
+        self.writer.send(("call", vars(snapshot)))
         state.chunks = []
 
     def warn_if_open_relay(self) -> None:
@@ -871,3 +999,7 @@ class AgentCap:
 
 
 addons = [AgentCap()]
+
+
+if __name__ == "__main__" and sys.argv[1:2] == [WRITER_FLAG]:
+    writer_main(sys.argv[2])

@@ -151,22 +151,20 @@ def test_proxyauth_protects_the_context_endpoint(upstream: FakeModelServer, tmp_
 
 
 def test_disk_errors_are_logged_and_traffic_continues(
-    upstream: FakeModelServer,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
+    upstream: FakeModelServer, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    def disk_full(self: object, line: bytes) -> None:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(agentcap.RunLog, "append", disk_full)
-    with caplog.at_level(logging.ERROR), ProxyHarness(upstream.url, tmp_path / "runs") as proxy:
+    (tmp_path / "runs" / "full" / "captures.jsonl").mkdir(parents=True)  # every append fails
+    with ProxyHarness(upstream.url, tmp_path / "runs", agentcap_run="full") as proxy:
         first, _, _ = raw_post(proxy, "/v1/chat/completions", chat_body())
         second, _, _ = raw_post(proxy, "/v1/chat/completions", chat_body(stream=True))
     assert (first, second) == (200, 200)
-    assert any("FAILED TO WRITE" in message for message in caplog.messages)
-    lost = [re.search(r"(\d+) record\(s\) of run", message) for message in caplog.messages]
-    assert sum(int(match.group(1)) for match in lost if match) == 2  # every lost record is reported
+    errors = capfd.readouterr().err
+    assert "FAILED TO WRITE" in errors
+    lost = [
+        int(n) for n in re.findall(r"(\d+) record\(s\) of run full were relayed but not recorded", errors)
+    ]
+    assert sum(lost) == 2  # every lost record is reported
+    assert json.loads((tmp_path / "runs" / "full" / "run.json").read_text())["counts"]["recorded"] == 2
 
 
 def test_reused_run_directory_continues_seq(upstream: FakeModelServer, tmp_path: Path) -> None:

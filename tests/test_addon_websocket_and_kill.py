@@ -129,6 +129,11 @@ def test_sigkill_mid_load_leaves_only_whole_lines(upstream: FakeModelServer, tmp
     finally:
         if process.poll() is None:
             process.kill()
+    # The writer process outlives the proxy: it drains what it was handed, then says what happened.
+    run_json = runs / "killed-run" / "run.json"
+    while time.monotonic() < deadline + 20 and json.loads(run_json.read_text())["status"] != "interrupted":
+        time.sleep(0.1)
+    assert json.loads(run_json.read_text())["status"] == "interrupted"
     lines = captures.read_bytes().split(b"\n")
     complete, last = lines[:-1], lines[-1]
     assert len(complete) >= 20
