@@ -51,7 +51,9 @@ def read(root: Path, jobs: int) -> tuple[list[dict], list[str], int]:
 
 def test_parallel_rows_order_and_warnings_equal_serial(tmp_path: Path, monkeypatch) -> None:
     build_mixed_corpus(tmp_path)
-    monkeypatch.setattr(parallel, "BATCH_UNITS", 3)  # many small batches, spread over both workers
+    # a corpus this small is read in one process by default; many small batches, spread over both workers
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_WORK", 0)
+    monkeypatch.setattr(parallel, "BATCH_UNITS", 3)
 
     serial, serial_warnings, serial_workers = read(tmp_path, jobs=1)
     spread, spread_warnings, spread_workers = read(tmp_path, jobs=2)
@@ -72,6 +74,7 @@ def test_parallel_rows_order_and_warnings_equal_serial(tmp_path: Path, monkeypat
 
 def test_unreadable_file_in_a_worker_stops_with_a_one_line_error(tmp_path: Path, monkeypatch) -> None:
     build_mixed_corpus(tmp_path)
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_WORK", 0)
     monkeypatch.setattr(parallel, "BATCH_UNITS", 3)
     with SnapshotStore() as snapshots:
         units = build_manifest([tmp_path], "auto", snapshots=snapshots, warn=lambda message: None)
@@ -83,6 +86,7 @@ def test_unreadable_file_in_a_worker_stops_with_a_one_line_error(tmp_path: Path,
 
 def test_cli_jobs_flag_writes_the_same_bytes(tmp_path: Path, monkeypatch) -> None:
     build_mixed_corpus(tmp_path / "src")
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_WORK", 0)
     monkeypatch.setattr(parallel, "BATCH_UNITS", 3)
     outputs = {}
     for jobs in ("1", "2"):
@@ -95,3 +99,9 @@ def test_cli_jobs_flag_writes_the_same_bytes(tmp_path: Path, monkeypatch) -> Non
 
     zero = CliRunner().invoke(main, ["rollouts", str(tmp_path / "src"), "--jobs", "0"])
     assert zero.exit_code == 2 and "--jobs" in zero.output and "Traceback" not in zero.output
+
+
+@pytest.mark.parametrize(("cpus", "jobs"), [(1, 1), (2, 1), (3, 2), (16, 2)])
+def test_default_jobs_leaves_a_cpu_to_the_writer_and_is_capped(cpus: int, jobs: int, monkeypatch) -> None:
+    monkeypatch.setattr(parallel.os, "sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
+    assert parallel.default_jobs() == jobs

@@ -48,7 +48,7 @@ def _warn(message: str) -> None:
     "--jobs",
     type=click.IntRange(min=1),
     default=None,
-    help="Parser processes (default: the CPU count; 1 reads in this process). Output order is the same.",
+    help="Parser processes (default: CPUs - 1, at most 2; 1 reads in this process). Same output either way.",
 )
 def rollouts_command(
     sources: tuple[Path, ...],

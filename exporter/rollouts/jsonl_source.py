@@ -27,12 +27,11 @@ def scan_jsonl[T](path: Path, decoder: msgspec.json.Decoder[T], scan: LineScan) 
     scan partial rather than broken.
     """
     decode = decoder.decode
-    number = 0
+    first = 1
     with path.open("rb") as handle:
         # Whole lines in blocks of about _BLOCK_BYTES: one call per block instead of one per line.
         while block := handle.readlines(_BLOCK_BYTES):
-            for line in block:
-                number += 1
+            for number, line in enumerate(block, first):
                 try:
                     value = decode(line)
                 except msgspec.ValidationError as error:
@@ -49,6 +48,7 @@ def scan_jsonl[T](path: Path, decoder: msgspec.json.Decoder[T], scan: LineScan) 
                     continue
                 scan.good_lines += 1
                 yield number, value
+            first += len(block)
 
 
 def read_head_objects(path: Path, limit: int = 4, max_bytes: int = 1 << 20) -> list[dict]:

@@ -3,9 +3,11 @@
 Parsing is CPU-bound Python, so threads would not help; processes do. Workers are spawned (safe next to
 the parquet writer's thread, and the same on every OS) and import only the parser they are sent (a
 format object pickles as a reference to its class), never pyarrow, so each stays small. Units travel in
-batches of about `BATCH_BYTES` so per-task overhead stays small, and at most `BATCHES_PER_JOB` batches per
+batches of about `BATCH_WORK` so per-task overhead stays small, and at most `BATCHES_PER_JOB` batches per
 worker are queued or waiting to be consumed, so memory stays flat whatever the corpus size and however
-slow the consumer (the parquet writer) is.
+slow the consumer (the parquet writer) is. Small inputs are parsed in this process: below
+`PARALLEL_MIN_WORK`, starting workers would cost more than it saves. As with any spawned process, a
+program calling this with `jobs` > 1 needs the `if __name__ == "__main__":` guard (console scripts have it).
 """
 
 from __future__ import annotations
@@ -25,9 +27,18 @@ import msgspec
 from exporter.errors import AbortExport, UserError
 from exporter.rollouts.base import BrokenUnit, RolloutFormat, Unit
 
-BATCH_BYTES = 2 * 1024 * 1024
+# Work is counted in bytes of JSONL to parse; a database session takes about as long as 64 KiB of it.
+SESSION_WORK = 64 * 1024
+BATCH_WORK = 2 * 1024 * 1024
 BATCH_UNITS = 64
 BATCHES_PER_JOB = 2
+# Below this much work, starting worker processes (~0.1 s each, importing Python) costs more than it saves.
+PARALLEL_MIN_WORK = 32 * 1024 * 1024
+# The main process decodes the workers' rows, converts them to Arrow and writes parquet: about a core's
+# worth of work, and the bound once two workers feed it (measured on 298 MB of Claude sessions: the main
+# thread needs ~0.9 s of CPU, two workers ~1.2 s each). Sending rows costs ~0.8 s of CPU in all, and each
+# worker ~25 MB of RSS, so more workers by default would cost memory for no speed.
+MAX_DEFAULT_JOBS = 2
 
 # What hydrating one unit gave: its rows, or why it is skipped, or why the command must stop.
 Outcome = list[dict[str, Any]] | BrokenUnit | UserError
@@ -37,10 +48,9 @@ _ROWS_DECODER = msgspec.msgpack.Decoder(list[dict[str, Any]])
 
 
 def default_jobs() -> int:
-    """The CPUs this process may run on (the affinity mask, where the OS has one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+    """Parser processes by default: one per CPU left after the main process, at most MAX_DEFAULT_JOBS."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(cpus - 1, MAX_DEFAULT_JOBS))
 
 
 def hydrate_outcome(fmt: RolloutFormat, unit: Unit) -> Outcome:
@@ -55,7 +65,7 @@ def _hydrate_batch(batch: Batch) -> list[Outcome | bytes]:
 
 
 def _packed(outcome: Outcome) -> Outcome | bytes:
-    """Rows as msgpack: 3-4x cheaper to send than pickle (datetimes above all), and they come back equal
+    """Rows as msgpack: half the cost of pickle (datetimes above all), and they come back equal
     (dicts, lists, scalars, UTC datetimes). A value msgpack cannot hold (an int beyond 64 bits, a lone
     surrogate) sends that unit's rows pickled instead."""
     if isinstance(outcome, list):
@@ -73,15 +83,23 @@ def _unpacked(outcome: Outcome | bytes) -> Outcome:
 def hydrate_all(
     units: Iterable[Unit], formats: Callable[[str], RolloutFormat], *, jobs: int
 ) -> Iterator[tuple[Unit, Outcome]]:
-    """(unit, outcome) for every unit, in order; `jobs` > 1 parses in that many worker processes."""
+    """(unit, outcome) for every unit, in order; `jobs` > 1 parses in that many worker processes when
+    there is enough work to pay for starting them."""
     batches = _batches(units, formats)
-    head = list(itertools.islice(batches, 2))
-    if jobs <= 1 or len(head) < 2:  # one batch is not worth starting processes for
-        for batch in itertools.chain(head, batches):
+    head: list[Batch] = []
+    work = 0
+    if jobs > 1:
+        for batch_work, batch in batches:  # look ahead only as far as deciding needs
+            head.append(batch)
+            work += batch_work
+            if work >= PARALLEL_MIN_WORK:
+                break
+    queue = itertools.chain(head, (batch for _, batch in batches))
+    if jobs <= 1 or work < PARALLEL_MIN_WORK:
+        for batch in queue:
             for fmt, unit in batch:
                 yield unit, hydrate_outcome(fmt, unit)
         return
-    queue = itertools.chain(head, batches)
     pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
     pending: deque[tuple[Batch, Future[list[Outcome | bytes]]]] = deque()
     try:
@@ -105,24 +123,24 @@ def hydrate_all(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _batches(units: Iterable[Unit], formats: Callable[[str], RolloutFormat]) -> Iterator[Batch]:
-    """Consecutive units grouped up to BATCH_BYTES of files (or BATCH_UNITS units, for database sessions)."""
+def _batches(units: Iterable[Unit], formats: Callable[[str], RolloutFormat]) -> Iterator[tuple[int, Batch]]:
+    """(work, batch): consecutive units grouped up to BATCH_WORK of work or BATCH_UNITS units."""
     batch: Batch = []
-    size = 0
+    work = 0
     for unit in units:
         batch.append((formats(unit.format), unit))
-        size += _input_bytes(unit)
-        if size >= BATCH_BYTES or len(batch) >= BATCH_UNITS:
-            yield batch
-            batch, size = [], 0
+        work += _work(unit)
+        if work >= BATCH_WORK or len(batch) >= BATCH_UNITS:
+            yield work, batch
+            batch, work = [], 0
     if batch:
-        yield batch
+        yield work, batch
 
 
-def _input_bytes(unit: Unit) -> int:
-    """What a unit will read; a database session counts as nothing (its batch is bounded by count)."""
+def _work(unit: Unit) -> int:
+    """A unit's parsing work in bytes of JSONL: its files' size, or SESSION_WORK for a database session."""
     if unit.session_id is not None:
-        return 0
+        return SESSION_WORK
     total = 0
     for path in (unit.path, *unit.companions):
         with contextlib.suppress(OSError):  # an unreadable file is reported by the worker, named

@@ -107,12 +107,16 @@ def join_text(parts: list[str]) -> str:
 
 def as_int(value: Any) -> int | None:
     """An int from a counter field, or None for anything that is not a plain number."""
+    if type(value) is int:  # the usual case, checked first: this runs for every counter of every call
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return int(value)
 
 
 def as_float(value: Any) -> float | None:
+    if type(value) is float:
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)

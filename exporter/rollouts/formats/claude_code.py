@@ -101,6 +101,7 @@ _DECODER = msgspec.json.Decoder(ClaudeLine)
 _NO_MESSAGE = ClaudeMessage()
 _NO_USAGE = ClaudeUsage()
 _CONVERSATION_TYPES = frozenset({"user", "assistant"})
+_MAIN_THREAD: tuple[bool, str | None] = (False, None)  # the groups key of non-sidechain lines
 # Line types that carry no conversation; anything else unknown is listed in parse_warnings.
 _BOOKKEEPING_TYPES = frozenset(
     {
@@ -199,8 +200,11 @@ def _read_file(path: Path, main_path: Path, relative_path: str) -> list[Rollout]
                     copied_lines += 1  # a resume copied this line; the first copy is the one chained
                     continue
                 by_uuid[line.uuid] = line
-            key = (bool(line.is_sidechain), line.agent_id if line.is_sidechain else None)
-            groups.setdefault(key, []).append(line)
+            key = (True, line.agent_id) if line.is_sidechain else _MAIN_THREAD
+            group = groups.get(key)
+            if group is None:
+                groups[key] = group = []
+            group.append(line)
         elif kind == "summary" and line.summary and line.leaf_uuid:
             titles[line.leaf_uuid] = line.summary
         elif kind == "custom-title" and line.custom_title:
