@@ -14,6 +14,7 @@ Self-contained on purpose: mitmproxy and the standard library only, so it runs u
 whatever mitmdump the user has.
 """
 
+import asyncio
 import base64
 import binascii
 import contextlib
@@ -490,8 +491,9 @@ class WriterProcess:
     """Feeds the writer in a separate process: encoding JSON there keeps it off the proxy's GIL.
 
     Frames on the child's stdin are a 4-byte length and a `marshal` of builtins (same interpreter on
-    both ends, and cheaper than pickle for the proxy's GIL). When the proxy is
-    killed, the child still drains what it was sent, then marks the runs `interrupted`.
+    both ends). Writes are non-blocking and driven by mitmproxy's event loop, like an asyncio
+    transport: no thread to wake per call. When the proxy is killed, the child still drains what it
+    was sent, then marks the runs `interrupted`.
     """
 
     def __init__(self, agentcap_dir: Path, redact_headers: Sequence[str]) -> None:
@@ -501,38 +503,68 @@ class WriterProcess:
             stdin=subprocess.PIPE,
             start_new_session=True,  # a Ctrl-C meant for mitmdump must not kill it before it drains
         )
-        self.queue: queue.SimpleQueue[Message] = queue.SimpleQueue()
-        self.thread = threading.Thread(target=self.feed, name="agentcap-feeder", daemon=True)
-        self.thread.start()
+        assert self.process.stdin is not None
+        self.fd = self.process.stdin.fileno()
+        os.set_blocking(self.fd, False)
+        self.pending = bytearray()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.dead = False
 
     def send(self, message: Message) -> None:
-        self.queue.put(message)
+        try:
+            payload = marshal.dumps(message)
+        except ValueError:
+            log.exception("agentcap: FAILED TO ENCODE a capture record; call relayed, not recorded")
+            return
+        frame = len(payload).to_bytes(4, "big") + payload
+        if self.pending:  # keep frames in order behind what is already waiting
+            self.pending += frame
+            return
+        written = self.write(frame)
+        if written < len(frame):
+            self.pending += frame[written:]
+            try:
+                self.loop = asyncio.get_running_loop()
+            except RuntimeError:  # not on the event loop (start-up, tests): just wait for the pipe
+                self.drain_blocking()
+                return
+            self.loop.add_writer(self.fd, self.drain)
+
+    def write(self, data: bytes | bytearray) -> int:
+        if self.dead:
+            return len(data)
+        try:
+            return os.write(self.fd, data)
+        except BlockingIOError:
+            return 0
+        except OSError:
+            self.dead = True
+            log.error("agentcap: THE WRITER PROCESS DIED; calls are relayed but NOT RECORDED")
+            return len(data)
+
+    def drain(self) -> None:
+        """Called by the event loop when the pipe can take more."""
+        del self.pending[: self.write(self.pending)]
+        if not self.pending and self.loop is not None:
+            self.loop.remove_writer(self.fd)
+            self.loop = None
+
+    def drain_blocking(self) -> None:
+        if self.loop is not None:
+            self.loop.remove_writer(self.fd)
+            self.loop = None
+        os.set_blocking(self.fd, True)
+        while self.pending:
+            del self.pending[: self.write(self.pending)]
+        os.set_blocking(self.fd, False)
 
     def close(self, status: str = "complete") -> None:
-        self.queue.put(("close", status))
-        self.thread.join()
+        self.send(("close", status))
+        self.drain_blocking()
+        assert self.process.stdin is not None
+        self.process.stdin.close()
         if self.process.wait(timeout=120) != 0:
             log.error("agentcap: the writer process exited with %s", self.process.returncode)
-
-    def feed(self) -> None:
-        assert self.process.stdin is not None
-        pipe = self.process.stdin
-        while True:
-            message = self.queue.get()
-            try:
-                payload = marshal.dumps(message)
-            except ValueError:
-                log.exception("agentcap: FAILED TO ENCODE a capture record; call relayed, not recorded")
-                continue
-            try:
-                pipe.write(len(payload).to_bytes(4, "big") + payload)
-                pipe.flush()
-            except (BrokenPipeError, OSError):
-                log.error("agentcap: THE WRITER PROCESS DIED; calls are relayed but NOT RECORDED")
-                return
-            if message[0] == "close":
-                pipe.close()
-                return
 
 
 def start_writer(agentcap_dir: Path, redact_headers: Sequence[str]) -> RecordWriter | WriterProcess:

@@ -167,6 +167,19 @@ def test_disk_errors_are_logged_and_traffic_continues(
     assert json.loads((tmp_path / "runs" / "full" / "run.json").read_text())["counts"]["recorded"] == 2
 
 
+def test_a_dead_writer_process_is_loud_and_traffic_continues(
+    upstream: FakeModelServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR), ProxyHarness(upstream.url, tmp_path / "runs") as proxy:
+        assert proxy.master is not None
+        writer = proxy.master.addons.get("agentcap").writer
+        writer.process.kill()
+        writer.process.wait()
+        statuses = [raw_post(proxy, "/v1/chat/completions", chat_body())[0] for _ in range(3)]
+    assert statuses == [200, 200, 200]
+    assert any("WRITER PROCESS DIED" in message for message in caplog.messages)
+
+
 def test_reused_run_directory_continues_seq(upstream: FakeModelServer, tmp_path: Path) -> None:
     for _ in range(2):
         with ProxyHarness(upstream.url, tmp_path / "runs", agentcap_run="fixed") as proxy:

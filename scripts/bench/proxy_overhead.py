@@ -261,8 +261,15 @@ def proxy_command(config: str, port: int, upstream: str, workdir: Path) -> list[
 def cpu_seconds(process: psutil.Process | None) -> float:
     if process is None:
         return time.process_time()  # the client itself
-    times = process.cpu_times()
-    return times.user + times.system
+    # The proxy and its children: the capture addon encodes records in a writer process of its own.
+    total = 0.0
+    for member in [process, *process.children(recursive=True)]:
+        try:
+            times = member.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def verify_records(runs_dir: Path, calls_made: int, streamed_calls: int) -> str:
