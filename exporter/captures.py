@@ -7,7 +7,7 @@ Two streaming passes over the file, so memory stays flat however long the run is
    its line is. Malformed lines are reported here, once.
 2. `write_group` re-reads that group's lines in `seq` order (lines are in completion order, rows
    must be in arrival order) and fills the columns. Request and response bodies are copied as the
-   raw JSON bytes the addon wrote (`msgspec.Raw`): they are already compact UTF-8 JSON, exactly
+   raw JSON bytes the addon wrote (`msgspec.Raw`): they are already UTF-8 JSON text, exactly
    what the `request`/`response` columns hold, so nothing is parsed into objects or re-serialised.
 """
 
