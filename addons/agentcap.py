@@ -752,7 +752,7 @@ def classify_error(flow: http.HTTPFlow) -> dict[str, str]:
 
 
 class AgentCap:
-    """The addon: tags LLM calls, tees their bodies and hands finished calls to the writer thread."""
+    """The addon: tags LLM calls, tees their bodies and hands finished calls to the writer."""
 
     def __init__(self) -> None:
         self.last_seq: dict[str, int] = {}  # run id -> last seq handed out; the writer owns the files
