@@ -66,7 +66,7 @@ CREDENTIAL_HEADERS = frozenset(
     {"authorization", "x-api-key", "api-key", "cookie", "set-cookie", "proxy-authorization"}
 )
 CREDENTIAL_QUERY_PARAMS = frozenset({"key", "api_key", "api-key", "access_token", "token", "sig"})
-TAG_HEADER_PREFIX = "x-agentcap-"
+TAG_HEADER_PREFIX = b"x-agentcap-"
 CONTROL_PREFIX = "/_agentcap/"
 MAX_TAG_LENGTH = 128
 RUN_JSON_INTERVAL_S = 1.0
@@ -837,17 +837,26 @@ class AgentCap:
             flow.metadata["agentcap_control"] = True
             return
         # Tags are ours, not the upstream's: read them, then strip them before the request is forwarded.
-        tag_names = [name for name in request.headers if name.lower().startswith(TAG_HEADER_PREFIX)]
-        # An empty header (an unset env var in the agent's config) means "not given": the context applies.
-        tags = {name.lower()[len(TAG_HEADER_PREFIX) :]: request.headers[name].strip() for name in tag_names}
-        tags = {key: value for key, value in tags.items() if value}
-        for name in tag_names:
-            request.headers.pop(name, None)
+        # One pass over the raw fields: this runs for every request the proxy sees.
+        fields = request.headers.fields
+        tag_fields = [
+            (name, value)
+            for name, value in fields
+            if name[: len(TAG_HEADER_PREFIX)].lower() == TAG_HEADER_PREFIX
+        ]
+        tags: dict[str, str] = {}
+        if tag_fields:
+            request.headers.fields = tuple(field for field in fields if field not in tag_fields)
+            for name, value in tag_fields:
+                text = value.decode("utf-8", "replace").strip()
+                if text:  # empty (an unset env var in the agent's config) means "not given": context applies
+                    tags[name[len(TAG_HEADER_PREFIX) :].decode("latin-1").lower()] = text
         run_id = self.run_for(tags.get("run"))
-        is_upgrade = request.headers.get("upgrade", "").lower() == "websocket"
-        if not (request.method == "POST" or (request.method == "GET" and is_upgrade)) or not any(
-            pattern.search(path) for pattern in self.path_patterns
-        ):
+        method = request.method
+        is_call = method == "POST" or (
+            method == "GET" and request.headers.get("upgrade", "").lower() == "websocket"
+        )
+        if not is_call or not any(pattern.search(path) for pattern in self.path_patterns):
             assert self.writer is not None
             self.writer.send(("passthrough", run_id))
             return
@@ -875,7 +884,8 @@ class AgentCap:
         state: CallState | None = flow.metadata.get("agentcap")
         if state is None or flow.response is None:
             return
-        flow.response.headers["X-Agentcap-Request-Id"] = state.request_id
+        # Appended as a raw field: a keyed assignment would scan every header first.
+        flow.response.headers.fields += ((b"X-Agentcap-Request-Id", state.request_id.encode()),)
         content_type = flow.response.headers.get("content-type", "").lower()
         # Also take over when another addon (stream_large_bodies) already chose streaming:
         # the tee forwards identically and keeps the copy that plain streaming would lose.
