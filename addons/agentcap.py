@@ -348,8 +348,8 @@ class RunLog:
 
 
 @dataclass
-class CallState:
-    """Everything the addon keeps about one recorded call, in flow.metadata."""
+class CallIdentity:
+    """Who a call is: fixed when its request headers arrive."""
 
     request_id: str
     seq: int
@@ -358,6 +358,15 @@ class CallState:
     turn: int | None
     api: str
     started_at: float
+
+    def identity(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in CallIdentity.__dataclass_fields__}
+
+
+@dataclass
+class CallState(CallIdentity):
+    """Everything the addon keeps about one recorded call, in flow.metadata."""
+
     chunks: list[bytes] = field(default_factory=list)
     streamed: bool = False
 
@@ -369,19 +378,12 @@ class CallState:
 
 
 @dataclass
-class CallSnapshot:
+class CallSnapshot(CallIdentity):
     """Plain values taken from a finished flow on the event loop; the writer builds the record.
 
     Only builtins inside, so it crosses to the writer process as a marshalled dict of its fields.
     """
 
-    request_id: str
-    seq: int
-    run_id: str
-    task_id: str | None
-    turn: int | None
-    api: str
-    started_at: float
     method: str
     url: str
     upstream_url: str
@@ -1002,13 +1004,7 @@ class AgentCap:
         if response is not None:
             response_raw = b"".join(state.chunks) if state.streamed else response.raw_content
         snapshot = CallSnapshot(
-            request_id=state.request_id,
-            seq=state.seq,
-            run_id=state.run_id,
-            task_id=state.task_id,
-            turn=state.turn,
-            api=state.api,
-            started_at=state.started_at,
+            **state.identity(),
             method=flow.request.method,
             url=flow.request.url,
             upstream_url=upstream_of(flow.request),

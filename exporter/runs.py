@@ -207,6 +207,14 @@ def iter_records(
     run: RunDir, *, strict: bool = False, warn: Warn = warn_on_stderr
 ) -> Iterator[dict[str, Any]]:
     """The run's capture records as dicts, in file (completion) order, streamed."""
+    for _, record in iter_numbered_records(run, strict=strict, warn=warn):
+        yield record
+
+
+def iter_numbered_records(
+    run: RunDir, *, strict: bool = False, warn: Warn = warn_on_stderr, check_schema: bool = True
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, record) pairs; viewers pass check_schema=False to show what they can of newer runs."""
     policy = LinePolicy(run.captures_path, strict=strict, warn=warn)
     for line in iter_lines(run.captures_path):
         try:
@@ -214,8 +222,9 @@ def iter_records(
         except msgspec.DecodeError as error:
             policy.malformed(line, str(error))
             continue
-        if not isinstance(record, dict) or "schema" not in record:
+        if not isinstance(record, dict) or (check_schema and "schema" not in record):
             policy.malformed(line, "not a capture record object")
             continue
-        policy.check_schema(line, record["schema"])
-        yield record
+        if check_schema:
+            policy.check_schema(line, record["schema"])
+        yield line.number, record

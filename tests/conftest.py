@@ -2,7 +2,14 @@
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from fake_hub import FakeHub
 
 ROOT = Path(__file__).resolve().parent.parent
 for extra in (ROOT / "scripts", ROOT / "tests"):
@@ -12,3 +19,13 @@ for extra in (ROOT / "scripts", ROOT / "tests"):
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_DISABLE_UPDATE_CHECK", "1")
 os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
+
+
+@pytest.fixture
+def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator["FakeHub"]:
+    """A loopback fake Hub that HfApi, hf_hub_download and the CLI reach via HF_ENDPOINT / HF_TOKEN."""
+    from fake_hub import FakeHub, use_fake_hub
+
+    with FakeHub() as fake:
+        use_fake_hub(monkeypatch, fake, tmp_path / "hf-home")
+        yield fake

@@ -10,7 +10,6 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner, Result
 from factories import make_record, write_run
-from fake_hub import FakeHub, use_fake_hub
 from scan_fakes import canary_secrets
 
 from exporter.errors import UserError
@@ -18,13 +17,6 @@ from exporter.export import export_command
 from exporter.hub import parse_push_target
 
 KINGFISHER = Path(sys.executable).parent / "kingfisher"
-
-
-@pytest.fixture
-def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    with FakeHub() as hub:
-        use_fake_hub(monkeypatch, hub, tmp_path / "hf-home")
-        yield hub
 
 
 @pytest.fixture

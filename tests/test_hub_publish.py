@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from factories import CANARY_KEY, make_record, write_run
-from fake_hub import FakeHub, use_fake_hub
+from fake_hub import FakeHub
 from huggingface_hub import HfApi
 from rich.console import Console
 
@@ -26,13 +26,6 @@ OWNER, BASE = "tester", "demo"
 CAPTURES = f"{OWNER}/{BASE}-captures"
 DEMO_TRACES = f"{OWNER}/{BASE}-demo-traces"
 CLAUDE_TRACES = f"{OWNER}/{BASE}-claude-traces"
-
-
-@pytest.fixture
-def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    with FakeHub() as hub:
-        use_fake_hub(monkeypatch, hub, tmp_path / "hf-home")
-        yield hub
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from exporter.captures import first_user_prompt
 from exporter.inspect.calls import Call, MessageStore, label_calls
-from exporter.runs import LinePolicy, RunDir, Warn, iter_lines, list_runs
+from exporter.runs import LinePolicy, RunDir, Warn, iter_lines, iter_numbered_records, list_runs
 from exporter.scan.inputs import CACHE_FILE_NAME
 
 SCAN_REPORT_FILE = "scan-report.json"
@@ -148,19 +148,10 @@ def load_run_calls(
     for finding in findings or []:
         if finding.get("file") == run.captures_path.name and isinstance(finding.get("line"), int):
             by_line.setdefault(finding["line"], []).append(finding)
-    policy = LinePolicy(run.captures_path, warn=warn)
     calls = []
-    for line in iter_lines(run.captures_path):
-        try:
-            record = msgspec.json.decode(line.content)
-        except msgspec.DecodeError as error:
-            policy.malformed(line, str(error))
-            continue
-        if not isinstance(record, dict):
-            policy.malformed(line, "not a capture record object")
-            continue
-        call = Call.from_record(record, store, line=line.number)
-        call.findings = by_line.get(line.number, [])
+    for number, record in iter_numbered_records(run, warn=warn, check_schema=False):
+        call = Call.from_record(record, store, line=number)
+        call.findings = by_line.get(number, [])
         calls.append(call)
     return label_calls(calls)
 
