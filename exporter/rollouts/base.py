@@ -163,6 +163,14 @@ class SqliteFormat(RolloutFormat):
         finally:
             connection.close()
 
+    @staticmethod
+    def session_row(connection: sqlite3.Connection, table: str, session_id: str | None) -> dict[str, Any]:
+        """The session's own row; one deleted since the manifest phase makes the unit broken."""
+        found = connection.execute(f"SELECT * FROM {table} WHERE id = ?", (session_id,)).fetchone()
+        if found is None:
+            raise BrokenUnit("session row vanished")
+        return dict(found)
+
     @abstractmethod
     def list_sessions(self, connection: sqlite3.Connection) -> list[str]:
         """Session ids in a stable order (creation time, then id)."""

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from exporter.rollouts.base import BrokenUnit, SqliteFormat, Unit
+from exporter.rollouts.base import SqliteFormat, Unit
 from exporter.rollouts.record import (
     Rollout,
     Usage,
@@ -79,10 +79,7 @@ class GooseFormat(SqliteFormat):
         return [row[0] for row in connection.execute("SELECT id FROM sessions ORDER BY created_at, id")]
 
     def hydrate_session(self, connection: sqlite3.Connection, unit: Unit) -> list[Rollout]:
-        found = connection.execute("SELECT * FROM sessions WHERE id = ?", (unit.session_id,)).fetchone()
-        if found is None:
-            raise BrokenUnit("session row vanished")
-        session = dict(found)
+        session = self.session_row(connection, "sessions", unit.session_id)
         model = as_str(as_dict(_json(session.get("model_config_json"))).get("model_name"))
         builder = _Builder(model)
         for row in connection.execute(

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from exporter.rollouts.base import BrokenUnit, SqliteFormat, Unit
+from exporter.rollouts.base import SqliteFormat, Unit
 from exporter.rollouts.record import (
     Rollout,
     Usage,
@@ -61,10 +61,7 @@ class HermesFormat(SqliteFormat):
         return [row[0] for row in connection.execute("SELECT id FROM sessions ORDER BY started_at, id")]
 
     def hydrate_session(self, connection: sqlite3.Connection, unit: Unit) -> list[Rollout]:
-        session = connection.execute("SELECT * FROM sessions WHERE id = ?", (unit.session_id,)).fetchone()
-        if session is None:
-            raise BrokenUnit("session row vanished")
-        row = dict(session)
+        row = self.session_row(connection, "sessions", unit.session_id)
         message_columns = table_columns(connection, "messages")
         active = " AND active = 1" if "active" in message_columns else ""
         messages: list[dict[str, Any]] = []

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from exporter.rollouts.base import BrokenUnit, SqliteFormat, Unit
+from exporter.rollouts.base import SqliteFormat, Unit
 from exporter.rollouts.record import (
     Rollout,
     Usage,
@@ -88,10 +88,7 @@ class OpencodeFormat(SqliteFormat):
         return [row[0] for row in connection.execute("SELECT id FROM session ORDER BY time_created, id")]
 
     def hydrate_session(self, connection: sqlite3.Connection, unit: Unit) -> list[Rollout]:
-        found = connection.execute("SELECT * FROM session WHERE id = ?", (unit.session_id,)).fetchone()
-        if found is None:
-            raise BrokenUnit("session row vanished")
-        session = dict(found)
+        session = self.session_row(connection, "session", unit.session_id)
         project: dict[str, Any] = {}
         if session.get("project_id") is not None and _has_table(connection, "project"):
             row = connection.execute(
