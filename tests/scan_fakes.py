@@ -89,6 +89,8 @@ if mode == "garbage":
     print("this is not json {")
 for finding in findings:
     print(json.dumps(finding))
+if mode == "dies-after-findings":
+    sys.exit(1)  # no stderr at all: only its stdout (findings, raw secrets) could explain it
 verified = sum(1 for finding in findings if finding["Verified"])
 stats = {"level": "info-0", "logger": "trufflehog", "msg": "finished scanning", "chunks": len(files),
          "bytes": total, "verified_secrets": verified, "unverified_secrets": len(findings) - verified,

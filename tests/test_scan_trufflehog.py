@@ -162,6 +162,7 @@ def test_clean_scan_publishes_and_the_card_records_scanner_and_policy(fake, runs
     ("mode", "reason"),
     [
         ("crash", "trufflehog failed (exit code 2): panic: runtime error"),
+        ("dies-after-findings", "trufflehog failed (exit code 1): {"),  # its stdout quoted, secrets masked
         ("garbage", "not JSON (stdout line 1)"),
         ("no-stats", "without its `finished scanning` summary"),
         ("lying-exit", "exit code 0 contradicts the 2 findings"),

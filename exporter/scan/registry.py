@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from exporter.errors import UserError
-from exporter.scan.findings import Finding, SecretBook
+from exporter.scan.findings import Finding, SecretBook, masked_preview
 
 SCAN_TIMEOUT_S = 3600
 VERSION_TIMEOUT_S = 60
@@ -111,6 +111,9 @@ def version_from(output: str, scanner_name: str) -> str:
     return match.group(1)
 
 
+_TOKEN_LIKE = re.compile(r"[A-Za-z0-9_+=-]{20,}")
+
+
 def failure_excerpt(text: str) -> str:
     """The scanner's own explanation, short: its first error line, else its last line."""
     for line in text.splitlines():
@@ -138,6 +141,9 @@ def _last_line(text: str) -> str:
 
 
 def _clip(line: str, limit: int = 200) -> str:
+    # A scanner's own words can quote what it found (trufflehog's stdout is findings with `Raw`):
+    # every long token-like run is masked before it is shown.
+    line = _TOKEN_LIKE.sub(lambda match: masked_preview(match.group()), line)
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
