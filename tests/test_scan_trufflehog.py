@@ -14,6 +14,7 @@ from scan_fakes import TRUFFLEHOG_VERSION, FakeTrufflehog, canary_secrets
 from exporter.export import export_command
 from exporter.scan.command import scan_command
 from exporter.scan.inputs import CACHE_FILE_NAME
+from exporter.scan.registry import failure_excerpt
 
 SECRETS = canary_secrets()
 GITHUB, HUGGINGFACE = SECRETS["github"], SECRETS["huggingface"]
@@ -296,3 +297,9 @@ def test_one_scanner_process_for_many_runs_and_findings_land_in_their_run(fake, 
     by_run = {run["run_id"]: run["findings"] for run in json.loads(result.stdout)["runs"]}
     assert [len(by_run[run]) for run in ("run-a", "run-b", "run-c")] == [1, 0, 1]
     assert result.exit_code == 1
+
+
+def test_scanner_error_excerpts_never_quote_a_secret():
+    for secret in canary_secrets().values():
+        excerpt = failure_excerpt(f'error: {{"Raw": "{secret}", "file": "captures.jsonl"}}')
+        assert secret not in excerpt and excerpt.startswith('error: {"Raw": "')
