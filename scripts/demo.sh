@@ -3,7 +3,7 @@
 #
 # Starts a loopback fake model server and mitmdump (addons/agentcap.py, reverse mode) in front of it,
 # runs scripts/demo_agent.py (the openai SDK in a tool-use loop: 2 tasks × 2 turns, tagged), stops
-# the proxy, exports the run locally (secret-scanned with kingfisher), prints `agentcap ls` and the
+# the proxy, exports the run locally (secret-scanned offline with kingfisher), prints `agentcap ls` and the
 # output tree, and loads the captures parquet with `datasets`. Everything listens on 127.0.0.1
 # only and stops by itself. Output: demo-out/ (or $AGENTCAP_DEMO_DIR), replaced on every run.
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
@@ -68,7 +68,7 @@ step "agentcap ls -l"
 agentcap ls "$RUNS" -l
 
 step "agentcap export (local, secret-scanned)"
-agentcap export "$RUN_ID" --runs-dir "$RUNS" --output "$OUT/export" --scanner kingfisher
+agentcap export "$RUN_ID" --runs-dir "$RUNS" --output "$OUT/export" --scanner kingfisher --no-verify  # offline: nothing leaves the machine
 
 step "output tree"
 (cd "$OUT/export" && find . -type f | sort)
