@@ -101,10 +101,6 @@ class Call:
         return self.store.get(self.message_ids)
 
     @property
-    def new_messages(self) -> list[dict[str, Any]]:
-        return self.messages[self.change.kept :]
-
-    @property
     def redacted_headers(self) -> list[str] | None:
         if self.request_headers is None and self.response_headers is None:
             return None

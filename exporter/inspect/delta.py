@@ -38,10 +38,6 @@ class Delta:
             return f"-{self.removed} +{self.added}"
         return f"+{self.added}"
 
-    @property
-    def rewritten(self) -> bool:
-        return self.removed > 0
-
 
 def message_key(message: dict[str, Any]) -> bytes:
     """A digest of the compared keys; content-part lists and tool calls compare with sorted keys."""
