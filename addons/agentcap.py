@@ -138,6 +138,14 @@ ENCODED_SPLICE_MARK = json.dumps(SPLICE_MARK)
 
 def dumps_line(record: dict[str, Any]) -> bytes:
     """One compact JSON line; falls back to \\u escapes when a string holds lone surrogates."""
+    try:
+        return encode_line(record, ensure_ascii=False)
+    except UnicodeEncodeError:
+        # Spliced bodies are strictly decoded UTF-8, so the surrogate is elsewhere: escaping fixes it.
+        return encode_line(record, ensure_ascii=True)
+
+
+def encode_line(record: dict[str, Any], *, ensure_ascii: bool) -> bytes:
     spliced: list[str] = []
 
     def splice(value: Any) -> str:
@@ -146,12 +154,7 @@ def dumps_line(record: dict[str, Any]) -> bytes:
             return SPLICE_MARK
         raise TypeError(f"cannot serialise {type(value).__name__}")
 
-    try:
-        text = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=splice)
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        spliced.clear()
-        text = json.dumps(record, separators=(",", ":"), default=splice)
+    text = json.dumps(record, ensure_ascii=ensure_ascii, separators=(",", ":"), default=splice)
     pieces = text.split(ENCODED_SPLICE_MARK)
     parts = [pieces[0]]
     for body, piece in zip(spliced, pieces[1:], strict=True):
@@ -297,7 +300,7 @@ class RunLog:
         self.started_at = time.time()
         self.ended_at: float | None = None
         self.upstreams: set[str] = set()
-        self.counts = {"recorded": 0, "errors": 0, "http_errors": 0, "passthrough": 0}
+        self.counts = {"recorded": 0, "errors": 0, "http_errors": 0, "passthrough": 0, "lost": 0}
         self.run_json_written_at = 0.0
         self.fd: int | None = None
         self.resume()
@@ -434,7 +437,7 @@ class RecordWriter:
                     batch.append(self.queue.get_nowait())
                 except queue.Empty:
                     break
-            pending: dict[str, list[bytes]] = {}
+            pending: dict[str, list[tuple[bytes, dict[str, Any]]]] = {}
             closing: str | None = None
             for message in batch:
                 kind = message[0]
@@ -456,24 +459,31 @@ class RecordWriter:
                     run.close(closing)
                 return
 
-    def encode_call(self, snapshot: CallSnapshot, pending: dict[str, list[bytes]]) -> None:
+    def encode_call(
+        self, snapshot: CallSnapshot, pending: dict[str, list[tuple[bytes, dict[str, Any]]]]
+    ) -> None:
         run = self.runs[snapshot.run_id]
         try:
             record = build_record(snapshot, run.agent, self.redactor)
             line = dumps_line(record)
         except Exception:
             log.exception("agentcap: FAILED TO ENCODE a capture record; call relayed, not recorded")
+            run.counts["lost"] += 1
             return
-        pending.setdefault(run.run_id, []).append(line)
-        run.counts["recorded"] += 1
-        run.counts["errors"] += record["error"] is not None
-        run.counts["http_errors"] += (record["response"] or {}).get("status_code", 0) >= 400
+        pending.setdefault(run.run_id, []).append((line, record))
         run.upstreams.add(record["upstream_url"])
 
-    def flush(self, run: RunLog, lines: list[bytes]) -> None:
-        if lines and not self.guarded(run.append, b"".join(lines)):
+    def flush(self, run: RunLog, entries: list[tuple[bytes, dict[str, Any]]]) -> None:
+        # Counted only once on disk: run.json must never claim a record that is not there.
+        if entries and self.guarded(run.append, b"".join(line for line, _ in entries)):
+            for _, record in entries:
+                run.counts["recorded"] += 1
+                run.counts["errors"] += record["error"] is not None
+                run.counts["http_errors"] += (record["response"] or {}).get("status_code", 0) >= 400
+        elif entries:
+            run.counts["lost"] += len(entries)
             log.error(
-                "agentcap: %d record(s) of run %s were relayed but not recorded", len(lines), run.run_id
+                "agentcap: %d record(s) of run %s were relayed but not recorded", len(entries), run.run_id
             )
         if time.time() - run.run_json_written_at >= RUN_JSON_INTERVAL_S:
             self.guarded(run.write_run_json, "running")
@@ -662,7 +672,6 @@ def stream_fields(raw: bytes, encoding: str | None) -> tuple[dict[str, Any], str
 
 
 def build_record(snapshot: CallSnapshot, agent: str, redactor: Redactor) -> dict[str, Any]:
-    state = snapshot
     request_headers = header_pairs(snapshot.request_headers)
     response_headers = header_pairs(snapshot.response_headers)
     request = {"headers": redactor.headers(request_headers)}
@@ -691,23 +700,23 @@ def build_record(snapshot: CallSnapshot, agent: str, redactor: Redactor) -> dict
         fingerprint.absorb_payloads(m["text"] for m in messages if m["from"] == "server" and "text" in m)
     record: dict[str, Any] = {
         "schema": CAPTURE_SCHEMA,
-        "request_id": state.request_id,
-        "seq": state.seq,
-        "run_id": state.run_id,
+        "request_id": snapshot.request_id,
+        "seq": snapshot.seq,
+        "run_id": snapshot.run_id,
         "agent": agent,
-        "task_id": state.task_id,
-        "turn": state.turn,
-        "api": state.api,
+        "task_id": snapshot.task_id,
+        "turn": snapshot.turn,
+        "api": snapshot.api,
         "transport": "http" if snapshot.websocket is None else "websocket",
         "method": snapshot.method,
         "url": redactor.url(snapshot.url),
         "upstream_url": snapshot.upstream_url,
         "http_version": snapshot.http_version,
-        "captured_at": round(state.started_at, 6),
+        "captured_at": round(snapshot.started_at, 6),
         "ttfb_ms": None
         if snapshot.response_started_at is None
-        else round((snapshot.response_started_at - state.started_at) * 1000, 3),
-        "duration_ms": round((snapshot.ended_at - state.started_at) * 1000, 3),
+        else round((snapshot.response_started_at - snapshot.started_at) * 1000, 3),
+        "duration_ms": round((snapshot.ended_at - snapshot.started_at) * 1000, 3),
         "request": request,
         "response": response,
         "served_by": header_value(response_headers, "x-served-by"),
