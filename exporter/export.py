@@ -98,7 +98,7 @@ def run_export(options: ExportOptions, *, console: Console, summary: Console) ->
                 built,
                 api=hub_api,
                 public=push.public,
-                replace=push.replace,
+                replace=options.replace,
                 dry_run=push.dry_run,
                 console=console,
             )
@@ -171,7 +171,7 @@ def export_command(
     TARGET is a directory holding runs, one run directory, or a run id under --runs-dir.
     Without --push, writes under --output exactly what a push would publish.
     """
-    push = _push_options(name, push_to, public=public, replace=replace, dry_run=dry_run)
+    push = _push_options(name, push_to, public=public, dry_run=dry_run)
     owner, base = (push.target.owner, push.target.base) if push else parse_name(name or DEFAULT_NAME)
     options = ExportOptions(
         targets=targets,
@@ -190,9 +190,7 @@ def export_command(
     run_export(options, console=Console(stderr=True), summary=Console())
 
 
-def _push_options(
-    name: str | None, push_to: str | None, *, public: bool, replace: bool, dry_run: bool
-) -> HubPush | None:
+def _push_options(name: str | None, push_to: str | None, *, public: bool, dry_run: bool) -> HubPush | None:
     if push_to is None:
         given = [flag for flag, on in (("--public", public), ("--dry-run", dry_run)) if on]
         if given:
@@ -200,4 +198,4 @@ def _push_options(
         return None
     if name is not None:
         raise UserError("--name and --push both name the datasets; with --push, drop --name")
-    return HubPush(parse_push_target(push_to), public=public, replace=replace, dry_run=dry_run)
+    return HubPush(parse_push_target(push_to), public=public, dry_run=dry_run)

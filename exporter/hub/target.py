@@ -31,11 +31,10 @@ class PushTarget:
 
 @dataclass(frozen=True)
 class HubPush:
-    """`--push` and the flags that only make sense with it."""
+    """`--push` and the flags that only make sense with it (`--replace` applies to local exports too)."""
 
     target: PushTarget
     public: bool = False
-    replace: bool = False
     dry_run: bool = False
 
 
