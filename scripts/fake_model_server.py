@@ -26,7 +26,6 @@ Run it alone: python scripts/fake_model_server.py --port 8001
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import socket
 import threading
@@ -36,35 +35,25 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from mitmproxy.net import encoding as content_encoding
+
 MODEL_ECHO_SUFFIX = "-2026-08-07"
 SERVED_BY = "fake-edge-1"
 BUILD_INFO = "fake-build-42"
 
 
 def compress(body: bytes, encoding: str) -> bytes:
-    if encoding == "gzip":
-        return gzip.compress(body)
-    if encoding == "zstd":
-        import zstandard
-
-        return zstandard.ZstdCompressor().compress(body)
-    if encoding == "br":
-        import brotli
-
-        return brotli.compress(body)
-    raise ValueError(encoding)
+    # mitmproxy's own codec table: the same zstd/brotli/gzip implementations the addon decodes with.
+    return content_encoding.encode(body, encoding)
 
 
 def decompress_request(body: bytes, encoding: str | None) -> bytes:
     if not encoding:
         return body
-    if encoding == "gzip":
-        return gzip.decompress(body)
-    if encoding == "zstd":
-        import zstandard
-
-        return zstandard.ZstdDecompressor().decompress(body, max_output_size=1 << 30)
-    raise ValueError(f"unsupported request content-encoding {encoding}")
+    decoded = content_encoding.decode(body, encoding)
+    if not isinstance(decoded, bytes):
+        raise ValueError(f"unsupported request content-encoding {encoding}")
+    return decoded
 
 
 def last_message_role(messages: list[dict[str, Any]]) -> str:
