@@ -44,7 +44,7 @@ from mitmproxy import ctx, exceptions, http
 from mitmproxy.net import encoding as content_encoding
 from mitmproxy.version import VERSION as MITMPROXY_VERSION
 
-ADDON_VERSION = "0.1.0"
+ADDON_VERSION = "0.2.0"
 CAPTURE_SCHEMA = "agentcap.capture/1"
 RUN_SCHEMA = "agentcap.run/1"
 

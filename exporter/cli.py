@@ -13,6 +13,10 @@ from exporter import __version__
 
 # name -> ("module:attribute" of a click command, one-line help shown by `agentcap --help`).
 COMMANDS: dict[str, tuple[str, str]] = {
+    "addon-path": (
+        "exporter.addon:addon_path_command",
+        'Print the capture addon\'s path: mitmdump -s "$(agentcap addon-path)".',
+    ),
     "export": (
         "exporter.export:export_command",
         "Export runs as parquet datasets + traces; locally or to the Hub.",
@@ -51,15 +55,22 @@ class LazyGroup(click.Group):
             formatter.write_dl([(name, help_line) for name, (_, help_line) in sorted(COMMANDS.items())])
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
+
+
+@click.group(cls=LazyGroup, context_settings=HELP_OPTIONS)
 @click.version_option(__version__, prog_name="agentcap")
 def main() -> None:
     """Record the LLM calls of coding agents and publish them as datasets.
 
-    Capture with `mitmdump -s addons/agentcap.py`, then export, scan, inspect.
+    \b
+    Capture:  mitmdump -s "$(agentcap addon-path)" --mode reverse:URL --listen-host 127.0.0.1
+    Then:     agentcap ls, inspect, scan, export (or agentcap-export)
     """
 
 
 def export_main() -> None:
-    """`agentcap-export`: the same command as `agentcap export`."""
-    load_command("export").main(prog_name="agentcap-export")
+    """`agentcap-export`: the same command as `agentcap export`, with -h and --version of its own."""
+    command = click.version_option(__version__, prog_name="agentcap-export")(load_command("export"))
+    command.context_settings = {**command.context_settings, **HELP_OPTIONS}
+    command.main(prog_name="agentcap-export")

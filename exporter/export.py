@@ -27,6 +27,7 @@ from exporter.publish_local import publish_local
 from exporter.runs import resolve_targets
 from exporter.scan.command import scan_options_from, scanner_options
 from exporter.scan.gate import ScanOptions, gate_export
+from exporter.scan.registry import ready_scanner
 from exporter.scan.report import REPORT_FILE
 from exporter.summary import print_summary
 
@@ -66,6 +67,8 @@ def parse_name(name: str) -> tuple[str, str]:
 
 def run_export(options: ExportOptions, *, console: Console, summary: Console) -> BuiltExport:
     """The pipeline. `console` gets progress and warnings (stderr), `summary` the final table."""
+    if options.scan is not None:
+        ready_scanner(options.scan.scanner)  # a missing scanner is the first line, before any work
     runs = resolve_targets(options.targets, all_runs=options.all_runs, runs_dir=options.runs_dir)
     # Token and endpoint are settled before the build; the first network call comes after the scan.
     hub_api = connect_hub(require_token=not options.push.dry_run) if options.push else None

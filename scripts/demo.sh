@@ -48,9 +48,9 @@ wait_until 10 test -s "$OUT/fake.port"
 FAKE_URL="http://127.0.0.1:$(cat "$OUT/fake.port")"
 echo "$FAKE_URL"
 
-step "mitmdump + addons/agentcap.py, reverse proxy in front of it"
+step "mitmdump + the capture addon (agentcap addon-path), reverse proxy in front of it"
 PROXY_PORT="$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-mitmdump -q -s addons/agentcap.py --mode "reverse:$FAKE_URL" --listen-host 127.0.0.1 -p "$PROXY_PORT" \
+mitmdump -q -s "$(agentcap addon-path)" --mode "reverse:$FAKE_URL" --listen-host 127.0.0.1 -p "$PROXY_PORT" \
     --set agentcap_dir="$RUNS" --set agentcap_agent=demo --set agentcap_run="$RUN_ID" >"$OUT/proxy.log" 2>&1 &
 PROXY_PID=$!
 wait_until 30 port_open "$PROXY_PORT" || { cat "$OUT/proxy.log" >&2; exit 1; }
@@ -68,7 +68,7 @@ step "agentcap ls -l"
 agentcap ls "$RUNS" -l
 
 step "agentcap export (local, secret-scanned)"
-agentcap export "$RUN_ID" --runs-dir "$RUNS" --output "$OUT/export" --scanner kingfisher --no-verify  # offline: nothing leaves the machine
+agentcap export "$RUN_ID" --runs-dir "$RUNS" --output "$OUT/export" --no-verify  # kingfisher, offline: nothing leaves the machine
 
 step "output tree"
 (cd "$OUT/export" && find . -type f | sort)

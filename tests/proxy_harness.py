@@ -5,9 +5,8 @@ clients (the openai/anthropic SDKs, urllib, raw sockets).
 """
 
 import asyncio
-import importlib.util
+import importlib
 import json
-import sys
 import threading
 from pathlib import Path
 from types import ModuleType
@@ -20,15 +19,8 @@ ADDON_PATH = Path(__file__).resolve().parent.parent / "addons" / "agentcap.py"
 
 
 def load_addon_module() -> ModuleType:
-    """Import addons/agentcap.py the way a test can reuse it (mitmdump loads it with -s)."""
-    if "agentcap_addon" in sys.modules:
-        return sys.modules["agentcap_addon"]
-    spec = importlib.util.spec_from_file_location("agentcap_addon", ADDON_PATH)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["agentcap_addon"] = module
-    spec.loader.exec_module(module)
-    return module
+    """The addon as installed (`agentcap_addon.agentcap`, mapped to addons/agentcap.py); mitmdump loads it with -s."""
+    return importlib.import_module("agentcap_addon.agentcap")
 
 
 class ProxyHarness:

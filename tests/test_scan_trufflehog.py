@@ -23,6 +23,7 @@ RUN_ID = "demo-20261121T081500-a1b2c3"
 
 @pytest.fixture
 def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeTrufflehog:
+    monkeypatch.setenv("AGENTCAP_SCANNER", "trufflehog")  # kingfisher is the default; these test trufflehog
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     return FakeTrufflehog(bin_dir, monkeypatch)
@@ -185,11 +186,14 @@ def test_a_scan_that_cannot_be_trusted_stops_the_export(fake, runs_dir, tmp_path
 
 def test_missing_scanner_fails_closed_with_install_hints_and_alternatives(runs_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    monkeypatch.setenv("AGENTCAP_SCANNER", "trufflehog")
 
     result = export(runs_dir, tmp_path / "export")
 
     assert result.exit_code == 2
     message = result.stderr
+    # Checked before any run is read: the one line is all there is (no progress bar, no build).
+    assert message.startswith("Error: trufflehog is not installed") and message.count("\n") == 1
     assert "trufflehog is not installed" in message and "brew install trufflehog" in message
     assert "install.sh" in message and "apt" in message
     assert "--scanner kingfisher" in message and "--no-scan" in message

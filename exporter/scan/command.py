@@ -17,7 +17,7 @@ from rich.console import Console
 from exporter.options import run_targets
 from exporter.runs import resolve_targets
 from exporter.scan.gate import BlockOn, ScanOptions, scan_runs
-from exporter.scan.registry import scanner_names
+from exporter.scan.registry import DEFAULT_SCANNER, ready_scanner, scanner_names
 from exporter.scan.report import render_result, report_dict
 
 SCANNER_ENV = "AGENTCAP_SCANNER"
@@ -30,7 +30,7 @@ def scanner_options[F: Callable[..., Any]](command: F) -> F:
         click.option(
             "--scanner",
             type=click.Choice(scanner_names()),
-            default="trufflehog",
+            default=DEFAULT_SCANNER,
             show_default=True,
             envvar=SCANNER_ENV,
             help=f"Secret scanner to run (env {SCANNER_ENV}).",
@@ -82,6 +82,7 @@ def scan_command(
     Exit 0: nothing blocks; 1: blocking findings; 2: the scan could not run.
     """
     options = scan_options_from(scanner=scanner, block_on=block_on, no_verify=no_verify, rescan=rescan)
+    ready_scanner(options.scanner)  # a missing scanner is the first thing said, before any run is read
     runs = resolve_targets(targets, all_runs=all_runs, runs_dir=runs_dir)
     result = scan_runs(runs, options)
     if as_json:

@@ -19,7 +19,7 @@ from exporter.runs import RunDir
 from exporter.scan.cache import CacheKey, load_cached, store_cached
 from exporter.scan.findings import Finding, SecretBook
 from exporter.scan.inputs import ScanInputs, scan_inputs
-from exporter.scan.registry import get_scanner, locate_binary, scan_groups, scanner_version
+from exporter.scan.registry import DEFAULT_SCANNER, ready_scanner, scan_groups
 
 if TYPE_CHECKING:
     from exporter.bundle import BuiltExport
@@ -30,7 +30,7 @@ BlockOn = Literal["verified", "any"]
 
 @dataclass(frozen=True)
 class ScanOptions:
-    scanner: str = "trufflehog"
+    scanner: str = DEFAULT_SCANNER
     verify: bool = True
     block_on: BlockOn | None = None  # None: "verified" when verifying, else "any"
     rescan: bool = False
@@ -91,9 +91,8 @@ def scan_runs(runs: Sequence[RunDir], options: ScanOptions, *, need_secrets: boo
     `need_secrets` (for --redact) rescans runs whose cached result has findings: the cache holds
     hashes, and redaction needs the secrets themselves, which only a live scan hands over.
     """
-    scanner = get_scanner(options.scanner)
-    binary = locate_binary(scanner)
-    version = scanner_version(scanner, binary)
+    ready = ready_scanner(options.scanner)
+    scanner, binary, version = ready.adapter, ready.binary, ready.version
     keys: dict[Path, CacheKey] = {}
     results: dict[Path, RunScan] = {}
     pending: list[tuple[RunDir, ScanInputs]] = []

@@ -29,7 +29,10 @@ _STATUS_BY_OUTCOME: dict[str, Status] = {
 
 class KingfisherScanner:
     name = "kingfisher"
-    install_hint = "pip install 'agentcap[kingfisher]' (PyPI kingfisher-bin), or brew install kingfisher"
+    # A dependency of agentcap (PyPI kingfisher-bin): missing only from a broken install.
+    install_hint = (
+        "pip install kingfisher-bin (agentcap installs it; reinstall agentcap), or brew install kingfisher"
+    )
 
     def command(self, binary: str, paths: Sequence[Path], *, verify: bool) -> list[str]:
         # --no-dedup: identical files in two runs must both be reported, or one run looks clean.

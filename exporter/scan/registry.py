@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cache
 from pathlib import Path
 from typing import Protocol
 
@@ -85,6 +86,36 @@ def locate_binary(scanner: ScannerAdapter) -> str:
             f"install it ({scanner.install_hint}) or use {alternatives}"
         )
     return found
+
+
+DEFAULT_SCANNER = "kingfisher"
+"""The scanner the gate runs unless told otherwise: a dependency of agentcap, so always installed."""
+
+
+@dataclass(frozen=True)
+class ReadyScanner:
+    """A scanner that was found and answered `--version` with a version we accept."""
+
+    adapter: ScannerAdapter
+    binary: str
+    version: str
+
+
+def ready_scanner(name: str) -> ReadyScanner:
+    """Locate and version-check a scanner: done before any run is read, so a missing one is the first line.
+
+    The version answer is remembered per binary file (path, size, mtime), so the gate's later call
+    does not start the scanner again, while a replaced or different binary is asked afresh.
+    """
+    adapter = get_scanner(name)
+    binary = locate_binary(adapter)
+    stat = os.stat(binary)
+    return ReadyScanner(adapter, binary, _checked_version(adapter, binary, stat.st_size, stat.st_mtime_ns))
+
+
+@cache
+def _checked_version(adapter: ScannerAdapter, binary: str, size: int, mtime_ns: int) -> str:
+    return scanner_version(adapter, binary)
 
 
 def scanner_version(scanner: ScannerAdapter, binary: str) -> str:
