@@ -151,9 +151,10 @@ def browse(source: Source, *, pick_rid: bool) -> None:
     from huggingface_hub.utils import disable_progress_bars
 
     from exporter.inspect.app import InspectApp  # Textual loads only for the picker
+    from exporter.inspect.terminal import picker_driver
 
     disable_progress_bars()  # a download's progress bar would draw over the picker
-    app = InspectApp(source, pick_rid=pick_rid)
+    app = InspectApp(source, pick_rid=pick_rid, driver_class=picker_driver())
     chosen = app.run()
     if app.failure:
         raise UserError(app.failure)
