@@ -29,6 +29,7 @@ from exporter.scan.command import scan_options_from, scanner_options
 from exporter.scan.gate import ScanOptions, gate_export
 from exporter.scan.report import REPORT_FILE
 from exporter.summary import print_summary
+from exporter.tables import output_console
 
 DEFAULT_NAME = "local/agentcap"
 DEFAULT_OUTPUT = "export"
@@ -187,7 +188,7 @@ def export_command(
         push=push,
         rollouts=rollouts,
     )
-    run_export(options, console=Console(stderr=True), summary=Console())
+    run_export(options, console=output_console(stderr=True), summary=output_console())
 
 
 def _push_options(name: str | None, push_to: str | None, *, public: bool, dry_run: bool) -> HubPush | None:
