@@ -113,11 +113,11 @@ def ls_command(runs_dir: Path | None, long: bool, as_json: bool) -> None:
     """List the recorded runs in RUNS_DIR (default: $AGENTCAP_RUNS_DIR or ./runs)."""
     runs_dir = runs_dir or Path(DEFAULT_RUNS_DIR)
     if not runs_dir.is_dir():
-        if as_json:
-            click.echo("[]")
-            return
-        click.echo(f"no runs: {runs_dir} does not exist (record one with mitmdump -s addons/agentcap.py)")
-        return
+        # Not "no runs": a mistyped path must not look like an empty listing to a script.
+        raise UserError(
+            f"{runs_dir}: no such directory; record a run with `mitmdump -s addons/agentcap.py`, "
+            f"or name the runs dir (agentcap ls DIR, or ${RUNS_DIR_ENV})"
+        )
     summaries = [summarize(run) for run in list_runs(runs_dir)]
     if as_json:
         click.echo(json.dumps([asdict(summary) for summary in summaries], indent=2))
