@@ -117,9 +117,18 @@ def resolve_source(
         return RunSource(RunDir.load(runs_dir / target), reports)
     if REQUEST_ID_PREFIX.match(target):
         return None
+    if looks_like_a_path(target) and not path.exists():
+        raise UserError(f"{target}: no such run or file; pass {TARGET_FORMS}")
     if DATASET_ID.match(target) and not path.exists():
         return hub_source(target, revision)
     raise UserError(f"{target}: not a run, file, dataset or request id; pass {TARGET_FORMS}")
+
+
+def looks_like_a_path(target: str) -> bool:
+    """Absolute, `./`, `../`, `~`, or inside a directory that exists here (`runs/nope-typo`): a
+    mistyped local path, not OWNER/NAME on the Hub (hf://datasets/OWNER/NAME always goes there)."""
+    parts = Path(target).parts
+    return target.startswith(("/", ".", "~")) or (len(parts) > 1 and Path(parts[0]).is_dir())
 
 
 def hub_source(repo: str, revision: str | None) -> HubSource:
