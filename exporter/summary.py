@@ -34,7 +34,10 @@ def print_summary(console: Console, built: BuiltExport, destinations: Mapping[st
         *((column, "number") for column in ("runs", "rows", "files", "size")),
         ("written to", "id"),
     ]
-    table = new_table(columns, title=f"agentcap export: {len(built.runs)} run(s)", title_justify="left")
+    title = f"agentcap export: {len(built.runs)} run(s)"
+    if built.partial_runs:
+        title += f", {len(built.partial_runs)} still recording (partial)"
+    table = new_table(columns, title=title, title_justify="left")
     for bundle in built.bundles:
         rows = bundle_rows(bundle)
         table.add_row(
