@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from exporter.usage import TokenUsage, normalise_usage
+
 CHAT = "chat.completions"
 COMPLETIONS = "completions"
 RESPONSES = "responses"
@@ -124,6 +126,11 @@ class DecodedResponse:
     model: str | None = None
     error: str | None = None
     problems: list[str] = field(default_factory=list)
+
+    @property
+    def tokens(self) -> TokenUsage:
+        """`usage` normalised (exporter.usage): the same counters whatever the API."""
+        return normalise_usage(self.usage, self.api)
 
     def to_message(self) -> dict[str, Any]:
         """The OpenAI-style assistant message; `reasoning_content`/`tool_calls` only when present."""

@@ -10,12 +10,20 @@ file and every batch shares one fixed Arrow schema.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+
+from exporter.usage import TokenUsage
+
+# The formats read their fields with these; `x as x` re-exports them from their new home.
+from exporter.values import as_dict as as_dict
+from exporter.values import as_float as as_float
+from exporter.values import as_int as as_int
+from exporter.values import as_list as as_list
+from exporter.values import as_str as as_str
 
 # Claude Code writes this model name on messages it made up itself (API errors, interrupts).
 SYNTHETIC_MODELS = frozenset({"<synthetic>"})
@@ -106,59 +114,11 @@ def join_text(parts: list[str]) -> str:
     return "\n\n".join(part for part in parts if part)
 
 
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-
-
-def as_int(value: Any) -> int | None:
-    """An int64 from a counter field, or None for anything else (not a number, NaN, inf, out of range).
-
-    Every int column is int64: a bigger value in a hostile or corrupt file must not abort the table.
-    """
-    if type(value) is not int:  # the usual case is an int: this runs for every counter of every call
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            return None
-        value = int(value)
-    return value if INT64_MIN <= value <= INT64_MAX else None
-
-
-def as_float(value: Any) -> float | None:
-    if type(value) is float:
-        return value
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def as_str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def as_dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
 @dataclass(slots=True)
-class Usage:
-    """Token and cost totals; None means the source did not record that counter."""
+class Usage(TokenUsage):
+    """Token totals (normalised as in exporter.usage) and cost; None: the source did not record it."""
 
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    cache_read_tokens: int | None = None
-    cache_write_tokens: int | None = None
-    reasoning_tokens: int | None = None
-    total_tokens: int | None = None
     cost_usd: float | None = None
-
-    def add(self, other: Usage) -> None:
-        for key in USAGE_KEYS:
-            theirs = getattr(other, key)
-            if theirs is not None:
-                mine = getattr(self, key)
-                setattr(self, key, theirs if mine is None else mine + theirs)
 
     def as_row(self) -> dict[str, Any]:
         row = {key: getattr(self, key) for key in USAGE_KEYS}

@@ -29,6 +29,7 @@ from exporter.rollouts.record import (
 )
 from exporter.runs import CAPTURES_FILE, RunDir, default_runs_dir, iter_records
 from exporter.schema import CAPTURE_SCHEMA_VERSION
+from exporter.usage import normalise_usage
 from exporter.wire import decode_record, request_messages
 
 UNTAGGED_TASK = "-"
@@ -89,7 +90,7 @@ def _observe(task: _Task, record: dict[str, Any]) -> None:
         task.latest = record
     if answered and (task.final is None or seq >= (as_int(task.final.get("seq")) or 0)):
         task.final = record
-    task.usage.add(_usage(as_dict(record.get("usage"))))
+    task.usage.add(normalise_usage(record.get("usage"), as_str(record.get("api"))))
     model = as_str(record.get("served_model")) or as_str(
         as_dict(as_dict(record.get("request")).get("body")).get("model")
     )
@@ -100,38 +101,6 @@ def _observe(task: _Task, record: dict[str, Any]) -> None:
         ended = started + (as_float(record.get("duration_ms")) or 0.0) / 1000
         task.first_at = started if task.first_at is None else min(task.first_at, started)
         task.last_at = ended if task.last_at is None else max(task.last_at, ended)
-
-
-def _usage(raw: dict[str, Any]) -> Usage:
-    """One provider usage object → our counters (input excludes cached tokens, as Anthropic reports)."""
-    if not raw:
-        return Usage()
-    if "prompt_tokens" in raw:  # chat completions
-        cached = as_int(as_dict(raw.get("prompt_tokens_details")).get("cached_tokens"))
-        prompt = as_int(raw.get("prompt_tokens"))
-        return Usage(
-            input_tokens=None if prompt is None else prompt - (cached or 0),
-            output_tokens=as_int(raw.get("completion_tokens")),
-            cache_read_tokens=cached,
-            reasoning_tokens=as_int(as_dict(raw.get("completion_tokens_details")).get("reasoning_tokens")),
-            total_tokens=as_int(raw.get("total_tokens")),
-        )
-    if "cache_read_input_tokens" in raw or "cache_creation_input_tokens" in raw or "total_tokens" not in raw:
-        return Usage(  # Anthropic messages: input already excludes the cache
-            input_tokens=as_int(raw.get("input_tokens")),
-            output_tokens=as_int(raw.get("output_tokens")),
-            cache_read_tokens=as_int(raw.get("cache_read_input_tokens")),
-            cache_write_tokens=as_int(raw.get("cache_creation_input_tokens")),
-        )
-    cached = as_int(as_dict(raw.get("input_tokens_details")).get("cached_tokens"))  # responses
-    total_input = as_int(raw.get("input_tokens"))
-    return Usage(
-        input_tokens=None if total_input is None else total_input - (cached or 0),
-        output_tokens=as_int(raw.get("output_tokens")),
-        cache_read_tokens=cached,
-        reasoning_tokens=as_int(as_dict(raw.get("output_tokens_details")).get("reasoning_tokens")),
-        total_tokens=as_int(raw.get("total_tokens")),
-    )
 
 
 def _rollout(
