@@ -38,6 +38,7 @@ from exporter.runs import (
     warn_on_stderr,
 )
 from exporter.schema import CAPTURE_SCHEMA_VERSION, CAPTURES_SCHEMA, DATASET_SCHEMA_VERSION
+from exporter.usage import normalise_usage
 
 BIG_TEXT_COLUMNS = ("request", "response", "usage", "error")
 PROMPT_PREVIEW_CHARS = 200
@@ -277,6 +278,12 @@ def _optional_json(raw: msgspec.Raw) -> bytes | None:
     return bytes(raw) if _present(raw) else None
 
 
+def _token_columns(record: _Record) -> dict[str, int | None]:
+    """The usage object normalised into the token columns (small: parsing it costs nothing)."""
+    raw = msgspec.json.decode(record.usage) if _present(record.usage) else None
+    return normalise_usage(raw, record.api).tokens()
+
+
 @dataclass
 class TaskSummary:
     """Per task in one file: the `tasks` footer entry (lets a browser label files from the footer)."""
@@ -362,6 +369,7 @@ class _Batch:
             "duration_ms": record.duration_ms,
             "usage": _optional_json(record.usage),
             "error": _optional_json(record.error),
+            **_token_columns(record),
         }
         for name, value in values.items():
             self.columns[name].append(value)

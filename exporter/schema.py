@@ -10,8 +10,11 @@ import pyarrow as pa
 CAPTURE_SCHEMA_VERSION = "agentcap.capture/1"
 """The `schema` value of the capture records this exporter reads (docs/capture-format.md)."""
 
-DATASET_SCHEMA_VERSION = "agentcap.captures-dataset/1"
-"""Version of the parquet columns below; bumped when a column is added, removed or retyped."""
+DATASET_SCHEMA_VERSION = "agentcap.captures-dataset/2"
+"""Version of the parquet columns below; bumped when a column is added, removed or retyped.
+
+/2 added the token columns at the end (`input_tokens` … `total_tokens`); /1 files lack them and
+load beside /2 files with those columns null (docs/export.md shows how per loader)."""
 
 CAPTURED_AT_TYPE = pa.timestamp("us", tz="UTC")
 
@@ -52,6 +55,23 @@ COLUMNS: tuple[tuple[str, pa.DataType, bool, str], ...] = (
     ("duration_ms", pa.float64(), True, "request start to the end of the call, milliseconds"),
     ("usage", pa.string(), True, "JSON string of the provider's usage object"),
     ("error", pa.string(), True, 'JSON string `{"kind", "message"}` when the call failed, else null'),
+    # Since /2: `usage` normalised (exporter/usage.py); null where the provider did not report it.
+    (
+        "input_tokens",
+        pa.int64(),
+        True,
+        "input tokens billed at the full price (the prompt minus cache reads/writes)",
+    ),
+    ("cache_read_tokens", pa.int64(), True, "input tokens read from the provider's prompt cache"),
+    ("cache_write_tokens", pa.int64(), True, "input tokens written to the provider's prompt cache"),
+    ("output_tokens", pa.int64(), True, "generated tokens, reasoning included"),
+    ("reasoning_tokens", pa.int64(), True, "the part of `output_tokens` spent reasoning"),
+    (
+        "total_tokens",
+        pa.int64(),
+        True,
+        "input + cache read + cache write + output (the provider's total; Anthropic's is summed)",
+    ),
 )
 
 CAPTURES_SCHEMA = pa.schema([pa.field(name, kind, nullable=nullable) for name, kind, nullable, _ in COLUMNS])

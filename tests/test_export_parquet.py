@@ -24,6 +24,9 @@ DOCUMENTED = [
 EXTRAS = [
     "run_id", "agent", "seq", "api", "stream", "status_code", "ttfb_ms", "duration_ms", "usage", "error",
 ]  # fmt: skip
+TOKENS = [  # since captures-dataset/2, at the end: files of /1 lack only these
+    "input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens", "total_tokens",
+]  # fmt: skip
 FILENAME = re.compile(
     r"data/train-(?P<agent>[^-]+)-(?P<rest>.+)-(?P<utc>\d{8}T\d{6})-(?P<hex>[0-9a-f]{6})\.parquet"
 )
@@ -55,11 +58,12 @@ def mixed_run(tmp_path: Path) -> Path:
 
 
 def test_schema_is_fixed_and_ordered() -> None:
-    assert CAPTURES_SCHEMA.names == DOCUMENTED + EXTRAS
+    assert CAPTURES_SCHEMA.names == DOCUMENTED + EXTRAS + TOKENS
     assert CAPTURES_SCHEMA.field("captured_at").type == pa.timestamp("us", tz="UTC")
     assert CAPTURES_SCHEMA.field("turn").type == pa.int64()
     assert CAPTURES_SCHEMA.field("status_code").type == pa.int32()
-    assert all(CAPTURES_SCHEMA.field(name).nullable for name in EXTRAS)
+    assert all(CAPTURES_SCHEMA.field(name).nullable for name in EXTRAS + TOKENS)
+    assert all(CAPTURES_SCHEMA.field(name).type == pa.int64() for name in TOKENS)
     assert not CAPTURES_SCHEMA.field("request").nullable
 
 
@@ -98,6 +102,7 @@ def test_round_trip_column_by_column(tmp_path: Path, mixed_run: Path) -> None:
         40.25,
     )
     assert json.loads(first["usage"]) == source[1]["usage"]
+    assert [first[name] for name in TOKENS] == [10, None, None, 3, None, 13]  # the factory's chat usage
     assert first["error"] is None
 
     assert streamed["stream"] is True
@@ -112,6 +117,7 @@ def test_round_trip_column_by_column(tmp_path: Path, mixed_run: Path) -> None:
         None,
         None,
     )
+    assert [failed[name] for name in TOKENS] == [None] * len(TOKENS)  # no usage reported: null, not 0
 
     assert error_500["status_code"] == 500
     assert json.loads(error_500["response"]) == {"error": {"message": "scripted failure"}}
