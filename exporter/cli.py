@@ -31,6 +31,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Normalise agent traces and captures into one table.",
     ),
     "scan": ("exporter.scan.command:scan_command", "Secret-scan runs the way the export gate does."),
+    "stats": (
+        "exporter.stats.command:stats_command",
+        "Tokens, cost, failures and latency per run, task, model.",
+    ),
     "traces": ("exporter.traces:traces_group", "Collect an agent's native sessions into a run."),
 }
 

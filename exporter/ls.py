@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.markup import escape
@@ -14,7 +15,12 @@ from rich.table import Table
 from exporter.captures import index_run
 from exporter.errors import UserError
 from exporter.naming import provider_for
+from exporter.options import prices_option
+from exporter.prices import PriceTable, load_prices
 from exporter.runs import DEFAULT_RUNS_DIR, RUNS_DIR_ENV, RunDir, list_runs
+from exporter.stats import display
+from exporter.stats.aggregate import Totals, compute_stats
+from exporter.stats.facts import run_facts
 from exporter.summary import human_bytes
 from exporter.tables import ColumnKind, new_table, output_console
 
@@ -34,6 +40,7 @@ class RunSummary:
     providers: list[str]
     path: str
     problem: str | None = None  # set when the captures could not be read
+    totals: dict[str, Any] | None = None  # with -l: tokens, cost, latency (exporter.stats.aggregate)
 
 
 def summarize(run: RunDir) -> RunSummary:
@@ -73,7 +80,14 @@ def _started_display(started: str | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
-def render_table(summaries: list[RunSummary], *, long: bool) -> Table:
+def run_totals(run: RunDir, prices: PriceTable) -> Totals:
+    """The run's totals as `agentcap stats` computes them (one more pass over its captures)."""
+    return compute_stats(run_facts(run, warn=lambda _message: None), prices).total
+
+
+def render_table(
+    summaries: list[RunSummary], *, long: bool, totals: dict[str, Totals] | None = None
+) -> Table:
     columns: list[tuple[str, ColumnKind]] = [
         ("run id", "id"),
         ("agent", "id"),
@@ -84,7 +98,12 @@ def render_table(summaries: list[RunSummary], *, long: bool) -> Table:
         ("started (UTC)", "id"),
         ("size", "number"),
     ]
-    columns += [("upstreams", "text"), ("provider", "text")] if long else []
+    long_columns: list[tuple[str, ColumnKind]] = [
+        *((name, "number") for name in ("input", "cache read", "output", "cost", "p50", "p95")),
+        ("upstreams", "text"),
+        ("provider", "text"),
+    ]
+    columns += long_columns if long else []
     table = new_table(columns, box=None, header_style="bold", pad_edge=False)
     for summary in summaries:
         cells = [
@@ -98,7 +117,18 @@ def render_table(summaries: list[RunSummary], *, long: bool) -> Table:
             human_bytes(summary.size_bytes),
         ]
         if long:
-            cells += [", ".join(summary.upstreams) or "-", ", ".join(summary.providers) or "-"]
+            run = (totals or {}).get(summary.run_id) or Totals()
+            usage = run.usage
+            cells += [
+                display.tokens(usage.input_tokens),
+                display.tokens(usage.cache_read_tokens),
+                display.tokens(usage.output_tokens),
+                display.cost(run),
+                display.millis(run.p50_ms),
+                display.millis(run.p95_ms),
+                ", ".join(summary.upstreams) or "-",
+                ", ".join(summary.providers) or "-",
+            ]
         table.add_row(*cells)
     return table
 
@@ -107,9 +137,12 @@ def render_table(summaries: list[RunSummary], *, long: bool) -> Table:
 @click.argument(
     "runs_dir", required=False, type=click.Path(file_okay=False, path_type=Path), envvar=RUNS_DIR_ENV
 )
-@click.option("-l", "--long", is_flag=True, help="Also show upstreams and providers.")
+@click.option(
+    "-l", "--long", is_flag=True, help="Also show tokens, cost, p50/p95 latency, upstreams and providers."
+)
+@prices_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array (every field) instead of a table.")
-def ls_command(runs_dir: Path | None, long: bool, as_json: bool) -> None:
+def ls_command(runs_dir: Path | None, long: bool, prices: Path | None, as_json: bool) -> None:
     """List the recorded runs in RUNS_DIR (default: $AGENTCAP_RUNS_DIR or ./runs)."""
     runs_dir = runs_dir or Path(DEFAULT_RUNS_DIR)
     if not runs_dir.is_dir():
@@ -118,7 +151,13 @@ def ls_command(runs_dir: Path | None, long: bool, as_json: bool) -> None:
             f"{runs_dir}: no such directory; record a run with `mitmdump -s addons/agentcap.py`, "
             f"or name the runs dir (agentcap ls DIR, or ${RUNS_DIR_ENV})"
         )
-    summaries = [summarize(run) for run in list_runs(runs_dir)]
+    runs = list_runs(runs_dir)
+    summaries = [summarize(run) for run in runs]
+    totals: dict[str, Totals] = {}
+    if long:
+        table = load_prices(prices)
+        totals = {run.run_id: run_totals(run, table) for run in runs}
+        summaries = [replace(s, totals=totals[s.run_id].as_json()) for s in summaries]
     if as_json:
         click.echo(json.dumps([asdict(summary) for summary in summaries], indent=2))
         return
@@ -126,7 +165,7 @@ def ls_command(runs_dir: Path | None, long: bool, as_json: bool) -> None:
         click.echo(f"no runs in {runs_dir}")
         return
     console = output_console()
-    console.print(render_table(summaries, long=long))
+    console.print(render_table(summaries, long=long, totals=totals))
     for summary in summaries:
         if summary.problem:
             console.print(f"[yellow]{escape(summary.run_id)}:[/] {escape(summary.problem)}", highlight=False)

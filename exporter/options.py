@@ -33,3 +33,14 @@ def run_targets(verb: str) -> Decorator:
         return click.argument("targets", nargs=-1)(command)
 
     return decorate
+
+
+def prices_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--prices FILE: the price table costs come from (exporter/prices.py; default: the shipped estimate)."""
+    return click.option(
+        "--prices",
+        type=click.Path(path_type=Path, dir_okay=False),
+        envvar="AGENTCAP_PRICES",
+        default=None,
+        help="Price table (TOML, docs/stats.md#prices; env AGENTCAP_PRICES). Default: shipped list prices, an estimate.",
+    )(command)

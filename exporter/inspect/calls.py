@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 
 from exporter.inspect.delta import Delta, delta, message_key
+from exporter.stats.facts import call_failed
 from exporter.wire import DecodedResponse, decode_record, request_messages
 
 REDACTED_PREFIX = "<redacted:"
@@ -88,7 +89,7 @@ class Call:
 
     @property
     def failed(self) -> bool:
-        return bool(self.error) or self.status_code is None or self.status_code >= 400
+        return call_failed(error=bool(self.error), status_code=self.status_code)
 
     @property
     def status(self) -> str:
