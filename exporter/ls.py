@@ -19,7 +19,7 @@ from exporter.options import prices_option
 from exporter.prices import PriceTable, load_prices
 from exporter.runs import DEFAULT_RUNS_DIR, RUNS_DIR_ENV, RunDir, list_runs
 from exporter.stats import display
-from exporter.stats.aggregate import Totals, compute_stats
+from exporter.stats.aggregate import Totals, totals_of
 from exporter.stats.facts import run_facts
 from exporter.summary import human_bytes
 from exporter.tables import ColumnKind, new_table, output_console
@@ -82,7 +82,7 @@ def _started_display(started: str | None) -> str:
 
 def run_totals(run: RunDir, prices: PriceTable) -> Totals:
     """The run's totals as `agentcap stats` computes them (one more pass over its captures)."""
-    return compute_stats(run_facts(run, warn=lambda _message: None), prices).total
+    return totals_of(run_facts(run, warn=lambda _message: None), prices)
 
 
 def render_table(

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from exporter.prices import PRICES_ENV
 from exporter.runs import DEFAULT_RUNS_DIR, RUNS_DIR_ENV
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -40,7 +41,7 @@ def prices_option(command: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--prices",
         type=click.Path(path_type=Path, dir_okay=False),
-        envvar="AGENTCAP_PRICES",
+        envvar=PRICES_ENV,
         default=None,
         help="Price table (TOML, docs/stats.md#prices; env AGENTCAP_PRICES). Default: shipped list prices, an estimate.",
     )(command)

@@ -21,10 +21,12 @@ writes) the model's row does not price.
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ from exporter.errors import UserError
 from exporter.usage import TokenUsage
 
 DEFAULT_PRICES = "prices.toml"
+PRICES_ENV = "AGENTCAP_PRICES"
 PER_TOKENS = 1_000_000
 PRICE_KEYS = ("input", "output", "cached_input", "cache_write")
 _DATE_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8})$")
@@ -98,6 +101,13 @@ class PriceTable:
     def cost(self, model: str | None, usage: TokenUsage) -> float | None:
         price = self.price(model)
         return None if price is None else price.cost(usage)
+
+
+@cache
+def env_prices() -> PriceTable:
+    """The table named by $AGENTCAP_PRICES, else the shipped one: for views without a --prices flag."""
+    named = os.environ.get(PRICES_ENV)
+    return load_prices(Path(named) if named else None)
 
 
 def load_prices(path: Path | None = None) -> PriceTable:

@@ -193,3 +193,28 @@ def test_untagged_calls_and_empty_runs_dir(tmp_path: Path) -> None:
     write_run(tmp_path / "empty", "r0", [])
     result = CliRunner().invoke(stats_command, [str(tmp_path / "empty" / "r0")])
     assert result.exit_code == 0 and "no calls in" in result.output
+
+
+def test_inspect_previews_show_the_same_totals(
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from exporter.inspect.rows import call_preview, run_preview
+    from exporter.inspect.sources import RunsDirSource, load_run_calls
+    from exporter.prices import env_prices
+
+    prices = tmp_path / "prices.toml"
+    prices.write_text(PRICES)
+    monkeypatch.setenv("AGENTCAP_PRICES", str(prices))
+    env_prices.cache_clear()
+    try:
+        [entry] = RunsDirSource(run_dir.parent).entries()
+        preview = run_preview(entry).plain
+        assert "tokens   in 1,010 (cache read 3,000) · out 201 (reasoning 80) · total 4,211" in preview
+        assert "cost     $0.0070 +1 no price  (test prices as of 2026-01-01)" in preview
+        assert "latency  p50 250 ms, p95 385 ms" in preview
+        first = load_run_calls(entry.run)[0]
+        call = call_preview(first).plain
+        assert "tokens   in 500 (cache read 1,500) · out 100 (reasoning 40) · total 2,100" in call
+        assert "cost     $0.0035" in call
+    finally:
+        env_prices.cache_clear()

@@ -17,7 +17,8 @@ from typing import Any
 import msgspec
 
 from exporter.inspect.delta import Delta, delta, message_key
-from exporter.stats.facts import call_failed
+from exporter.stats.facts import CallFacts, call_failed
+from exporter.usage import TokenUsage, normalise_usage
 from exporter.wire import DecodedResponse, decode_record, request_messages
 
 REDACTED_PREFIX = "<redacted:"
@@ -107,6 +108,29 @@ class Call:
             return None
         headers = [*(self.request_headers or []), *(self.response_headers or [])]
         return sorted({str(name) for name, value, *_ in headers if str(value).startswith(REDACTED_PREFIX)})
+
+    @property
+    def tokens(self) -> TokenUsage:
+        """The provider's usage, normalised (exporter.usage)."""
+        return normalise_usage(self.usage, self.api)
+
+    def facts(self) -> CallFacts:
+        """What totals are made of (exporter.stats): the same numbers `stats` reads from the source."""
+        return CallFacts(
+            request_id=self.request_id,
+            run_id=self.run_id or "",
+            agent=self.agent or "",
+            task_id=self.task_id,
+            seq=self.seq,
+            model=self.model,
+            served_model=self.served_model,
+            api=self.api,
+            captured_at=self.captured_at,
+            ttfb_ms=self.ttfb_ms,
+            duration_ms=self.duration_ms,
+            failed=self.failed,
+            usage=self.tokens,
+        )
 
     @cached_property
     def decoded(self) -> DecodedResponse:

@@ -15,6 +15,9 @@ from rich.text import Text
 
 from exporter.inspect.calls import Call
 from exporter.inspect.sources import HubFile, RunEntry, TaskInfo
+from exporter.prices import env_prices
+from exporter.stats import display
+from exporter.stats.aggregate import totals_of
 from exporter.summary import human_bytes
 from exporter.wire import DecodedResponse
 
@@ -279,6 +282,10 @@ def run_preview(entry: RunEntry) -> Text:
     _field(text, "status", f"{info.get('status', '-')}  started {info.get('started_at', '-')}")
     _field(text, "models", ", ".join(entry.models) or "-")
     _field(text, "calls", f"{entry.calls}  failed {entry.failed}", FAILED if entry.failed else "")
+    totals = entry.totals()
+    _field(text, "tokens", display.token_summary(totals))
+    _field(text, "cost", f"{display.cost(totals)}  ({env_prices().describe()})")
+    _field(text, "latency", f"p50 {display.millis(totals.p50_ms)}, p95 {display.millis(totals.p95_ms)}")
     if info.get("upstreams"):
         _field(text, "upstream", ", ".join(map(str, info["upstreams"])))
     _findings(text, entry.findings)
@@ -327,6 +334,9 @@ def call_preview(call: Call) -> Text:
     _field(text, "latency", ttfb + total)
     _field(text, "size", f"request {size(call.request_size)}, response {size(call.response_size)}")
     if call.usage:
+        single = totals_of([call.facts()], env_prices())
+        _field(text, "tokens", display.token_summary(single))
+        _field(text, "cost", display.cost(single))
         _field(text, "usage", json.dumps(call.usage, ensure_ascii=False))
     redacted = call.redacted_headers
     _field(

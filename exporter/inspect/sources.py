@@ -21,8 +21,11 @@ import pyarrow.parquet as pq
 
 from exporter.captures import first_user_prompt
 from exporter.inspect.calls import Call, MessageStore, label_calls
+from exporter.prices import env_prices
 from exporter.runs import LinePolicy, RunDir, Warn, iter_lines, iter_numbered_records, list_runs
 from exporter.scan.inputs import CACHE_FILE_NAME
+from exporter.stats.aggregate import Totals, totals_of
+from exporter.stats.facts import run_facts
 
 SCAN_REPORT_FILE = "scan-report.json"
 PARQUET_BATCH_ROWS = 256
@@ -51,6 +54,13 @@ class RunEntry:
     tasks: list[TaskInfo] = field(default_factory=list)
     findings: list[dict[str, Any]] = field(default_factory=list)
     problem: str | None = None
+    _totals: Totals | None = field(default=None, repr=False)
+
+    def totals(self) -> Totals:
+        """Tokens, cost and latency as `agentcap stats` counts them; read on first use (a second pass)."""
+        if self._totals is None:
+            self._totals = totals_of(run_facts(self.run, warn=_ignore), env_prices())
+        return self._totals
 
 
 @dataclass

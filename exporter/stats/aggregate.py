@@ -127,6 +127,14 @@ def group_totals[K: Hashable](
     return groups
 
 
+def totals_of(calls: Iterable[CallFacts], prices: PriceTable) -> Totals:
+    """One total over all of `calls`."""
+    totals = Totals()
+    for call in calls:
+        totals.add(call, call_cost(call, prices))
+    return totals
+
+
 @dataclass
 class Stats:
     """Everything `agentcap stats` shows: the whole, and per run, task and model."""
@@ -158,7 +166,7 @@ def compute_stats(calls: Iterable[CallFacts], prices: PriceTable) -> Stats:
     facts = list(calls)
     return Stats(
         prices=prices,
-        total=group_totals(facts, prices, lambda _call: None).get(None) or Totals(),
+        total=totals_of(facts, prices),
         runs=group_totals(facts, prices, lambda call: call.run_id),
         tasks=group_totals(facts, prices, lambda call: (call.run_id, call.task_id or "")),
         models=group_totals(facts, prices, lambda call: call.model),
