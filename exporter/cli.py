@@ -26,6 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Browse runs, parquet files and Hub datasets call by call.",
     ),
     "ls": ("exporter.ls:ls_command", "List recorded runs."),
+    "report": (
+        "exporter.report.command:report_command",
+        "Write one self-contained HTML report of runs, a parquet file or a Hub dataset.",
+    ),
     "rollouts": (
         "exporter.rollouts.command:rollouts_command",
         "Normalise agent traces and captures into one table.",

@@ -111,6 +111,12 @@ class ToolCall:
             "function": {"name": self.name, "arguments": self.arguments},
         }
 
+    @classmethod
+    def from_openai(cls, call: dict[str, Any]) -> ToolCall:
+        """From an OpenAI-style `tool_calls[]` entry (what `request_messages` produces)."""
+        function = _obj(call.get("function"))
+        return cls(_text(call.get("id")), _text(function.get("name")), _arguments(function.get("arguments")))
+
 
 @dataclass(slots=True)
 class DecodedResponse:

@@ -70,7 +70,7 @@ def redact_export(built: BuiltExport, result: ScanResult, *, console: Console) -
         for file in bundle.files:
             if _redact_file(bundle.local_path(file), replacements, label=f"{bundle.name}/{file.path}"):
                 changed.append(f"{bundle.name}/{file.path}")
-        card = _replace_text(bundle.card, replacements)
+        card = replace_text(bundle.card, replacements)
         if card != bundle.card:
             (bundle.folder / CARD_FILE).write_text(card, encoding="utf-8")
             built.bundles[index] = replace(bundle, card=card)
@@ -91,12 +91,12 @@ def _replacements(result: ScanResult) -> Replacements:
             raise ScanFailed(
                 f"cannot redact {finding.location}: the scanner did not hand over the matched text"
             )
-        for form in _written_forms(secret):
+        for form in written_forms(secret):
             pairs.setdefault(form, redaction_token(finding))
     return sorted(pairs.items(), key=lambda pair: len(pair[0]), reverse=True)
 
 
-def _written_forms(secret: str) -> set[str]:
+def written_forms(secret: str) -> set[str]:
     """The secret as scanned, as JSON writes it, and unescaped when the scanner saw JSON escapes."""
     forms = {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
     try:
@@ -108,7 +108,7 @@ def _written_forms(secret: str) -> set[str]:
     return {form for form in forms if form}
 
 
-def _replace_text(text: str, replacements: Replacements) -> str:
+def replace_text(text: str, replacements: Replacements) -> str:
     for old, new in replacements:
         text = text.replace(old, new)
     return text
@@ -153,7 +153,7 @@ def _redact_parquet(source: Path, temporary: Path, replacements: Replacements) -
     parquet = pq.ParquetFile(source)
     schema = parquet.schema_arrow
     metadata = key_value_metadata(parquet)
-    redacted_metadata = {key: _replace_text(value, replacements) for key, value in metadata.items()}
+    redacted_metadata = {key: replace_text(value, replacements) for key, value in metadata.items()}
     changed = redacted_metadata != metadata
     first_group = parquet.metadata.row_group(0) if parquet.metadata.num_row_groups else None
     # Columns written without statistics are the big JSON text columns (see parquet_io).
