@@ -18,6 +18,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 
 from exporter.bundle import BuiltExport, BundleFile, RepoBundle, write_bundle
 from exporter.captures import index_run, write_group
+from exporter.card_stats import captures_stats, files_stats
 from exporter.cards import captures_card, captures_repo, traces_card, traces_repo
 from exporter.errors import UserError
 from exporter.naming import export_timestamp, parquet_filename
@@ -50,7 +51,8 @@ def build_export(
         raise UserError(
             "no recorded calls in the given runs: nothing to export (`agentcap ls` shows the counts)"
         )
-    agents = sorted({run.agent for run in built.runs if _trace_files(run)})
+    traced = {run.run_id: bool(_trace_files(run)) for run in built.runs}
+    agents = sorted({run.agent for run in built.runs if traced[run.run_id]})
     built.bundles.append(
         write_bundle(
             kind="captures",
@@ -58,6 +60,10 @@ def build_export(
             folder=captures_folder,
             files=parquet_files,
             card=captures_card(owner, base, agents),
+            base=base,
+            run_stats=captures_stats(
+                ((file.run_id, captures_folder / file.path) for file in parquet_files), has_traces=traced
+            ),
         )
     )
     built.bundles += [_traces_bundle(built, agent) for agent in agents]
@@ -140,6 +146,7 @@ def _traces_bundle(built: BuiltExport, agent: str) -> RepoBundle:
             (folder / relative).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, folder / relative)
             files.append(BundleFile(path=relative, run_id=run.run_id))
+    dates = {run.run_id: (run.info.get("started_at"), run.info.get("ended_at")) for run in built.runs}
     return write_bundle(
         kind="traces",
         name=name,
@@ -147,4 +154,8 @@ def _traces_bundle(built: BuiltExport, agent: str) -> RepoBundle:
         files=files,
         card=traces_card(built.owner, built.base, agent),
         agent=agent,
+        base=built.base,
+        run_stats=files_stats(
+            ((file.run_id, folder / file.path) for file in files), agent=agent, dates=dates
+        ),
     )

@@ -28,8 +28,11 @@ class RepoBundle:
     name: str  # repo name without owner: f"{base}-captures", f"{base}-{agent}-traces"
     folder: Path  # staging folder holding README.md + the files
     files: tuple[BundleFile, ...]  # excluding README.md
-    card: str  # README.md text (also written to folder/README.md)
+    card: str  # README.md text (also written to folder/README.md): the card a new repo starts with
     agent: str | None = None
+    base: str = ""  # the export's BASE (cards link the sibling datasets by it)
+    # run id → what the card says about the run (exporter/card_stats.py), kept in the repo's index
+    run_stats: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def repo_id(self, owner: str) -> str:
         return f"{owner}/{self.name}"
@@ -50,6 +53,9 @@ class BuiltExport:
     staging: Path  # bundles live under staging/<owner>/<name>
     skipped: list[RunDir] = field(default_factory=list)  # runs with no recorded calls
     snapshots: dict[str, CaptureSnapshot] = field(default_factory=dict)  # run id -> the lines exported
+    scans: dict[str, dict[str, Any]] = field(default_factory=dict)  # run id -> its scan result, for cards
+    scan_section: str | None = None  # the cards' section on this export's scan (set by the gate)
+    license: str | None = None  # --license: the cards' front matter `license`
 
     @property
     def partial_runs(self) -> list[str]:
@@ -68,10 +74,27 @@ class BuiltExport:
 
 
 def write_bundle(
-    *, kind: str, name: str, folder: Path, files: list[BundleFile], card: str, agent: str | None = None
+    *,
+    kind: str,
+    name: str,
+    folder: Path,
+    files: list[BundleFile],
+    card: str,
+    agent: str | None = None,
+    base: str = "",
+    run_stats: dict[str, dict[str, Any]] | None = None,
 ) -> RepoBundle:
     """Seal a staged folder into a bundle: writes its card and lists its files in a stable order."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / CARD_FILE).write_text(card, encoding="utf-8")
     ordered = tuple(sorted(files, key=lambda file: file.path))
-    return RepoBundle(kind=kind, name=name, folder=folder, files=ordered, card=card, agent=agent)
+    return RepoBundle(
+        kind=kind,
+        name=name,
+        folder=folder,
+        files=ordered,
+        card=card,
+        agent=agent,
+        base=base,
+        run_stats=run_stats or {},
+    )

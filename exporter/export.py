@@ -36,6 +36,7 @@ DEFAULT_NAME = "local/agentcap"
 DEFAULT_OUTPUT = "export"
 _NAME_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _HUB_PREFIXES = ("hf://datasets/", "https://huggingface.co/datasets/")
+_LICENSE_ID = re.compile(r"[a-z0-9][a-z0-9.+-]*")
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class ExportOptions:
     replace: bool = False  # runs already published are replaced (else skipped with a note)
     push: HubPush | None = None  # publish to the Hub instead of --output
     rollouts: bool = False  # also build <base>-rollouts (normalized conversations)
+    license: str | None = None  # the cards' front matter `license` (None: say none was set)
 
 
 def parse_name(name: str) -> tuple[str, str]:
@@ -82,6 +84,7 @@ def run_export(options: ExportOptions, *, console: Console, summary: Console) ->
             console=console,
             strict=options.strict,
         )
+        built.license = options.license
         if options.rollouts:
             from exporter.rollouts.bundle import rollouts_bundle  # pyarrow-heavy: only when asked
 
@@ -154,6 +157,14 @@ def run_export(options: ExportOptions, *, console: Console, summary: Console) ->
 @click.option(
     "--rollouts", is_flag=True, help="Also publish <BASE>-rollouts: traces and captures as conversations."
 )
+@click.option(
+    "--license",
+    "license_id",
+    metavar="ID",
+    callback=lambda _ctx, _param, value: _license(value),
+    help="License of the data for the cards' front matter (a Hub license id: mit, apache-2.0, cc-by-4.0, "
+    "other…). Default: none set, and the cards say so.",
+)
 def export_command(
     targets: tuple[str, ...],
     all_runs: bool,
@@ -168,6 +179,7 @@ def export_command(
     scan: bool,
     redact: bool,
     rollouts: bool,
+    license_id: str | None,
     **scanner_flags: Any,
 ) -> None:
     """Export runs as datasets: <BASE>-captures (parquet) and <BASE>-<agent>-traces.
@@ -190,8 +202,17 @@ def export_command(
         replace=replace,
         push=push,
         rollouts=rollouts,
+        license=license_id,
     )
     run_export(options, console=output_console(stderr=True), summary=output_console())
+
+
+def _license(value: str | None) -> str | None:
+    if value is not None and not _LICENSE_ID.fullmatch(value):
+        raise UserError(
+            f"--license {value!r}: expected a Hub license id such as mit, apache-2.0 or cc-by-4.0"
+        )
+    return value
 
 
 def _push_options(name: str | None, push_to: str | None, *, public: bool, dry_run: bool) -> HubPush | None:

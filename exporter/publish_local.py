@@ -5,7 +5,7 @@ decided by the push's own planner (`exporter.hub.plan.plan_repo`) against what t
 holds, so the two publish targets cannot drift apart:
 - a run already in the folder is skipped (with `replace`, its old files are replaced), unless
   it was exported while still recording: then this export replaces it (see `plan_repo`);
-- an existing dataset card is left untouched (people edit them);
+- an existing dataset card keeps everything but its generated parts (people edit them);
 - `.agentcap/index.json` records which files belong to which run, as in a pushed repo.
 """
 
@@ -38,6 +38,9 @@ def publish_local(
             remote=read_folder(target, bundle.repo_id(built.owner)),
             replace=replace,
             snapshots=built.snapshots,
+            scans=built.scans,
+            scan_section=built.scan_section,
+            license_id=built.license,
         )
         for path in plan.deletes:
             (target / path).unlink(missing_ok=True)
@@ -47,7 +50,7 @@ def publish_local(
             shutil.copyfile(bundle.local_path(file), destination)
         if plan.write_card:
             target.mkdir(parents=True, exist_ok=True)
-            (target / CARD_FILE).write_text(bundle.card, encoding="utf-8")
+            (target / CARD_FILE).write_text(plan.card, encoding="utf-8")
         (target / INDEX_PATH).parent.mkdir(parents=True, exist_ok=True)
         (target / INDEX_PATH).write_bytes(plan.index)
         for run in plan.skipped_runs:
@@ -77,6 +80,7 @@ def read_folder(folder: Path, repo_id: str) -> RemoteRepo:
     index = _read_index(folder / INDEX_PATH)
     owners = {path: run for run, entry in index.items() for path in entry.files if path in files}
     snapshots = {run: entry.snapshot for run, entry in index.items() if entry.snapshot}
+    stats = {run: entry.stats for run, entry in index.items() if entry.stats}
     for path in files:
         if path not in owners and path.startswith(TRACES_PREFIX) and path.count("/") >= 2:
             owners[path] = path.split("/", 2)[1]
@@ -89,7 +93,22 @@ def read_folder(folder: Path, repo_id: str) -> RemoteRepo:
     runs: dict[str, list[str]] = {}
     for path, run in sorted(owners.items()):
         runs.setdefault(run, []).append(path)
-    return RemoteRepo(repo_id, exists=True, files=files, runs=runs, snapshots=snapshots)
+    return RemoteRepo(
+        repo_id,
+        exists=True,
+        files=files,
+        runs=runs,
+        snapshots=snapshots,
+        stats=stats,
+        card=_read_card(folder),
+    )
+
+
+def _read_card(folder: Path) -> str | None:
+    try:
+        return (folder / CARD_FILE).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None  # absent, or not text: a card we cannot read is left alone
 
 
 def _read_index(path: Path) -> dict[str, IndexEntry]:

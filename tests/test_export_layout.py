@@ -82,19 +82,23 @@ def test_cards_link_the_datasets_and_document_every_column(tmp_path: Path, runs:
     assert "[local/agentcap-pi-traces](https://huggingface.co/datasets/local/agentcap-pi-traces)" in body
     for column in ("request_id", "captured_at", "served_build_info", "upstream_url", "ttfb_ms", "error"):
         assert f"| `{column}` |" in body
-    assert "load_dataset(" in body and "FROM 'hf://datasets/" in body and "pl.read_parquet" in body
+    assert "load_dataset(" in body and "read_parquet('hf://datasets/" in body and "pl.read_parquet" in body
     traces_card = (output / "local" / "agentcap-pi-traces" / "README.md").read_text()
     assert "- agent-traces" in traces_card and "- local/agentcap-captures" in traces_card
     assert "join on `run_id`" in traces_card
 
 
-def test_cards_are_written_once_and_outputs_accumulate(tmp_path: Path, runs: Path) -> None:
+def test_cards_keep_hand_edits_and_outputs_accumulate(tmp_path: Path, runs: Path) -> None:
     output = tmp_path / "out"
     card = output / "local" / "agentcap-captures" / "README.md"
     invoke(str(runs / "pi-20261121T081500-aaaaaa"), "--output", str(output))
     card.write_text("# edited by hand\n")
     invoke(str(runs / "goose-20261121T091500-bbbbbb"), "--output", str(output))
-    assert card.read_text() == "# edited by hand\n"
+    text = card.read_text()
+    front, body = text.split("---\n")[1:3]
+    assert front == "size_categories:\n- n<1K\n" + front.split("- n<1K\n", 1)[1]  # owned keys only
+    assert body.startswith("# edited by hand\n\n<!-- agentcap:stats:start")  # the hand-written card, then ours
+    assert "| runs | 2 (agents: goose 1, pi 1) |" in body
     assert len(list((card.parent / "data").glob("*.parquet"))) == 2
     collection = json.loads((output / "local" / "collection.json").read_text())
     assert [item["id"] for item in collection["items"]] == [

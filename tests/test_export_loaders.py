@@ -60,3 +60,37 @@ def test_polars(data_glob: str) -> None:
     assert frame.columns == list(COLUMN_NAMES)
     assert frame["captured_at"].dtype == pl.Datetime("us", "UTC")
     assert frame["turn"].to_list() == [None, 1, 2]
+
+
+def test_files_of_the_previous_schema_load_beside_new_ones(data_glob: str, tmp_path: Path) -> None:
+    """A repo pushed to before the token columns existed holds captures-dataset/1 files: the card's
+    `dataset_info`, DuckDB's union_by_name and polars' diagonal concat read them with the new ones."""
+    import shutil
+
+    import datasets
+    import duckdb
+    import polars as pl
+    import pyarrow.parquet as pq
+
+    from exporter.usage import TOKEN_KEYS
+
+    folder = tmp_path / "captures"
+    shutil.copytree(Path(data_glob).parent.parent, folder)
+    [pi] = (folder / "data").glob("train-pi-*.parquet")  # two answered calls, 13 tokens each
+    old = folder / "data" / "train-pi-written-by-an-older-agentcap.parquet"
+    pq.write_table(pq.read_table(pi).drop_columns(list(TOKEN_KEYS)), old)
+    expected = [13, 13, None, None, None]  # pi's two calls; goose's failed call; the old file's two
+
+    rows = datasets.load_dataset(str(folder), split="train", cache_dir=str(tmp_path / "cache"))
+    assert rows.column_names == list(COLUMN_NAMES) and len(rows) == 5
+    assert sorted(rows["total_tokens"], key=lambda value: (value is None, value)) == expected
+    glob = str(folder / "data" / "*.parquet")
+    [(count, nulls)] = duckdb.sql(
+        f"SELECT count(*), count(*) - count(total_tokens) FROM read_parquet('{glob}', union_by_name=true)"
+    ).fetchall()
+    assert (count, nulls) == (5, 3)
+    frame = pl.concat(
+        [pl.read_parquet(path) for path in sorted(Path(folder / "data").glob("*.parquet"))],
+        how="diagonal_relaxed",
+    )
+    assert frame.height == 5 and frame["total_tokens"].null_count() == 3

@@ -153,7 +153,9 @@ def test_on_the_hub_a_partial_push_is_completed_by_the_next_push(
     assert "already in the repo" not in second.stderr
     assert hub_rows(hub) == [record["request_id"] for record in records]
     commits = [commit.summary for commit in hub.commits_to("tester/agent-runs-captures")]
-    assert commits[-1] == f"agentcap export: update run {RUN_ID} (exported while still recording)"
+    assert commits[-1] == (
+        f"agentcap export: update run {RUN_ID} (exported while still recording); update dataset card"
+    )  # its numbers grew
     index = json.loads(hub.files("tester/agent-runs-captures")[".agentcap/index.json"])
     assert index["runs"][RUN_ID]["capture_snapshot"]["recording"] is False
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from exporter.hub.retry import is_transient
 from exporter.runs import RunDir
 
 FAST = Backoff(attempts=3, first_delay=0.01, max_delay=0.05)
+STATS_START = "<!-- agentcap:stats:start"
+GENERATED = re.compile(r"<!-- agentcap:(\w+):start .*?<!-- agentcap:\1:end -->", re.DOTALL)
 OWNER, BASE = "tester", "demo"
 CAPTURES = f"{OWNER}/{BASE}-captures"
 DEMO_TRACES = f"{OWNER}/{BASE}-demo-traces"
@@ -102,7 +105,10 @@ def test_first_push_creates_private_repos_with_exact_files_and_one_commit_each(h
         repo_id = bundle.repo_id(OWNER)
         expected = {file.path for file in bundle.files} | {"README.md", ".gitattributes", INDEX_PATH}
         assert set(hub.files(repo_id)) == expected
-        assert hub.files(repo_id)["README.md"] == bundle.card.encode()
+        [plan] = [outcome.plan for outcome in summary.repos if outcome.repo_id == repo_id]
+        assert hub.files(repo_id)["README.md"] == plan.card.encode()
+        body = outside_generated(plan.card).split("\n---\n", 1)[1]
+        assert body == outside_generated(bundle.card).split("\n---\n", 1)[1]  # the template + its numbers
         for file in bundle.files:
             assert hub.files(repo_id)[file.path] == bundle.local_path(file).read_bytes()
         assert len(hub.commits_to(repo_id)) == 1
@@ -117,6 +123,11 @@ def test_first_push_creates_private_repos_with_exact_files_and_one_commit_each(h
     index = json.loads(hub.files(CAPTURES)[INDEX_PATH])
     assert set(index["runs"]) == {"run-a", "run-b", "run-c"}
     assert rows_per_run(hub) == {"run-a": 2, "run-b": 1, "run-c": 2}
+    card = hub.files(CAPTURES)["README.md"].decode()
+    assert "| calls (rows) | 5 |" in card and "| runs | 3 (agents: demo 2, claude 1) |" in card
+    assert f"[{DEMO_TRACES}](https://huggingface.co/datasets/{DEMO_TRACES})" in card  # traces listed
+    assert f"[{CLAUDE_TRACES}](https://huggingface.co/datasets/{CLAUDE_TRACES})" in card
+    assert set(index["runs"]["run-b"]["stats"]) >= {"rows", "agent", "models", "tokens", "first", "last"}
 
     [collection] = hub.collections_of(OWNER)
     assert collection["title"] == BASE and collection["private"]
@@ -141,19 +152,49 @@ def test_public_creates_public_repos_but_an_existing_repo_keeps_its_visibility(h
     assert len(create_payloads) == 1  # only the traces repo was created
 
 
-def test_card_is_written_once_and_a_user_edited_card_survives(hub, api, export):
+def outside_generated(card: str) -> str:
+    """The card without agentcap's generated sections: what a person wrote."""
+    return GENERATED.sub("", card)
+
+
+def stats_block(card: str) -> str:
+    return card[card.index(STATS_START) : card.index("<!-- agentcap:stats:end -->")]
+
+
+def test_a_hand_edited_card_keeps_its_edits_through_two_more_pushes_while_its_numbers_change(
+    hub, api, export
+):
     push(export.build("run-a"), api)
-    edited = "---\nlicense: mit\n---\n\n# My hand-written card\n"
+    card = hub.files(CAPTURES)["README.md"].decode()
+    edited = (
+        card.replace("pretty_name: demo captures\n", "pretty_name: demo captures\nlicense: mit\nlanguage:\n- en\n")
+        .replace("# demo: LLM calls captured with agentcap\n", "# demo: LLM calls captured with agentcap\n\nFrom our CI, by hand.\n")
+        + "\n## Notes written by hand\n\nKeep   this   spacing.\n"
+    )  # fmt: skip
     hub.put_file(CAPTURES, "README.md", edited)
-
-    push(export.build("run-b", "run-c"), api)
-
-    assert hub.files(CAPTURES)["README.md"] == edited.encode()
-    last = hub.commits_to(CAPTURES)[-1]
-    assert "README.md" not in last.added and "dataset card" not in last.summary
+    seen = []
+    for runs in (("run-b",), ("run-c",)):
+        push(export.build(*runs), api)
+        now = hub.files(CAPTURES)["README.md"].decode()
+        assert outside_generated(now) == outside_generated(edited)  # byte for byte
+        seen.append(stats_block(now))
+    assert "| calls (rows) | 2 |" in stats_block(edited)
+    assert "| calls (rows) | 3 |" in seen[0] and "| runs | 2 (agents: claude 1, demo 1) |" in seen[0]
+    assert "| calls (rows) | 5 |" in seen[1] and "| runs | 3 (agents: demo 2, claude 1) |" in seen[1]
+    assert "| license | `mit` |" in seen[1]  # read from the front matter the person wrote
+    assert [c.summary.endswith("update dataset card") for c in hub.commits_to(CAPTURES)[-2:]] == [True, True]
     assert rows_per_run(hub) == {"run-a": 2, "run-b": 1, "run-c": 2}
     # A card is seeded into a repo that has none, even when the repo existed already.
     assert hub.files(CLAUDE_TRACES)["README.md"].startswith(b"---")
+
+
+def test_a_card_that_is_not_text_is_left_alone(hub, api, export):
+    push(export.build("run-a"), api)
+    hub.put_file(CAPTURES, "README.md", b"\xff\xfe not utf-8")
+    _, output = push(export.build("run-b"), api)
+    assert hub.files(CAPTURES)["README.md"] == b"\xff\xfe not utf-8"
+    assert "README.md is not UTF-8; leaving the card as it is" in output
+    assert rows_per_run(hub) == {"run-a": 2, "run-b": 1}
 
 
 def test_re_export_of_a_published_run_is_skipped_with_a_note(hub, api, export):
@@ -298,7 +339,7 @@ def test_dry_run_reads_but_writes_nothing(hub, api, export):
     assert f"dry-run: use existing dataset repo {CAPTURES} (private, visibility kept)" in output
     assert "dry-run:   delete data/train-demo-" in output
     assert "dry-run:   add data/train-claude-" in output
-    assert "dry-run:   keep README.md (already there, never overwritten)" in output
+    assert "dry-run:   update README.md (its generated statistics; the rest of the card is kept)" in output
     assert f"dry-run:   add item dataset {CLAUDE_TRACES}" in output
     assert "nothing was created, uploaded or changed" in output
     assert summary.collection_url is None

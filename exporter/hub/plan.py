@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 from huggingface_hub._commit_api import CommitOperation
 
 from exporter import __version__
 from exporter.bundle import CARD_FILE, BundleFile, RepoBundle
+from exporter.cards import current_card
 from exporter.hub.remote import INDEX_PATH, RemoteRepo, index_document
 from exporter.runs import CaptureSnapshot
 
@@ -37,6 +39,7 @@ class RepoPlan:
     deletes: list[str]
     write_card: bool
     index: bytes
+    card: str = ""  # the README.md this plan writes (when write_card)
 
     @property
     def create(self) -> bool:
@@ -47,7 +50,7 @@ class RepoPlan:
         return bool(self.uploads or self.deletes or self.write_card)
 
     def upload_bytes(self) -> int:
-        card = len(self.bundle.card.encode()) if self.write_card else 0
+        card = len(self.card.encode()) if self.write_card else 0
         return card + sum(self.bundle.local_path(file).stat().st_size for file in self.uploads)
 
     def operations(self) -> list[CommitOperation]:
@@ -55,7 +58,7 @@ class RepoPlan:
         operations: list[CommitOperation] = [CommitOperationDelete(path) for path in self.deletes]
         operations += [CommitOperationAdd(file.path, self.bundle.local_path(file)) for file in self.uploads]
         if self.write_card:
-            operations.append(CommitOperationAdd(CARD_FILE, self.bundle.card.encode()))
+            operations.append(CommitOperationAdd(CARD_FILE, self.card.encode()))
         operations.append(CommitOperationAdd(INDEX_PATH, self.index))
         return operations
 
@@ -70,7 +73,7 @@ class RepoPlan:
         if self.updated_runs:
             parts.append(f"update {_runs_phrase(self.updated_runs)} (exported while still recording)")
         if self.write_card:
-            parts.append("add dataset card")
+            parts.append("update dataset card" if self.remote.has_card else "add dataset card")
         return "agentcap export: " + "; ".join(parts)
 
     def commit_description(self) -> str:
@@ -93,15 +96,21 @@ def plan_repo(
     remote: RemoteRepo,
     replace: bool,
     snapshots: Mapping[str, CaptureSnapshot] | None = None,
+    scans: Mapping[str, dict[str, Any]] | None = None,
+    scan_section: str | None = None,
+    license_id: str | None = None,
 ) -> RepoPlan:
-    """Per run of the bundle: add it, keep what is there, or replace it.
+    """Per run of the bundle: add it, keep what is there, or replace it; and the card to match.
 
     A run already in the repo is replaced only with `replace`, or when what is there is a partial
     export (taken while the run was still recording) and this export holds a different snapshot
     (more lines, or the same lines now final). `snapshots` (run id -> the captures lines this export
-    holds) is recorded in the index beside each run's files.
+    holds) is recorded in the index beside each run's files, and so are the run's card statistics
+    (the bundle's, with `scans`' result). The card's generated parts then describe every run the
+    repo holds after this commit (exporter/cards.py `current_card`); the rest of the card is kept.
     """
     snapshots = snapshots or {}
+    scans = scans or {}
     files_by_run: dict[str, list[BundleFile]] = defaultdict(list)
     for file in bundle.files:
         files_by_run[file.run_id].append(file)
@@ -110,6 +119,12 @@ def plan_repo(
     deletes: list[str] = []
     runs_after = {run: list(paths) for run, paths in remote.runs.items()}
     snapshots_after = dict(remote.snapshots)
+    stats_after = {run: stats for run, stats in remote.stats.items() if run in runs_after}
+
+    def fresh_stats(run: str) -> None:
+        if run in bundle.run_stats:
+            stats_after[run] = bundle.run_stats[run] | ({"scan": scans[run]} if run in scans else {})
+
     for run, files in sorted(files_by_run.items()):
         remote_paths = remote.runs.get(run)
         new_paths = [file.path for file in files]
@@ -119,6 +134,8 @@ def plan_repo(
             added.append(run)
         elif _same_files(bundle, files, remote) or (partial and earlier == snapshots.get(run)):
             present.append(run)
+            if run not in stats_after:  # published by an agentcap that kept no stats: ours describe it
+                fresh_stats(run)
             continue
         elif replace or partial:
             (replaced if replace else updated).append(run)
@@ -131,6 +148,17 @@ def plan_repo(
         snapshots_after.pop(run, None)
         if run in snapshots:
             snapshots_after[run] = snapshots[run]
+        stats_after.pop(run, None)
+        fresh_stats(run)
+    card = _card(
+        bundle,
+        remote,
+        {run: stats_after.get(run) for run in runs_after},
+        owner=owner,
+        license_id=license_id,
+        # The scan section describes the export that put data in: re-pushing nothing keeps it.
+        scan_section=scan_section if uploads else None,
+    )
     return RepoPlan(
         bundle=bundle,
         repo_id=bundle.repo_id(owner),
@@ -142,9 +170,26 @@ def plan_repo(
         present_runs=present,
         uploads=uploads,
         deletes=sorted(deletes),
-        write_card=not remote.has_card,
-        index=index_document(runs_after, snapshots_after, exporter_version=__version__),
+        write_card=card is not None and card != remote.card,
+        index=index_document(runs_after, snapshots_after, exporter_version=__version__, stats=stats_after),
+        card=card or "",
     )
+
+
+def _card(
+    bundle: RepoBundle,
+    remote: RemoteRepo,
+    runs: Mapping[str, dict[str, Any] | None],
+    *,
+    owner: str,
+    license_id: str | None,
+    scan_section: str | None,
+) -> str | None:
+    """The card to publish; None to leave the repo's card alone (it could not be read as text)."""
+    if remote.has_card and remote.card is None:
+        return None
+    base = remote.card if remote.card is not None else bundle.card
+    return current_card(bundle, base, runs, owner=owner, license_id=license_id, scan_section=scan_section)
 
 
 def _same_files(bundle: RepoBundle, files: list[BundleFile], remote: RemoteRepo) -> bool:

@@ -157,6 +157,9 @@ class _Publisher:
             remote=remote,
             replace=self.replace,
             snapshots=self.built.snapshots,
+            scans=self.built.scans,
+            scan_section=self.built.scan_section,
+            license_id=self.built.license,
         )
         outcome = RepoOutcome(plan, f"{self.endpoint}/datasets/{repo_id}", created=repo_id in self.created)
         for run in plan.skipped_runs:
@@ -206,10 +209,12 @@ class _Publisher:
             self.dry(f"  add {file.path} ({size:,} bytes, run {file.run_id})")
         for run in plan.present_runs:
             self.dry(f"  keep run {run}: already published with these files")
-        if plan.write_card:
+        if plan.write_card and remote.has_card:
+            self.dry(f"  update {CARD_FILE} (its generated statistics; the rest of the card is kept)")
+        elif plan.write_card:
             self.dry(f"  add {CARD_FILE} (dataset card)")
         else:
-            self.dry(f"  keep {CARD_FILE} (already there, never overwritten)")
+            self.dry(f"  keep {CARD_FILE} (up to date)")
         if plan.has_changes:
             self.dry(f"  update {INDEX_PATH} (run index)")
             self.dry(f"  commit: {plan.commit_message()}")
@@ -311,5 +316,5 @@ def _describe(outcome: RepoOutcome) -> str:
     if plan.skipped_runs:
         parts.append(f"{len(plan.skipped_runs)} skipped (already there)")
     if plan.write_card:
-        parts.append("card written")
+        parts.append("card updated" if plan.remote.has_card else "card written")
     return "(" + ", ".join(parts) + ")"

@@ -30,6 +30,7 @@ from exporter.runs import SNAPSHOT_KEY, CaptureSnapshot
 
 INDEX_PATH = ".agentcap/index.json"
 INDEX_SCHEMA = "agentcap.hub-index/1"
+STATS_KEY = "stats"  # an entry's card statistics (optional: older indexes have none)
 TRACES_PREFIX = "traces/"
 FOOTER_READERS = 8
 
@@ -44,6 +45,8 @@ class RemoteRepo:
     runs: dict[str, list[str]] = field(default_factory=dict)  # run id -> its files at `sha`
     # run id -> the captures snapshot its files hold, when published (see runs.CaptureSnapshot)
     snapshots: dict[str, CaptureSnapshot] = field(default_factory=dict)
+    stats: dict[str, dict[str, Any]] = field(default_factory=dict)  # run id -> its card stats (index)
+    card: str | None = None  # README.md's text; None when absent or not UTF-8 (then left alone)
     known: bool = True  # False when the state could not be read (offline dry run): assume empty
 
     @property
@@ -67,6 +70,8 @@ def read_remote(api: HfApi, repo_id: str, *, warn: Callable[[str], None]) -> Rem
     index = _read_index(api, repo_id, sha, warn=warn) if INDEX_PATH in files else {}
     owners = {path: run for run, entry in index.items() for path in entry.files if path in files}
     snapshots = {run: entry.snapshot for run, entry in index.items() if entry.snapshot}
+    stats = {run: entry.stats for run, entry in index.items() if entry.stats}
+    card = _read_card(api, repo_id, sha, warn=warn) if CARD_FILE in files else None
     for path in files:
         if path not in owners and path.startswith(TRACES_PREFIX) and path.count("/") >= 2:
             owners[path] = path.split("/", 2)[1]
@@ -80,20 +85,34 @@ def read_remote(api: HfApi, repo_id: str, *, warn: Callable[[str], None]) -> Rem
     for path, run in sorted(owners.items()):
         runs.setdefault(run, []).append(path)
     return RemoteRepo(
-        repo_id, exists=True, private=info.private, sha=sha, files=files, runs=runs, snapshots=snapshots
+        repo_id,
+        exists=True,
+        private=info.private,
+        sha=sha,
+        files=files,
+        runs=runs,
+        snapshots=snapshots,
+        stats=stats,
+        card=card,
     )
 
 
 @dataclass(frozen=True)
 class IndexEntry:
-    """A run in the index: its files, and the captures snapshot they hold (None: not recorded)."""
+    """A run in the index: its files, the captures snapshot they hold (None: not recorded), and
+    what the card says about it (exporter/card_stats.py; None: exported before cards kept stats)."""
 
     files: list[str]
     snapshot: CaptureSnapshot | None = None
+    stats: dict[str, Any] | None = None
 
 
 def index_document(
-    runs: dict[str, list[str]], snapshots: dict[str, CaptureSnapshot], *, exporter_version: str
+    runs: dict[str, list[str]],
+    snapshots: dict[str, CaptureSnapshot],
+    *,
+    exporter_version: str,
+    stats: dict[str, dict[str, Any]] | None = None,
 ) -> bytes:
     """The index file's bytes: stable order so an unchanged index is an unchanged blob."""
     entries: dict[str, dict[str, Any]] = {}
@@ -101,6 +120,8 @@ def index_document(
         entries[run] = {"files": sorted(paths)}
         if run in snapshots:
             entries[run][SNAPSHOT_KEY] = snapshots[run].as_json()
+        if stats and run in stats:
+            entries[run][STATS_KEY] = stats[run]
     document = {"schema": INDEX_SCHEMA, "written_by": f"agentcap {exporter_version}", "runs": entries}
     return (json.dumps(document, indent=1, ensure_ascii=False) + "\n").encode()
 
@@ -110,7 +131,9 @@ def parse_index(document: Any) -> dict[str, IndexEntry]:
     runs = document["runs"] if document.get("schema") == INDEX_SCHEMA else {}
     return {
         str(run): IndexEntry(
-            [str(path) for path in entry["files"]], CaptureSnapshot.from_json(entry.get(SNAPSHOT_KEY))
+            [str(path) for path in entry["files"]],
+            CaptureSnapshot.from_json(entry.get(SNAPSHOT_KEY)),
+            entry[STATS_KEY] if isinstance(entry.get(STATS_KEY), dict) else None,
         )
         for run, entry in runs.items()
     }
@@ -151,6 +174,17 @@ def _read_index(api: HfApi, repo_id: str, sha: str, *, warn: Callable[[str], Non
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         warn(f"{repo_id}: ignoring unreadable {INDEX_PATH} ({error}); finding runs from paths and footers")
         return {}
+
+
+def _read_card(api: HfApi, repo_id: str, sha: str, *, warn: Callable[[str], None]) -> str | None:
+    data = _filesystem(api).read_bytes(f"datasets/{repo_id}@{sha}/{CARD_FILE}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        warn(
+            f"{repo_id}: {CARD_FILE} is not UTF-8; leaving the card as it is (its statistics are not updated)"
+        )
+        return None
 
 
 def _footers(

@@ -10,6 +10,8 @@ from typing import Any
 from huggingface_hub import DatasetCardData
 
 from exporter.bundle import BuiltExport, BundleFile, RepoBundle, write_bundle
+from exporter.card_stats import generated, rollouts_stats
+from exporter.cards import PENDING, TASK_CATEGORIES
 from exporter.rollouts.arrow_schema import ROLLOUT_SCHEMA
 from exporter.rollouts.hydrate import iter_rows
 from exporter.rollouts.manifest import build_manifest
@@ -73,7 +75,15 @@ def rollouts_bundle(built: BuiltExport, *, warn: Callable[[str], None]) -> RepoB
             files.append(BundleFile(path=path, run_id=run.run_id))
         else:
             (folder / path).unlink(missing_ok=True)
-    return write_bundle(kind="rollouts", name=name, folder=folder, files=files, card=rollouts_card(built))
+    return write_bundle(
+        kind="rollouts",
+        name=name,
+        folder=folder,
+        files=files,
+        card=rollouts_card(built),
+        base=built.base,
+        run_stats=rollouts_stats({file.run_id: folder / file.path for file in files}),
+    )
 
 
 def _portable(rows: Iterator[dict[str, Any]], run: RunDir) -> Iterator[dict[str, Any]]:
@@ -89,6 +99,7 @@ def _portable(rows: Iterator[dict[str, Any]], run: RunDir) -> Iterator[dict[str,
 def rollouts_card(built: BuiltExport) -> str:
     front = DatasetCardData(
         pretty_name=f"{built.base} rollouts",
+        task_categories=TASK_CATEGORIES,
         tags=["agentcap", "agentcap-rollouts", "agent-traces", "conversations", "agents"],
         configs=[{"config_name": "default", "data_files": [{"split": "train", "path": "data/*.parquet"}]}],
     ).to_yaml()
@@ -115,7 +126,11 @@ rollouts = load_dataset("{built.owner}/{rollouts_repo(built.base)}", split="trai
 print(rollouts[0]["trace_id"], rollouts[0]["messages"][0]["content"])
 ```
 
+{generated("stats", PENDING)}
+
 ## Columns
 
 {table}
+
+{generated("scan", PENDING)}
 """

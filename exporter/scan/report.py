@@ -6,7 +6,6 @@ Everything here works from `Finding`s (hash + masked preview); the raw secrets a
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.markup import escape
 
-from exporter.bundle import CARD_FILE
 from exporter.scan.findings import STATUSES
 from exporter.tables import new_table
 
@@ -129,9 +127,21 @@ def card_section(result: ScanResult | None) -> str:
 
 
 def annotate_cards(built: BuiltExport, result: ScanResult | None) -> None:
-    """Append the scan section to each staged card (file and bundle), so what is published carries it."""
-    section = card_section(result)
-    for index, bundle in enumerate(built.bundles):
-        card = bundle.card.rstrip("\n") + "\n\n" + section
-        (bundle.folder / CARD_FILE).write_text(card, encoding="utf-8")
-        built.bundles[index] = replace(bundle, card=card)
+    """Give the cards what they say about the scan: this export's scan section, and each run's result
+    (kept in the repo's index, so a card counts the results of every run it holds)."""
+    built.scan_section = card_section(result)
+    for run in built.runs:
+        built.scans[run.run_id] = {"result": "not scanned", "scanner": None}
+    for run in result.runs if result else []:
+        outcome = (
+            "redacted"
+            if result.redaction and run.findings
+            else "passed with findings"
+            if run.findings
+            else "clean"
+        )
+        built.scans[run.run_id] = {
+            "result": outcome,
+            "scanner": f"{result.options.scanner} {result.scanner_version}",
+            "findings": len(run.findings),
+        }

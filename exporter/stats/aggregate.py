@@ -112,8 +112,11 @@ def iso(moment: float | None) -> str | None:
     return None if moment is None else datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds")
 
 
-def call_cost(call: CallFacts, prices: PriceTable) -> float | None:
-    """The call's cost: the requested model's price, else the served model's (a dated snapshot)."""
+def call_cost(call: CallFacts, prices: PriceTable | None) -> float | None:
+    """The call's cost: the requested model's price, else the served model's (a dated snapshot).
+    No table (dataset cards): no cost."""
+    if prices is None:
+        return None
     price = prices.price(call.model) or prices.price(call.served_model)
     return None if price is None else price.cost(call.usage)
 
@@ -127,7 +130,7 @@ def group_totals[K: Hashable](
     return groups
 
 
-def totals_of(calls: Iterable[CallFacts], prices: PriceTable) -> Totals:
+def totals_of(calls: Iterable[CallFacts], prices: PriceTable | None) -> Totals:
     """One total over all of `calls`."""
     totals = Totals()
     for call in calls:
