@@ -19,6 +19,8 @@ headers it received), `error-500`, `error-429`, `reset` (stream cut mid-way), `s
 `x-fake-delay` seconds between chunks), `gzip` / `zstd` / `br` (compressed response),
 `invalid-utf8`, `not-json` (text/plain body), `big` (`x-fake-size` bytes of content).
 Headers `x-served-by` and `x-build-info` are always sent, so fingerprints can be tested.
+A request header `x-fake-usage: detailed` makes every usage object report cached, cache-write and
+reasoning tokens in its API's own shape (see `DETAILED_USAGE`), streamed or not.
 
 Run it alone: python scripts/fake_model_server.py --port 8001
 """
@@ -294,6 +296,65 @@ def legacy_completion(request: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# ---------------------------------------------------------------- detailed usage (x-fake-usage)
+# Usage objects as each provider reports prompt caching and reasoning, swapped in for the plain ones
+# when a request asks for them; the numbers are distinct so a test can tell every counter apart.
+DETAILED_USAGE: dict[str, dict[str, Any]] = {
+    "chat": {
+        "prompt_tokens": 1200,
+        "completion_tokens": 300,
+        "total_tokens": 1500,
+        "prompt_tokens_details": {"cached_tokens": 1024, "cache_write_tokens": 100},
+        "completion_tokens_details": {"reasoning_tokens": 256},
+    },
+    "responses": {
+        "input_tokens": 900,
+        "input_tokens_details": {"cached_tokens": 512, "cache_write_tokens": 128},
+        "output_tokens": 120,
+        "output_tokens_details": {"reasoning_tokens": 64},
+        "total_tokens": 1020,
+    },
+    # Anthropic: message_start carries the input side, message_delta the final output (cumulative).
+    "messages_start": {
+        "input_tokens": 50,
+        "cache_creation_input_tokens": 200,
+        "cache_read_input_tokens": 1000,
+        "output_tokens": 1,
+    },
+    "messages_delta": {"output_tokens": 300, "output_tokens_details": {"thinking_tokens": 120}},
+}
+DETAILED_USAGE["messages"] = DETAILED_USAGE["messages_start"] | DETAILED_USAGE["messages_delta"]
+
+
+def detailed_usage(payload: Any) -> Any:
+    """`payload` (a body or one stream event) with its usage object swapped for the detailed one."""
+    if not isinstance(payload, dict):
+        return payload
+    holder = payload.get("response") or payload.get("message") or payload
+    usage = holder.get("usage") if isinstance(holder, dict) else None
+    if not isinstance(usage, dict):
+        return payload
+    if "prompt_tokens" in usage:
+        kind = "chat"
+    elif "total_tokens" in usage:
+        kind = "responses"
+    else:
+        kind = {"message_start": "messages_start", "message_delta": "messages_delta"}.get(
+            payload.get("type"), "messages"
+        )
+    holder["usage"] = DETAILED_USAGE[kind]
+    return payload
+
+
+def detailed_event(event: bytes) -> bytes:
+    """One SSE event with the detailed usage in its `data:` JSON (other lines kept as they are)."""
+    lines = event.decode().split("\n")
+    for index, line in enumerate(lines):
+        if line.startswith("data: {"):
+            lines[index] = "data: " + json.dumps(detailed_usage(json.loads(line[6:])), ensure_ascii=False)
+    return "\n".join(lines).encode()
+
+
 def normalise_path(path: str) -> str:
     path = path.split("?", 1)[0].rstrip("/")
     return path[3:] if path.startswith("/v1/") else path
@@ -319,6 +380,8 @@ class FakeModelHandler(BaseHTTPRequestHandler):
             self.send_header(name, value)
 
     def send_json(self, status: int, payload: Any, encoding: str | None = None) -> None:
+        if self.headers.get("x-fake-usage") == "detailed":
+            payload = detailed_usage(payload)
         body = json.dumps(payload, ensure_ascii=False).encode()
         extra = {}
         if encoding:
@@ -334,6 +397,8 @@ class FakeModelHandler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
     def send_stream(self, events: list[bytes], scenario: str) -> None:
+        if self.headers.get("x-fake-usage") == "detailed":
+            events = [detailed_event(event) for event in events]
         encoding = scenario if scenario in ("gzip", "zstd", "br") else None
         extra = {"transfer-encoding": "chunked", "cache-control": "no-cache"}
         if encoding:
