@@ -105,12 +105,15 @@ def join_text(parts: list[str]) -> str:
     return "\n\n".join(part for part in parts if part)
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
 def as_int(value: Any) -> int | None:
-    """An int from a counter field, or None for anything that is not a plain number."""
+    """An int from a counter field, or None for anything that is not a number an int64 column holds."""
     if type(value) is int:  # the usual case, checked first: this runs for every counter of every call
-        return value
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
+        return value if INT64_MIN <= value <= INT64_MAX else None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not INT64_MIN <= value <= INT64_MAX:
+        return None  # also NaN, which compares false with everything
     return int(value)
 
 
@@ -162,7 +165,8 @@ class Usage:
                 + (self.cache_read_tokens or 0)
                 + (self.cache_write_tokens or 0)
             )
-        return row
+        # A sum of in-range counters can still overflow the int64 column: such a total is unknown.
+        return {key: as_int(value) if type(value) is int else value for key, value in row.items()}
 
 
 @dataclass(slots=True)
