@@ -9,7 +9,6 @@ Each stage is one call in `run_export`; a new stage or flag is a few lines there
 from __future__ import annotations
 
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from exporter.runs import resolve_targets
 from exporter.scan.command import scan_options_from, scanner_options
 from exporter.scan.gate import ScanOptions, gate_export
 from exporter.scan.report import REPORT_FILE
+from exporter.staging import private_workdir
 from exporter.summary import print_summary
 
 DEFAULT_NAME = "local/agentcap"
@@ -69,12 +69,13 @@ def run_export(options: ExportOptions, *, console: Console, summary: Console) ->
     runs = resolve_targets(options.targets, all_runs=options.all_runs, runs_dir=options.runs_dir)
     # Token and endpoint are settled before the build; the first network call comes after the scan.
     hub_api = connect_hub(require_token=not options.push.dry_run) if options.push else None
-    with tempfile.TemporaryDirectory(prefix="agentcap-export-") as staging:
+    # Staged beside the output, private, and removed on every exit we can catch (see exporter.staging).
+    with private_workdir(options.output) as staging:
         built = build_export(
             runs,
             owner=options.owner,
             base=options.base,
-            staging=Path(staging),
+            staging=staging,
             console=console,
             strict=options.strict,
         )

@@ -6,7 +6,8 @@ secret-shaped literal for a scanner (or push protection) to flag; each carries "
 The fake trufflehog is a small Python script behaving like `trufflehog filesystem --json`: it
 really reads the paths it is given and reports every line holding one of the scenario's secrets
 (JSON finding lines on stdout, the `finished scanning` summary on stderr, exit 183 with --fail).
-A scenario `mode` makes it misbehave: crash, garbage, no-stats, lying-exit, v2.
+A scenario `mode` makes it misbehave: crash, garbage, no-stats, lying-exit, v2, hang (says so
+through the FIFO in FAKE_TRUFFLEHOG_READY, then never finishes: a test can kill the export mid-scan).
 """
 
 from __future__ import annotations
@@ -58,6 +59,12 @@ if sys.argv[1:] == ["--version"]:
 if mode == "crash":
     sys.stderr.write("panic: runtime error: invalid memory address or nil pointer dereference\n")
     sys.exit(2)
+if mode == "hang":
+    with open(os.environ["FAKE_TRUFFLEHOG_READY"], "w") as ready:
+        ready.write(f"{os.getpid()}\n")
+    import signal
+    while True:
+        signal.pause()
 
 paths = [arg for arg in sys.argv[2:] if not arg.startswith("-")]
 files = []

@@ -29,6 +29,7 @@ from exporter.errors import AbortExport
 from exporter.parquet_io import ParquetFileWriter
 from exporter.scan.findings import Finding
 from exporter.scan.registry import ScanFailed, get_scanner, locate_binary, scan_groups
+from exporter.staging import private_workdir
 
 if TYPE_CHECKING:
     from exporter.scan.gate import ScanResult
@@ -246,7 +247,7 @@ def _rescan_output(built: BuiltExport, scanner_name: str) -> None:
     """
     scanner = get_scanner(scanner_name)
     binary = locate_binary(scanner)
-    with tempfile.TemporaryDirectory(prefix="agentcap-rescan-") as scratch:
+    with private_workdir(built.staging) as scratch:
         groups: dict[Path, list[Path]] = {}
         labels: dict[Path, str] = {}
         for bundle in built.bundles:
