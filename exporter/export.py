@@ -172,6 +172,8 @@ def export_command(
     TARGET is a directory holding runs, one run directory, or a run id under --runs-dir.
     Without --push, writes under --output exactly what a push would publish.
     """
+    if not scan and scanner_flags.get("values_file"):
+        raise UserError("--redact-values needs the secret scan to find the values; drop --no-scan")
     push = _push_options(name, push_to, public=public, dry_run=dry_run)
     owner, base = (push.target.owner, push.target.base) if push else parse_name(name or DEFAULT_NAME)
     options = ExportOptions(

@@ -48,7 +48,7 @@ def start_export_held_in_the_scan(
     write_run(runs, "r1", [make_record(messages=[{"role": "user", "content": f"key {CANARY_KEY}"}])])
     ready = tmp_path / "scanner-ready"
     os.mkfifo(ready)
-    fake.scenario(mode="hang")
+    fake.scenario(mode="hang", hang_on="captures.jsonl")
     system_temp = tmp_path / "system-tmp"
     system_temp.mkdir()
     process = subprocess.Popen(
