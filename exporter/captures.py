@@ -31,6 +31,7 @@ from exporter.parquet_io import ROW_GROUP_BYTES, ParquetFileWriter
 from exporter.paths import open_beneath
 from exporter.runs import CAPTURES_FILE, Line, LinePolicy, RunDir, Warn, iter_lines, warn_on_stderr
 from exporter.schema import CAPTURE_SCHEMA_VERSION, CAPTURES_SCHEMA, DATASET_SCHEMA_VERSION
+from exporter.wire import clip_words
 
 BIG_TEXT_COLUMNS = ("request", "response", "usage", "error")
 PROMPT_PREVIEW_CHARS = 200
@@ -283,7 +284,7 @@ class TaskSummary:
 
 
 def first_user_prompt(body: bytes | msgspec.Raw) -> str:
-    """The first user message's text (content parts joined), one line, at most 200 characters."""
+    """The first user message's text (content parts joined), one line, at most 200 characters, whole words."""
     try:
         request = msgspec.json.decode(body)
     except msgspec.DecodeError:
@@ -292,10 +293,10 @@ def first_user_prompt(body: bytes | msgspec.Raw) -> str:
         return ""
     messages = request.get("messages") or request.get("input") or []
     if isinstance(messages, str):
-        return " ".join(messages.split())[:PROMPT_PREVIEW_CHARS]
+        return clip_words(" ".join(messages.split()), PROMPT_PREVIEW_CHARS)
     for message in messages if isinstance(messages, list) else []:
         if isinstance(message, dict) and message.get("role") == "user":
-            return " ".join(_content_text(message.get("content")).split())[:PROMPT_PREVIEW_CHARS]
+            return clip_words(" ".join(_content_text(message.get("content")).split()), PROMPT_PREVIEW_CHARS)
     return ""
 
 

@@ -296,3 +296,20 @@ def test_the_key_echoed_back_by_the_upstream_is_redacted(
     assert_no_canary(published_texts(output), OPENAI_KEY)
     assert_no_canary({"stderr": result.stderr, "stdout": result.stdout}, OPENAI_KEY)
     assert list(system_temp.iterdir()) == []
+
+
+def test_a_prompt_preview_never_ends_in_part_of_a_secret(tmp_path: Path) -> None:
+    # The footer keeps a 200-character preview of each task's first prompt; cut inside a token,
+    # it would publish a piece no exact replacement can find.
+    prompt = "a" * 180 + " " + GITHUB + " is my token"
+    runs = tmp_path / "runs"
+    write_run(runs, "r1", [make_record(messages=[{"role": "user", "content": prompt}])])
+    output = tmp_path / "export"
+
+    result = export(str(runs), "-o", str(output), "--redact")
+
+    assert result.exit_code == 0, result.output
+    [parquet] = (output / "local" / "agentcap-captures" / "data").glob("*.parquet")
+    [task] = json.loads(pq.ParquetFile(parquet).metadata.metadata[b"tasks"])
+    assert task["prompt"] == "a" * 180
+    assert_no_canary(published_texts(output), GITHUB[:12])
