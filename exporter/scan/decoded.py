@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+import msgspec
 import pyarrow.parquet as pq
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -80,40 +81,66 @@ class Replacer:
 # --- what a consumer reconstructs -----------------------------------------------------------------
 
 
-def texts(value: Any, key: object = None) -> Iterator[str]:
-    """Every text in a JSON value, decoded: strings, keys, JSON inside strings, base64 bodies, streams."""
-    if isinstance(value, dict):
-        for name, item in value.items():
-            if isinstance(name, str):
-                yield name
-            yield from texts(item, name)
-        if key == "websocket":
-            yield from _joined(_frame_events(value))
-    elif isinstance(value, list):
-        for item in value:
-            yield from texts(item)
-    elif isinstance(value, str):
-        yield value
-        yield from _string_texts(value, key)
+MIN_TEXT = 8  # no secret (nor any listed value) is shorter; shorter strings only fill the view
+# A JSON string whose decoded text holds one of these was written with escapes, so the raw file
+# does not show its text as is; any other string is visible in the raw file unless the writer
+# escaped characters that need no escaping (`\u005f` for `_`, `\/`): then every string counts.
+_ESCAPED_IN_JSON = re.compile(r'["\\\x00-\x1f]')
 
 
-def _string_texts(text: str, key: object) -> Iterator[str]:
+def texts(value: Any, *, shown_raw: str | bytes | None = None) -> list[str]:
+    """Every text a consumer decodes from a JSON value that a scan of its raw form would not see.
+
+    `shown_raw` is the JSON text the value was parsed from, when a scanner reads that text too:
+    strings it shows as they are (no escapes) are then left out. Without it, every string counts.
+    Base64 bodies, JSON inside strings and the joined deltas of streams always count.
+    """
+    found: list[str] = []
+    _collect(value, found, every=_odd_escapes(shown_raw) if shown_raw is not None else True)
+    return found
+
+
+def _odd_escapes(raw: str | bytes) -> bool:
+    return ("\\u" in raw or "\\/" in raw) if isinstance(raw, str) else (b"\\u" in raw or b"\\/" in raw)
+
+
+def _collect(value: Any, found: list[str], *, every: bool) -> None:
+    pending: list[tuple[object, Any]] = [(None, value)]
+    while pending:
+        key, item = pending.pop()
+        if isinstance(item, str):
+            if len(item) >= MIN_TEXT and (every or _ESCAPED_IN_JSON.search(item)):
+                found.append(item)
+            _derived(item, key, found)
+        elif isinstance(item, dict):
+            if key == "websocket":
+                found += _joined(_frame_events(item))
+            for name, child in item.items():
+                if every and isinstance(name, str) and len(name) >= MIN_TEXT:
+                    found.append(name)
+                pending.append((name, child))
+        elif isinstance(item, list):
+            pending += [(None, child) for child in item]
+
+
+def _derived(text: str, key: object, found: list[str]) -> None:
+    """What a string decodes to: a base64 body, the JSON it holds, the events of a stream."""
     if key in BASE64_KEYS and (data := _base64(text)) is not None:
         decoded = data.decode("utf-8", "replace")
-        yield decoded
-        yield from _string_texts(decoded, None)
+        found.append(decoded)
+        _derived(decoded, None, found)
     elif (nested := _json_in(text)) is not None:
-        yield from texts(nested)
+        _collect(nested, found, every=_odd_escapes(text))
     elif _is_stream(text):
         events = [event for _, event in _stream_events(_LINE_BREAK.split(text))]
+        every = _odd_escapes(text)
         for event in events:
-            yield from texts(event)
-        yield from _joined(events)
+            _collect(event, found, every=every)
+        found += _joined(events)
 
 
-def _joined(events: list[Any]) -> Iterator[str]:
-    for fragments in _channels(events).values():
-        yield "".join(value for _, _, value in fragments)
+def _joined(events: list[Any]) -> list[str]:
+    return ["".join(value for _, _, value in fragments) for fragments in _channels(events).values()]
 
 
 def _base64(text: str) -> bytes | None:
@@ -125,13 +152,24 @@ def _base64(text: str) -> bytes | None:
 
 def _json_in(text: str) -> Any:
     """The JSON object or array a string holds (tool arguments, a parquet cell), else None."""
-    if text.lstrip()[:1] not in ("{", "["):
+    head = text[:1]
+    if head.isspace():  # rare: lstrip() copies the whole string
+        head = text.lstrip()[:1]
+    if head not in ("{", "["):
         return None
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
+    value = parse_json(text)
     return value if isinstance(value, dict | list) else None
+
+
+def parse_json(text: str | bytes) -> Any:
+    """The JSON value, or None. msgspec for speed; `json` for what only it reads (NaN, huge numbers)."""
+    try:
+        return msgspec.json.decode(text)
+    except msgspec.DecodeError:
+        try:
+            return json.loads(text)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return None
 
 
 def _is_stream(text: str) -> bool:
@@ -143,10 +181,9 @@ def _stream_events(pieces: list[str]) -> Iterator[tuple[int, Any]]:
     for index in range(0, len(pieces), 2):
         line = pieces[index]
         if line.startswith(_DATA):
-            try:
-                yield index, json.loads(line[len(_DATA) :])
-            except ValueError:
-                continue
+            event = parse_json(line[len(_DATA) :])
+            if event is not None:
+                yield index, event
 
 
 def _frame_events(websocket: dict[str, Any]) -> list[Any]:
@@ -372,33 +409,18 @@ def _text_blocks(source: Path) -> Iterator[tuple[int | None, Iterable[str]]]:
         for number, line in enumerate(handle, start=1):
             value = _json_line(line)
             if value is not None:
-                yield number, texts(value)
+                yield number, texts(value, shown_raw=line)
             elif b"\\" in line:  # JSON written over several lines: only the escapes need decoding
                 yield number, [_unescape(line.decode("utf-8", "replace"))]
-    document = _json_document(source)
-    if document is not None:
-        yield None, texts(document)
+    if source.suffix == ".json":  # a pretty-printed document (run.json, a session file)
+        document = _json_line(source.read_bytes())
+        if document is not None:
+            yield None, texts(document)
 
 
 def _json_line(line: bytes) -> Any:
     stripped = line.strip()
-    if stripped[:1] not in (b"{", b"[", b'"'):
-        return None
-    try:
-        return json.loads(stripped)
-    except (ValueError, UnicodeDecodeError):
-        return None
-
-
-def _json_document(source: Path) -> Any:
-    """A pretty-printed JSON file (run.json, a session .json) as one value; None for JSON lines or text."""
-    if source.suffix != ".json":
-        return None
-    try:
-        value = json.loads(source.read_bytes())
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return value
+    return parse_json(stripped) if stripped[:1] in (b"{", b"[", b'"') else None
 
 
 _ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})|\\(.)")
@@ -427,12 +449,15 @@ def _value_texts(value: Any) -> Iterator[str]:
     """A cell: its text (or JSON for nested values) and every text decoded from it."""
     if isinstance(value, str):
         yield value
-        yield from _string_texts(value, None)
+        found: list[str] = []
+        _derived(value, None, found)
+        yield from found
     elif isinstance(value, bytes):
         yield from _value_texts(value.decode("utf-8", "replace"))
     elif isinstance(value, dict | list):
-        yield dump_json(value)
-        yield from texts(value)
+        shown = dump_json(value)
+        yield shown
+        yield from texts(value, shown_raw=shown)
     else:
         yield str(value)
 
