@@ -41,8 +41,8 @@ def sanitize_name(value: object) -> str:
 
 def link_refusal(path: Path | str) -> UnsafePath:
     return UnsafePath(
-        f"{path} is a symbolic link; agentcap never follows links inside a run (one could point anywhere "
-        "on this machine): replace it with the file itself or delete it"
+        f"{path} is a symbolic link; agentcap never follows links in runs or agent sessions (one could "
+        "point anywhere on this machine): replace it with the file itself or delete it"
     )
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import hashlib
 import json
 import re
 import sqlite3
@@ -116,7 +117,11 @@ def _collect(value: Any, found: list[str], *, every: bool) -> None:
             if key == "websocket":
                 found += _joined(_frame_events(item))
             for name, child in item.items():
-                if every and isinstance(name, str) and len(name) >= MIN_TEXT:
+                if (
+                    isinstance(name, str)
+                    and len(name) >= MIN_TEXT
+                    and (every or _ESCAPED_IN_JSON.search(name))
+                ):
                     found.append(name)
                 pending.append((name, child))
         elif isinstance(item, list):
@@ -364,15 +369,23 @@ class LineMap:
 
 
 class _ViewWriter:
+    """Writes each distinct text once: a conversation re-sent with every call would repeat it
+    hundreds of times (a finding is then reported where the text first appears)."""
+
     def __init__(self, handle: TextIO) -> None:
         self.handle = handle
         self.lines = LineMap.empty()
         self.line = 1
+        self.seen: set[bytes] = set()
 
     def block(self, source_line: int | None, items: Iterable[str]) -> None:
         self.lines.starts.append(self.line)
         self.lines.sources.append(source_line or 0)
         for text in items:
+            digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+            if digest in self.seen:
+                continue
+            self.seen.add(digest)
             self.handle.write(text)
             self.handle.write("\n")
             self.line += text.count("\n") + 1
