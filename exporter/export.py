@@ -22,6 +22,7 @@ from exporter.bundle import BuiltExport
 from exporter.errors import UserError
 from exporter.hub import HubPush, connect_hub, parse_push_target, print_push_result, publish_to_hub
 from exporter.options import run_targets
+from exporter.paths import contained
 from exporter.publish_local import publish_local
 from exporter.runs import resolve_targets
 from exporter.scan.command import scan_options_from, scanner_options
@@ -90,7 +91,7 @@ def run_export(options: ExportOptions, *, console: Console, summary: Console) ->
             built,
             options.scan,
             redact=options.redact,
-            report_path=options.output / options.owner / REPORT_FILE,
+            report_path=contained(options.output, options.owner, REPORT_FILE),
             console=console,
         )
         if options.push and hub_api:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,8 +21,10 @@ from rollout_fixtures import codex_lines, write_jsonl
 
 from exporter.cli import main
 from exporter.export import export_command
+from exporter.scan.inputs import CACHE_FILE_NAME
 
 RUN = "demo-20261121T081500-a1b2c3"
+KINGFISHER = Path(sys.executable).parent / "kingfisher"
 
 
 def export(*args: str) -> Result:
@@ -241,15 +244,16 @@ FILE_PART = (
 )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     run_id=HOSTILE,
     agent=HOSTILE,
     task=HOSTILE,
     traces=st.lists(st.lists(FILE_PART, min_size=1, max_size=3), min_size=0, max_size=3),
+    scanned=st.booleans(),
 )
 def test_no_hostile_name_ever_writes_outside_the_output_root(
-    run_id: str, agent: str, task: str, traces: list[list[str]]
+    run_id: str, agent: str, task: str, traces: list[list[str]], scanned: bool
 ) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         sandbox = Path(scratch)
@@ -266,12 +270,20 @@ def test_no_hostile_name_ever_writes_outside_the_output_root(
         output = sandbox / "out"
         before = snapshot(sandbox)
 
+        # With the scan (real kingfisher): its report, views and cache are writes too.
+        scan = (
+            ["--scanner", "kingfisher", "--no-verify"] if scanned and KINGFISHER.exists() else ["--no-scan"]
+        )
+
         with system_temp(sandbox / "tmp"):
-            result = export(str(runs), "-o", str(output), "--rollouts")
+            result = CliRunner().invoke(
+                export_command, [str(runs), "-o", str(output), "--rollouts", *scan], env={"COLUMNS": "400"}
+            )
 
         assert result.exit_code in (0, 2), result.output
         assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-        assert written_outside(before, snapshot(sandbox), output) == []
+        # The scan cache is the one file written into a run (docs/scan.md, "Cache").
+        assert written_outside(before, snapshot(sandbox), output, run / CACHE_FILE_NAME) == []
 
 
 # --- finding 7: numbers out of range ------------------------------------------------------------------

@@ -245,10 +245,12 @@ def test_without_redact_every_decoded_form_blocks_the_export(runs: Path, tmp_pat
     assert_no_canary({"report": json.dumps(report), "stderr": result.stderr}, *CANARIES)
 
 
-def test_scan_reports_decoded_forms_standalone(runs: Path) -> None:
+def test_scan_reports_decoded_forms_standalone(runs: Path, system_temp: Path) -> None:
     result = CliRunner().invoke(scan_command, [str(runs), *OFFLINE, "--json"])
 
     assert result.exit_code == 1, result.output
+    assert list(system_temp.iterdir()) == []  # its decoded views (private, 0700) are gone
+    assert_no_canary({"stdout": result.stdout, "stderr": result.stderr}, *CANARIES)
     lines = {
         finding["line"]
         for finding in json.loads(result.stdout)["runs"][0]["findings"]

@@ -44,6 +44,7 @@ def test_kingfisher_reads_every_byte_of_a_file_over_its_default_size_limit(tmp_p
     assert result.exit_code == 1, result.output
     [finding] = [f for f in json.loads(result.stdout)["runs"][0]["findings"] if f["file"] == "captures.jsonl"]
     assert finding["detector"] == "betterleaks.github-pat"
+    assert GITHUB not in result.stdout + result.stderr
 
 
 @needs_kingfisher
@@ -57,6 +58,7 @@ def test_an_inline_ignore_comment_planted_next_to_a_secret_does_not_hide_it(tmp_
     assert result.exit_code == 1, result.output
     files = {finding["file"] for finding in json.loads(result.stdout)["runs"][0]["findings"]}
     assert "traces/notes.txt" in files
+    assert GITHUB not in result.stdout + result.stderr
 
 
 @needs_kingfisher
@@ -72,7 +74,7 @@ def test_a_file_kingfisher_cannot_read_whole_fails_the_gate_with_its_name(tmp_pa
 
     assert result.exit_code == 2, result.output
     assert f"kingfisher read 0 of {archive.stat().st_size} bytes of {RUN}/traces/bundle.zip" in result.stderr
-    assert not (tmp_path / "out" / "local" / "agentcap-captures").exists()
+    assert not (tmp_path / "out").exists()  # nothing published, no staging left
 
 
 @pytest.fixture
@@ -94,6 +96,7 @@ def test_a_file_trufflehog_stops_reading_fails_the_gate_with_its_name(
 
     assert result.exit_code == 2, result.output
     assert f"trufflehog read 5000 of {size} bytes of {RUN}/captures.jsonl" in result.stderr
+    assert GITHUB not in result.stdout + result.stderr
 
 
 def test_trufflehog_is_asked_to_read_files_whole(fake: FakeTrufflehog, tmp_path: Path) -> None:
