@@ -28,9 +28,7 @@ _UNWINDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 def private_workdir(parent: Path) -> Iterator[Path]:
     """A new 0700 directory in `parent`, removed when the block ends (with `parent` if it was made for it)."""
     missing = [folder for folder in (parent, *parent.parents) if not folder.exists()]  # deepest first
-    parent.mkdir(parents=True, exist_ok=True)
-    remove_stale(parent)
-    path = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=parent))  # mkdtemp: mode 0700
+    path = new_private_dir(parent)
     try:
         with _signals_unwind():
             yield path
@@ -41,6 +39,14 @@ def private_workdir(parent: Path) -> Iterator[Path]:
                 folder.rmdir()
             except OSError:
                 break
+
+
+def new_private_dir(parent: Path) -> Path:
+    """A new 0700 directory in `parent` (created if needed), named for this process; what dead
+    processes left there is removed first. The caller removes it (see `private_workdir`)."""
+    parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(parent)
+    return Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=parent))  # mkdtemp: mode 0700
 
 
 def remove_stale(parent: Path) -> list[Path]:

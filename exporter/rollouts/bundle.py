@@ -65,7 +65,7 @@ def rollouts_bundle(built: BuiltExport, *, warn: Callable[[str], None]) -> RepoB
     files: list[BundleFile] = []
     for run in built.runs:
         path = f"data/{run.run_id}.parquet"
-        with SnapshotStore() as snapshots:
+        with SnapshotStore(built.staging) as snapshots:
             units = build_manifest([run.captures_path], "captures", snapshots=snapshots, warn=warn)
             if run.trace_files():  # raises on a link: the build refused those already
                 units += build_manifest([run.traces_path], "auto", snapshots=snapshots, warn=warn)
