@@ -39,7 +39,7 @@ BASE64_KEYS = frozenset({"body_base64", "raw_base64", "base64"})  # capture-form
 _LINE_BREAK = re.compile(r"(\r\n|\r|\n)")  # SSE line ends; str.splitlines() would also split on U+2028
 _DATA = "data:"
 
-Path_ = tuple[str | int, ...]
+JsonPath = tuple[str | int, ...]  # keys and list positions from the root of a JSON value
 
 
 # --- replacing exact texts ------------------------------------------------------------------------
@@ -57,9 +57,6 @@ class Replacer:
             if ordered
             else None
         )
-
-    def __bool__(self) -> bool:
-        return self._text is not None
 
     def spans(self, text: str) -> list[tuple[int, int, str]]:
         if self._text is None:
@@ -201,7 +198,7 @@ def _frame_events(websocket: dict[str, Any]) -> list[Any]:
     return events
 
 
-def _leaves(value: Any, path: Path_ = ()) -> Iterator[tuple[Path_, str]]:
+def _leaves(value: Any, path: JsonPath = ()) -> Iterator[tuple[JsonPath, str]]:
     if isinstance(value, dict):
         for name, item in value.items():
             yield from _leaves(item, (*path, name))
@@ -212,14 +209,14 @@ def _leaves(value: Any, path: Path_ = ()) -> Iterator[tuple[Path_, str]]:
         yield path, value
 
 
-def _channels(events: list[Any]) -> dict[Path_, list[tuple[int, Path_, str]]]:
+def _channels(events: list[Any]) -> dict[JsonPath, list[tuple[int, JsonPath, str]]]:
     """The strings of a stream grouped by where they sit in their event, in stream order.
 
     A reply streamed as deltas (`choices.0.delta.content`, Anthropic `delta.text`, Responses
     `delta`, tool-call arguments) is the concatenation of one such group. Groups whose every
     value is the same (ids, model names) are not text being streamed and are left out.
     """
-    groups: dict[Path_, list[tuple[int, Path_, str]]] = {}
+    groups: dict[JsonPath, list[tuple[int, JsonPath, str]]] = {}
     for index, event in enumerate(events):
         for path, value in _leaves(event):
             groups.setdefault(path, []).append((index, path, value))
@@ -255,8 +252,16 @@ def redact_text(text: str, replacer: Replacer) -> str:
     return _redact_string(text, replacer, None)
 
 
+# Only a text holding one of these can hide a secret in a decoded form: odd JSON escapes (at any
+# depth, `\\u` still reads `\u`), a base64 field, a stream, WebSocket frames. Anything else is done
+# once the exact forms are replaced, without parsing it.
+_DECODABLE = re.compile(r'\\u|\\/|base64"|data:|"websocket"')
+
+
 def _redact_string(text: str, replacer: Replacer, key: object) -> str:
     text = replacer.text(text)
+    if key not in BASE64_KEYS and not _DECODABLE.search(text):
+        return text
     if key in BASE64_KEYS and (data := _base64(text)) is not None:
         redacted = redact_bytes(data, replacer)
         return base64.b64encode(redacted).decode() if redacted != data else text
@@ -315,7 +320,7 @@ def _redact_split(events: list[Any], replacer: Replacer) -> None:
 
 
 def _cut(
-    joined: str, spans: list[tuple[int, int, str]], fragments: list[tuple[int, Path_, str]]
+    joined: str, spans: list[tuple[int, int, str]], fragments: list[tuple[int, JsonPath, str]]
 ) -> Iterator[str]:
     """Each fragment's new text once the spans of `joined` are replaced."""
     begin = 0
@@ -336,7 +341,7 @@ def _cut(
         begin = end
 
 
-def _set(container: Any, path: Path_, value: str) -> None:
+def _set(container: Any, path: JsonPath, value: str) -> None:
     for step in path[:-1]:
         container = container[step]
     container[path[-1]] = value
