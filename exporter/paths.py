@@ -108,8 +108,10 @@ def _open_step(name: str, flags: int, mode: int, directory: int, shown: Path) ->
         return os.open(name, flags, mode, dir_fd=directory)
     except OSError as error:
         # O_NOFOLLOW on a link fails with ELOOP; O_DIRECTORY on a link to a file with ENOTDIR.
-        if error.errno in (errno.ELOOP, errno.ENOTDIR) and Path(shown).is_symlink():
+        if error.errno in (errno.ELOOP, errno.ENOTDIR) and shown.is_symlink():
             raise link_refusal(shown) from None
+        if error.errno == errno.ENOTDIR:
+            raise UnsafePath(f"{shown} is a file where a folder should be; move it away") from None
         raise
 
 
