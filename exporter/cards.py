@@ -82,7 +82,7 @@ under `traces/<run_id>/`; join them to these rows on `run_id`:
 any shape never change the schema. The token columns are `usage` normalised the same way for every
 API (`input + cache_read + cache_write + output = total`; null where the provider reported nothing). Parquet footer metadata of each file: `agent`, `model`,
 `provider`, `upstream_url`, `run_id`, `schema_version`, `exporter_version` and `tasks` (id, turns,
-calls and a 200-character preview of the first user prompt).
+calls and a preview of the first user prompt: at most 200 characters, whole words).
 
 ## Load it
 

@@ -2,7 +2,9 @@
 
 The rendered HTML itself is scanned (whatever the source: a run, a parquet file, a Hub dataset), each
 secret found is replaced by `[REDACTED:<detector>:<sha8>]` in every form it can take in the page
-(as scanned, JSON-escaped, HTML-escaped), and a second scan must come back clean. Fails closed: a
+(as scanned, JSON-escaped, HTML-escaped), and a second scan must come back clean. Like the export
+gate, the exact values of this machine's credentials (from its environment) count as found. Fails
+closed: a
 missing scanner, a crash or a secret that survives masking stops the command; nothing is written.
 """
 
@@ -13,9 +15,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from exporter.scan.decoded import Replacer
 from exporter.scan.findings import Finding
-from exporter.scan.redact import Replacements, redaction_token, replace_text, written_forms
-from exporter.scan.registry import ReadyScanner, ScanFailed, scan_groups
+from exporter.scan.known import KnownValues, known_values, written_forms
+from exporter.scan.redact import redaction_token
+from exporter.scan.registry import ReadyScanner, ScanFailed, ScanTarget, scan_files
 
 PAGE = "report.html"
 
@@ -32,12 +36,13 @@ class Masking:
         return f"secret scan ({self.scanner}): {secrets} secret(s) masked"
 
 
-def mask_secrets(page: str, scanner: ReadyScanner) -> tuple[str, Masking]:
+def mask_secrets(page: str, scanner: ReadyScanner, known: KnownValues | None = None) -> tuple[str, Masking]:
     """`page` with every secret the scanner finds masked, and what was found (hashes and previews)."""
-    findings, replacements = _scan(page, scanner)
+    known = known_values() if known is None else known
+    findings, replacer = _scan(page, scanner, known)
     if findings:
-        page = replace_text(page, replacements)
-        left, _ = _scan(page, scanner)
+        page = replacer.text(page)
+        left, _ = _scan(page, scanner, known)
         if left:
             raise ScanFailed(
                 f"{len(left)} secret(s) still found in the report after masking "
@@ -46,14 +51,13 @@ def mask_secrets(page: str, scanner: ReadyScanner) -> tuple[str, Masking]:
     return page, Masking(f"{scanner.adapter.name} {scanner.version}", findings)
 
 
-def _scan(page: str, scanner: ReadyScanner) -> tuple[list[Finding], Replacements]:
+def _scan(page: str, scanner: ReadyScanner, known: KnownValues) -> tuple[list[Finding], Replacer]:
     with tempfile.TemporaryDirectory(prefix="agentcap-report-") as folder:
         root = Path(folder).resolve()
         path = root / PAGE
         path.write_text(page, encoding="utf-8")
-        per_root, secrets = scan_groups(
-            scanner.adapter, scanner.binary, {root: (path,)}, verify=False, expected_bytes=path.stat().st_size
-        )
+        target = ScanTarget(path=path, root=root, owner="report", label=PAGE)
+        per_root, secrets = scan_files(scanner.adapter, scanner.binary, [target], verify=False, known=known)
     findings = per_root[root]
     pairs: dict[str, str] = {}
     for finding in findings:
@@ -62,7 +66,8 @@ def _scan(page: str, scanner: ReadyScanner) -> tuple[list[Finding], Replacements
             raise ScanFailed(
                 f"cannot mask {finding.detector}: the scanner did not hand over the matched text"
             )
+        token = redaction_token(finding.detector, finding.sha256)
         for form in written_forms(secret) | {html.unescape(secret)}:
-            pairs.setdefault(form, redaction_token(finding))
-            pairs.setdefault(html.escape(form), redaction_token(finding))
-    return findings, sorted(pairs.items(), key=lambda pair: len(pair[0]), reverse=True)
+            pairs.setdefault(form, token)
+            pairs.setdefault(html.escape(form), token)
+    return findings, Replacer(pairs)
