@@ -95,8 +95,9 @@ def test_cards_keep_hand_edits_and_outputs_accumulate(tmp_path: Path, runs: Path
     invoke(str(runs / "goose-20261121T091500-bbbbbb"), "--output", str(output))
     text = card.read_text()
     front, body = text.split("---\n")[1:3]
-    assert front == "size_categories:\n- n<1K\n" + front.split("- n<1K\n", 1)[1]  # owned keys only
-    assert body.startswith("# edited by hand\n\n<!-- agentcap:stats:start")  # the hand-written card, then ours
+    # Front matter with only the keys agentcap keeps current; then the hand-written card, then ours.
+    assert front.startswith("size_categories:\n- n<1K\ndataset_info:\n") and "license" not in front
+    assert body.startswith("# edited by hand\n\n<!-- agentcap:stats:start")
     assert "| runs | 2 (agents: goose 1, pi 1) |" in body
     assert len(list((card.parent / "data").glob("*.parquet"))) == 2
     collection = json.loads((output / "local" / "collection.json").read_text())
