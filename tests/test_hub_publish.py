@@ -182,6 +182,11 @@ def test_a_hand_edited_card_keeps_its_edits_through_two_more_pushes_while_its_nu
     assert "| calls (rows) | 3 |" in seen[0] and "| runs | 2 (agents: claude 1, demo 1) |" in seen[0]
     assert "| calls (rows) | 5 |" in seen[1] and "| runs | 3 (agents: demo 2, claude 1) |" in seen[1]
     assert "| license | `mit` |" in seen[1]  # read from the front matter the person wrote
+    # The list of traces datasets follows: run-b (pushed second) brought the claude traces repo.
+    traces = GENERATED.search(edited[edited.index("<!-- agentcap:traces:start") :]).group(0)
+    assert DEMO_TRACES in traces and CLAUDE_TRACES not in traces
+    final = hub.files(CAPTURES)["README.md"].decode()
+    assert f"- [{CLAUDE_TRACES}](https://huggingface.co/datasets/{CLAUDE_TRACES})" in final
     assert [c.summary.endswith("update dataset card") for c in hub.commits_to(CAPTURES)[-2:]] == [True, True]
     assert rows_per_run(hub) == {"run-a": 2, "run-b": 1, "run-c": 2}
     # A card is seeded into a repo that has none, even when the repo existed already.
