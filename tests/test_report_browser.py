@@ -172,6 +172,7 @@ def test_search_filters_calls(page: Page, report_file: Path, tmp_path: Path) -> 
     shape = structure(page)
     assert shape["blocks"] == [*SUMMARY_BLOCKS, "task:task-07:open"]  # the matching task opened
     assert shape["calls"] == 1
+    page.locator("article.call:not(.hidden)").first.scroll_into_view_if_needed()
     screenshot(page, "search", tmp_path)
     page.fill("#search", "")
     expect(page.locator("#count")).to_have_text(f"{TASKS * CALLS_PER_TASK} calls")

@@ -10,7 +10,7 @@ from html import escape
 from exporter.inspect.calls import Call
 from exporter.stats import display
 
-WIDTH, HEIGHT, MARGIN = 720, 160, 34
+WIDTH, HEIGHT, MARGIN = 720, 160, 48
 SERIES = (  # (normalised counter, legend label, CSS class)
     ("input_tokens", "input", "s-input"),
     ("cache_read_tokens", "cache read", "s-cache-read"),
