@@ -171,6 +171,16 @@ def test_the_wheel_alone_records_and_exports(installed: Path, tmp_path: Path) ->
     [parquet] = (elsewhere / "export").rglob("*.parquet")
     table = pq.read_table(parquet)
     assert sorted(table.column("stream").to_pylist()) == [False, True]
+    # The shipped price table and the report's CSS and script are in the wheel.
+    stats = run_installed(installed, "agentcap", "stats", str(runs), "--json", cwd=elsewhere)
+    assert stats.returncode == 0, stats.stderr
+    assert json.loads(stats.stdout)["prices"]["estimate"] is True
+    report = run_installed(
+        installed, "agentcap", "report", str(runs / "wheel-run"), "-o", "r.html", cwd=elsewhere
+    )
+    assert report.returncode == 0, report.stderr
+    page = (elsewhere / "r.html").read_text()
+    assert "#toolbar" in page and 'getElementById("search")' in page
     for path in [*runs.rglob("*"), *(elsewhere / "export").rglob("*")]:
         if path.is_file():
             assert CANARY_KEY.encode() not in path.read_bytes(), path
