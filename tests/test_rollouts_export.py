@@ -54,5 +54,10 @@ def test_export_rollouts_bundle_holds_traces_and_captures(tmp_path: Path) -> Non
     assert str(tmp_path) not in json.dumps([row["source_path"] for row in rows])
     card = (folder / "README.md").read_text()
     assert "| `trace_id` | `string` |" in card and "path: data/*.parquet" in card
+    # Its statistics: the rows, and the rollouts' usage summed (the same numbers as the rows hold).
+    assert "| rollouts (rows) | 3 |" in card
+    total = sum(row["usage"]["total_tokens"] or 0 for row in rows)
+    assert f"| total tokens | {total:,} |" in card
+    assert "**Secret scan** before publishing with kingfisher" in card and "1 clean" in card
     collection = json.loads((out / "ana" / "collection.json").read_text())
     assert "ana/runs-rollouts" in json.dumps(collection)
