@@ -118,7 +118,7 @@ def load_prices(path: Path | None = None) -> PriceTable:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"--prices {path}: cannot read it ({error}); {HELP}") from error
+        raise UserError(f"price table {path}: cannot read it ({error}); {HELP}") from error
     return parse_prices(text, source=str(path))
 
 

@@ -14,6 +14,7 @@ from exporter.errors import UserError
 from exporter.inspect.hub import HF_DATASET_PREFIX, HubSource
 from exporter.inspect.rows import COLUMNS, Row, call_rows, file_rows, row_json, run_rows
 from exporter.inspect.sources import ParquetSource, RunsDirSource, RunSource
+from exporter.prices import env_prices
 from exporter.runs import RUNS_DIR_ENV, RunDir, default_runs_dir, is_run_dir, iter_lines, list_runs
 from exporter.tables import ColumnKind, new_table, output_console
 
@@ -77,6 +78,7 @@ def inspect_command(
         raise UserError("--print and --json both print the first level; pick one")
     runs_dir = runs_dir or default_runs_dir()
     reports = list(scan_reports)
+    env_prices()  # the previews' costs: a bad $AGENTCAP_PRICES is one line now, not a crash later
     source = resolve_source(target, runs_dir=runs_dir, reports=reports, revision=revision)
     if source is None:  # a request id: printed, nothing to browse
         print_request(lookup_request(target or "", runs_dir), as_json=as_json)
