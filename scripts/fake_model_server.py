@@ -322,13 +322,27 @@ DETAILED_USAGE: dict[str, dict[str, Any]] = {
         "output_tokens": 1,
     },
     "messages_delta": {"output_tokens": 300, "output_tokens_details": {"thinking_tokens": 120}},
+    # Gemini's usageMetadata (camelCase; thoughts counted apart from the candidates).
+    "gemini": {
+        "promptTokenCount": 1000,
+        "cachedContentTokenCount": 600,
+        "candidatesTokenCount": 40,
+        "thoughtsTokenCount": 100,
+        "toolUsePromptTokenCount": 10,
+        "totalTokenCount": 1150,
+    },
 }
 DETAILED_USAGE["messages"] = DETAILED_USAGE["messages_start"] | DETAILED_USAGE["messages_delta"]
 
 
 def detailed_usage(payload: Any) -> Any:
-    """`payload` (a body or one stream event) with its usage object swapped for the detailed one."""
+    """`payload` (a body, a list of chunks or one stream event) with its usage swapped for the detailed one."""
+    if isinstance(payload, list):
+        return [detailed_usage(item) for item in payload]
     if not isinstance(payload, dict):
+        return payload
+    if isinstance(payload.get("usageMetadata"), dict):
+        payload["usageMetadata"] = DETAILED_USAGE["gemini"]
         return payload
     holder = payload.get("response") or payload.get("message") or payload
     usage = holder.get("usage") if isinstance(holder, dict) else None
@@ -351,7 +365,8 @@ def detailed_event(event: bytes) -> bytes:
     lines = event.decode().split("\n")
     for index, line in enumerate(lines):
         if line.startswith("data: {"):
-            lines[index] = "data: " + json.dumps(detailed_usage(json.loads(line[6:])), ensure_ascii=False)
+            body, end = (line[6:-1], "\r") if line.endswith("\r") else (line[6:], "")
+            lines[index] = "data: " + json.dumps(detailed_usage(json.loads(body)), ensure_ascii=False) + end
     return "\n".join(lines).encode()
 
 
