@@ -1,0 +1,194 @@
+"""The capture proxy of one `agentcap run`: mitmdump with the packaged addon, on 127.0.0.1.
+
+mitmdump runs in a session of its own, so a Ctrl-C in the terminal reaches `agentcap run` and not the
+proxy: the proxy is stopped last, with SIGINT, so the addon finishes run.json. Its output goes to
+`<run>/proxy.log`; the line announcing the listener tells us the port (we ask for port 0 unless
+--port is given, so no other process can take the port between a check and the start).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from agentcap_addon.agentcap import CONTROL_PREFIX, DEFAULT_PATHS
+
+from exporter.addon import addon_path
+from exporter.errors import AbortRun, UserError
+
+LISTENING = re.compile(rb"listening at (?:\[?[\d.:a-fA-F]+\]?):(\d+)")
+START_TIMEOUT_S = 60
+STOP_TIMEOUT_S = 30
+# Header names where an agent may carry its key, beyond the addon's default redaction list; the proxy
+# swaps the placeholder only inside redacted headers, so these must be redacted too.
+EXTRA_KEY_HEADERS = ("x-goog-api-key",)
+
+
+def find_mitmdump() -> Path:
+    """The mitmdump installed next to this Python (the venv agentcap lives in), else the one on PATH."""
+    beside = Path(sys.executable).parent / "mitmdump"
+    found = beside if beside.is_file() else shutil.which("mitmdump")
+    if not found:
+        raise UserError(
+            "mitmdump not found next to this Python or on PATH; reinstall agentcap (it depends on mitmproxy)"
+        )
+    return Path(found)
+
+
+def control_headers() -> dict[str, str]:
+    """Headers of every request to the addon's control endpoint (where a control token would go)."""
+    return {"Content-Type": "application/json"}
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    mode: str  # "reverse" or "regular"
+    upstream: str  # scheme://host[:port]
+    port: int  # 0: any free port
+    runs_dir: Path
+    run_id: str
+    agent: str
+    record_paths: Sequence[str]  # recorded on top of the addon's defaults
+    key_handover: bytes | None  # JSON for agentcap_upstream_key_fd, or None (the upstream needs no key)
+    log_path: Path
+
+
+class Proxy:
+    def __init__(
+        self, settings: ProxySettings, env: dict[str, str], on_unexpected_exit: Callable[[], None]
+    ) -> None:
+        self.settings = settings
+        self.env = env
+        self.on_unexpected_exit = on_unexpected_exit
+        self.port: int | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+        self.stopping = False
+        self.listening = threading.Event()  # also set when the process exits before listening
+        self.last_line = ""
+        self.reader: threading.Thread | None = None
+        # Our own requests never go through a proxy from the environment (regular mode: through ours).
+        self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def arguments(self, key_fd: int | None) -> list[str]:
+        settings = self.settings
+        mode = f"reverse:{settings.upstream}" if settings.mode == "reverse" else "regular"
+        options = {
+            "agentcap_dir": str(settings.runs_dir),
+            "agentcap_run": settings.run_id,
+            "agentcap_agent": settings.agent,
+        }
+        args = [str(find_mitmdump()), "--mode", mode, "--listen-host", "127.0.0.1", "-p", str(settings.port)]
+        args += ["-s", str(addon_path())]
+        for name, value in options.items():
+            args += ["--set", f"{name}={value}"]
+        for header in EXTRA_KEY_HEADERS:
+            args += ["--set", f"agentcap_redact_headers={header}"]
+        if settings.record_paths:
+            for pattern in (*DEFAULT_PATHS, *settings.record_paths):
+                args += ["--set", f"agentcap_paths={pattern}"]
+        if key_fd is not None:
+            args += ["--set", f"agentcap_upstream_key_fd={key_fd}"]
+        if settings.mode == "regular":
+            # Decrypt only the upstream; other TLS passes through untouched (and never gets the key).
+            parts = urlsplit(settings.upstream)
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            args += ["--allow-hosts", f"^{re.escape(parts.hostname or '')}:{port}$"]
+        return args
+
+    def start(self) -> None:
+        read_fd = None
+        if self.settings.key_handover is not None:
+            read_fd, write_fd = os.pipe()
+            os.write(write_fd, self.settings.key_handover)  # a few hundred bytes: never blocks on the pipe
+            os.close(write_fd)
+        try:
+            self.process = subprocess.Popen(
+                self.arguments(read_fd),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env={**self.env, "PYTHONUNBUFFERED": "1"},
+                pass_fds=() if read_fd is None else (read_fd,),
+                start_new_session=True,
+            )
+        finally:
+            if read_fd is not None:
+                os.close(read_fd)
+        self.reader = threading.Thread(target=self._pump, name="agentcap-proxy-log", daemon=True)
+        self.reader.start()
+        self.listening.wait(START_TIMEOUT_S)
+        if self.port is None:
+            self.stop()
+            reason = self.last_line or f"no listener after {START_TIMEOUT_S} s"
+            raise AbortRun(f"the capture proxy did not start: {reason} (log: {self.settings.log_path})")
+        if self.settings.mode == "regular":
+            self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": self.url}))
+
+    def _pump(self) -> None:
+        """Copy mitmdump's output to the log, catch the port, and notice when it exits."""
+        assert self.process is not None and self.process.stdout is not None
+        with self.settings.log_path.open("ab") as log:
+            for line in self.process.stdout:
+                log.write(line)
+                log.flush()
+                if self.port is None and (match := LISTENING.search(line)):
+                    self.port = int(match.group(1))
+                    self.listening.set()
+                if line.strip():
+                    self.last_line = re.sub(r"^\[[\d:.]+\]\s*", "", line.decode("utf-8", "replace").strip())
+        self.process.wait()
+        self.listening.set()
+        if not self.stopping:
+            self.on_unexpected_exit()
+
+    @property
+    def exit_code(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    def set_context(self, **fields: object) -> None:
+        """Tag every following call with these fields (run, task, turn) through the addon's control endpoint."""
+        request = urllib.request.Request(
+            self.url + CONTROL_PREFIX + "context",
+            data=json.dumps(fields).encode(),
+            headers=control_headers(),
+            method="POST",
+        )
+        try:
+            with self.opener.open(request, timeout=30) as response:
+                response.read()
+        except (urllib.error.URLError, OSError) as error:
+            raise AbortRun(
+                f"the capture proxy refused the task context ({error}); see {self.settings.log_path}"
+            ) from None
+
+    def stop(self) -> int | None:
+        """SIGINT, so the addon writes its last records and finishes run.json; a kill if it hangs."""
+        self.stopping = True
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.reader is not None:
+            self.reader.join(STOP_TIMEOUT_S)
+        return self.process.returncode
