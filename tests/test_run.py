@@ -1,0 +1,202 @@
+"""`agentcap run` with the generic wiring (the scripted openai-SDK agent), Ctrl-C, and bad input.
+
+The real-agent run (pi from npm) is in test_run_pi.py.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+from click.testing import CliRunner
+from factories import CANARY_KEY
+from fake_model_server import FakeModelServer
+from run_helpers import AGENTCAP, agent_run, agentcap_run, files_holding, records, user_env
+
+from exporter.run.command import run_command
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[FakeModelServer]:
+    with FakeModelServer() as server:
+        yield server
+
+
+def test_generic_runs_the_scripted_sdk_agent_as_given(upstream: FakeModelServer, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    before = len(upstream.seen)
+    result = agentcap_run(
+        *(
+            "--agent",
+            "generic",
+            "--upstream",
+            upstream.url + "/v1",
+            "--runs-dir",
+            str(runs),
+            "--run-id",
+            "demo",
+        ),
+        *("--", sys.executable, str(ROOT / "scripts" / "demo_agent.py")),
+        cwd=tmp_path,
+        env=user_env(OPENAI_API_KEY=CANARY_KEY),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "turn 2:" in result.stdout  # attached: the agent's own output reaches the terminal
+    run = runs / "demo"
+    calls = records(run)
+    # No prompt: agentcap tags nothing; the agent's own X-Agentcap-Task / -Turn headers apply.
+    assert sorted({(call["task_id"], call["turn"]) for call in calls}) == [
+        ("task-readme", 1), ("task-readme", 2), ("task-tests", 1), ("task-tests", 2)
+    ]  # fmt: skip
+    assert len(calls) == 8
+    posts = upstream.seen[before:]
+    assert {request["headers"]["authorization"] for request in posts} == {f"Bearer {CANARY_KEY}"}
+    info = agent_run(run)
+    assert info["status"] == "complete" and info["key_variable"] == "OPENAI_API_KEY"
+    [task] = info["tasks"]
+    assert task["task_id"] is None and task["traces"] == []
+    assert [(t["turn"], t["status"], t["exit_code"], t["stdout"]) for t in task["turns"]] == [
+        (None, "ok", 0, None)
+    ]
+    assert files_holding(tmp_path, CANARY_KEY) == []
+
+
+AGENT_THAT_HANGS = """
+import json, os, sys, time, urllib.request
+request = urllib.request.Request(
+    os.environ["OPENAI_BASE_URL"] + "/chat/completions",
+    data=json.dumps({"model": "m", "messages": [{"role": "user", "content": sys.argv[1]}]}).encode(),
+    headers={"Authorization": "Bearer " + os.environ["OPENAI_API_KEY"], "Content-Type": "application/json"},
+)
+print(urllib.request.urlopen(request).read().decode(), flush=True)
+time.sleep(600)
+"""
+
+
+def test_ctrl_c_stops_the_agent_and_finishes_the_run_as_interrupted(
+    upstream: FakeModelServer, tmp_path: Path
+) -> None:
+    script = tmp_path / "hangs.py"
+    script.write_text(AGENT_THAT_HANGS)
+    runs = tmp_path / "runs"
+    before = len(upstream.seen)
+    process = subprocess.Popen(
+        [
+            *(AGENTCAP, "run", "--upstream", upstream.url, "--prompt", "hello", "--turns", "2"),
+            *("--runs-dir", str(runs), "--run-id", "stopped", "--", sys.executable, str(script)),
+        ],
+        cwd=tmp_path,
+        env=user_env(OPENAI_API_KEY=CANARY_KEY),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    upstream.wait_for_requests(before + 1)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == 130, stderr
+    assert "agentcap run stopped: interrupted" in stderr and "Traceback" not in stderr
+    run = runs / "stopped"
+    [call] = records(run)
+    assert (call["task_id"], call["turn"], call["response"]["status_code"]) == ("task-01", 1, 200)
+    info = agent_run(run)
+    assert info["status"] == "interrupted"
+    [task] = info["tasks"]
+    assert task["status"] == "interrupted"
+    assert [turn["status"] for turn in task["turns"]] == ["interrupted"]  # turn 2 never started
+    assert "Done." in (run / task["turns"][0]["stdout"]).read_text()
+    assert json.loads((run / "run.json").read_text())["status"] == "complete"  # the proxy finished it
+    leftovers = [
+        p.pid for p in psutil.process_iter(["cmdline"]) if str(script) in " ".join(p.info["cmdline"] or [])
+    ]
+    assert leftovers == []
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield listener.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("unknown agent", "unknown agent 'nope': use one of pi, opencode, codex"),
+        ("unreachable upstream", "cannot reach the upstream http://127.0.0.1:"),
+        ("missing key variable", "OPENAI_API_KEY is not set: export the upstream API key in it"),
+        ("command not found", "command not found: no-such-agent-cli; install the agent"),
+        ("port in use", "on 127.0.0.1 is in use; pick another --port"),
+        ("upstream with a path", "give scheme://host[:port] only"),
+        ("model missing", "--model is required for pi"),
+        ("tasks not json", "tasks.jsonl:2: not JSON"),
+    ],
+)
+def test_bad_input_is_one_line_and_leaves_nothing_behind(
+    case: str,
+    expected: str,
+    upstream: FakeModelServer,
+    busy_port: int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", CANARY_KEY)
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text('{"prompt": "one"}\n{"prompt": "two"\n')
+    runs = tmp_path / "runs"
+    args = [
+        "--agent",
+        "pi",
+        "--model",
+        "m",
+        "--upstream",
+        upstream.url,
+        "--prompt",
+        "hi",
+        "--runs-dir",
+        str(runs),
+    ]
+    command = ["--", sys.executable]
+    if case == "unknown agent":
+        args[1] = "nope"
+    elif case == "unreachable upstream":
+        args[5] = f"http://127.0.0.1:{closed_port()}"
+    elif case == "missing key variable":
+        monkeypatch.delenv("OPENAI_API_KEY")
+    elif case == "command not found":
+        command = ["--", "no-such-agent-cli"]
+    elif case == "port in use":
+        args += ["--port", str(busy_port)]
+    elif case == "upstream with a path":
+        args[5] = upstream.url + "/api/v2"
+    elif case == "model missing":
+        args[2:4] = []
+    elif case == "tasks not json":
+        args[-4:-2] = ["--tasks", str(tasks)]
+
+    result = CliRunner().invoke(run_command, args + command)
+
+    assert result.exit_code == 2, result.output
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    assert expected in lines[0]
+    assert not runs.exists()
+    assert CANARY_KEY not in result.output
