@@ -78,6 +78,7 @@ request = urllib.request.Request(
     headers={"Authorization": "Bearer " + os.environ["OPENAI_API_KEY"], "Content-Type": "application/json"},
 )
 print(urllib.request.urlopen(request).read().decode(), flush=True)
+urllib.request.urlopen(os.environ["AGENTCAP_TEST_TARGET"] + "/health").read()  # "I have my answer"
 time.sleep(600)
 """
 
@@ -95,12 +96,12 @@ def test_ctrl_c_stops_the_agent_and_finishes_the_run_as_interrupted(
             *("--runs-dir", str(runs), "--run-id", "stopped", "--", sys.executable, str(script)),
         ],
         cwd=tmp_path,
-        env=user_env(OPENAI_API_KEY=CANARY_KEY),
+        env=user_env(OPENAI_API_KEY=CANARY_KEY, AGENTCAP_TEST_TARGET=upstream.url),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    upstream.wait_for_requests(before + 1)
+    upstream.wait_for_requests(before + 2)  # the proxied call, then the agent's direct /health
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
 
@@ -116,6 +117,130 @@ def test_ctrl_c_stops_the_agent_and_finishes_the_run_as_interrupted(
     assert [turn["status"] for turn in task["turns"]] == ["interrupted"]  # turn 2 never started
     assert "Done." in (run / task["turns"][0]["stdout"]).read_text()
     assert json.loads((run / "run.json").read_text())["status"] == "complete"  # the proxy finished it
+    leftovers = [
+        p.pid for p in psutil.process_iter(["cmdline"]) if str(script) in " ".join(p.info["cmdline"] or [])
+    ]
+    assert leftovers == []
+
+
+AGENT_ONE_CALL = """
+import json, os, sys, urllib.request
+json.dump(dict(os.environ), open(os.path.join(os.environ["HOME"], "env.json"), "w"))
+request = urllib.request.Request(
+    os.environ["AGENTCAP_TEST_TARGET"] + "/v1/chat/completions",
+    data=json.dumps({"model": "m", "messages": [{"role": "user", "content": sys.argv[1]}]}).encode(),
+    headers={"Authorization": "Bearer " + os.environ["OPENAI_API_KEY"], "Content-Type": "application/json"},
+)
+print(urllib.request.urlopen(request).read().decode())
+"""
+
+
+def test_regular_mode_proxies_the_agent_with_the_ca_and_swaps_the_key(
+    upstream: FakeModelServer, tmp_path: Path
+) -> None:
+    script = tmp_path / "one_call.py"
+    script.write_text(AGENT_ONE_CALL)
+    runs, home = tmp_path / "runs", tmp_path / "home"
+    before = len(upstream.seen)
+    result = agentcap_run(
+        *("--mode", "regular", "--upstream", upstream.url, "--prompt", "hi", "--runs-dir", str(runs)),
+        *("--run-id", "regular", "--home", str(home), "--", sys.executable, str(script)),
+        cwd=tmp_path,
+        # The agent calls the upstream's own URL (as one that cannot change it would); HTTP_PROXY routes it.
+        env=user_env(OPENAI_API_KEY=CANARY_KEY, AGENTCAP_TEST_TARGET=upstream.url),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    [call] = records(runs / "regular")
+    assert (call["url"], call["task_id"], call["turn"]) == (
+        upstream.url + "/v1/chat/completions",
+        "task-01",
+        1,
+    )
+    [seen] = upstream.seen[before:]
+    assert seen["headers"]["authorization"] == f"Bearer {CANARY_KEY}"
+    env = json.loads((home / "task-01" / "env.json").read_text())
+    proxy = agent_run(runs / "regular")["proxy"]
+    assert env["HTTPS_PROXY"] == env["HTTP_PROXY"] == proxy
+    assert Path(env["SSL_CERT_FILE"]).is_file() and env["NODE_EXTRA_CA_CERTS"] == env["SSL_CERT_FILE"]
+    assert env["OPENAI_API_KEY"].startswith("agentcap-placeholder-")
+    assert files_holding(tmp_path, CANARY_KEY) == []
+
+
+AGENT_BY_PROMPT = """
+import sys, time
+if sys.argv[1] == "hang":
+    time.sleep(600)
+print("failing on purpose", file=sys.stderr)
+sys.exit(3)
+"""
+
+
+def test_a_timed_out_turn_ends_its_task_and_failed_turns_fail_the_run(
+    upstream: FakeModelServer, tmp_path: Path
+) -> None:
+    script = tmp_path / "by_prompt.py"
+    script.write_text(AGENT_BY_PROMPT)
+    tasks = tmp_path / "tasks.txt"
+    tasks.write_text("# one that hangs, one that fails\nhang\n\nfail\n")
+    runs = tmp_path / "runs"
+    result = agentcap_run(
+        *("--upstream", upstream.url, "--no-key", "--tasks", str(tasks), "--turns", "2", "--timeout", "1"),
+        *("--runs-dir", str(runs), "--run-id", "bad-turns", "--", sys.executable, str(script)),
+        cwd=tmp_path,
+        env=user_env(),
+    )
+    assert result.returncode == 1, result.stderr
+    assert "2 turn(s) failed or timed out" not in result.stderr  # 1 timeout + 2 failed = 3
+    assert "3 turn(s) failed or timed out: see sessions/task-01_turn_01.err" in result.stderr
+    info = agent_run(runs / "bad-turns")
+    assert info["status"] == "complete"
+    hang, fail = info["tasks"]
+    assert (hang["status"], [(t["status"], t["exit_code"]) for t in hang["turns"]]) == (
+        "timeout",
+        [("timeout", -15)],  # SIGTERM ended it; turn 2 was not run
+    )
+    assert 1 <= hang["turns"][0]["duration_s"] < 5
+    assert (fail["status"], [(t["status"], t["exit_code"]) for t in fail["turns"]]) == (
+        "complete",
+        [("failed", 3), ("failed", 3)],
+    )
+    assert (runs / "bad-turns" / "sessions" / "task-02_turn_02.err").read_text() == "failing on purpose\n"
+    assert fail["turns"][1]["argv"][-1] == "Continue."
+    leftovers = [
+        p.pid for p in psutil.process_iter(["cmdline"]) if str(script) in " ".join(p.info["cmdline"] or [])
+    ]
+    assert leftovers == []
+
+
+def test_a_dying_proxy_stops_the_agent_and_the_run(upstream: FakeModelServer, tmp_path: Path) -> None:
+    script = tmp_path / "hangs.py"
+    script.write_text(AGENT_THAT_HANGS)
+    runs = tmp_path / "runs"
+    before = len(upstream.seen)
+    process = subprocess.Popen(
+        [
+            *(AGENTCAP, "run", "--upstream", upstream.url, "--no-key", "--prompt", "hello"),
+            *("--runs-dir", str(runs), "--run-id", "proxy-died", "--", sys.executable, str(script)),
+        ],
+        cwd=tmp_path,
+        env=user_env(AGENTCAP_TEST_TARGET=upstream.url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    upstream.wait_for_requests(before + 2)  # the proxied call, then the agent's direct /health
+    [mitmdump] = [
+        child for child in psutil.Process(process.pid).children() if "mitmdump" in " ".join(child.cmdline())
+    ]
+    mitmdump.kill()
+    _, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == 1, stderr
+    assert "Error: the capture proxy exited unexpectedly" in stderr and "proxy.log" in stderr
+    assert "Traceback" not in stderr
+    info = agent_run(runs / "proxy-died")
+    assert info["status"] == "proxy_failed"
+    assert [turn["status"] for turn in info["tasks"][0]["turns"]] == ["proxy_failed"]
     leftovers = [
         p.pid for p in psutil.process_iter(["cmdline"]) if str(script) in " ".join(p.info["cmdline"] or [])
     ]

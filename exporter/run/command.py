@@ -17,7 +17,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,6 @@ import click
 from agentcap_addon.agentcap import sanitize_tag
 
 from exporter.errors import AbortRun, UserError
-from exporter.ls import summarize
 from exporter.options import runs_dir_option
 from exporter.rollouts.formats.captures import provider_usage
 from exporter.rollouts.record import Usage, as_dict
@@ -121,11 +120,10 @@ def run_command(agent_name: str, agent_command: tuple[str, ...], **options: Any)
     AGENT_COMMAND (after --) replaces the agent's default command; the wiring's turn arguments are
     appended, unless it holds {prompt}, which then takes the prompt. See docs/run.md.
     """
-    plan = make_plan(agent_name, agent_command, **options)
-    status = execute(plan)
-    if status == "interrupted":
+    run = execute(make_plan(agent_name, agent_command, **options))
+    if run.status == "interrupted":
         raise click.exceptions.Exit(EXIT_INTERRUPTED)
-    if status != "complete":
+    if run.status != "complete" or run.unsuccessful_turns():
         raise click.exceptions.Exit(1)
 
 
@@ -256,6 +254,7 @@ class Run:
         self.base_env, self.withheld = isolate_environment(plan.key, plan.pass_env)
         self.homes = plan.home or Path(tempfile.mkdtemp(prefix="agentcap-home-"))
         self.record: AgentRunRecord | None = None
+        self.status = "running"
         self.proxy = Proxy(
             ProxySettings(
                 mode=plan.mode,
@@ -269,7 +268,7 @@ class Run:
                 log_path=self.path / "proxy.log",
             ),
             env=self.base_env,
-            on_unexpected_exit=lambda: self.runner.stop_current("proxy_failed"),
+            on_unexpected_exit=self.runner.stop_current,
         )
 
     def start(self) -> None:
@@ -355,6 +354,8 @@ class Run:
             output = (sessions / f"{stem}.out", sessions / f"{stem}.err")
             env = {**env, "AGENTCAP_TURN": str(turn), "AGENTCAP_PROMPT": prompt}
         outcome = self.runner.run(argv, env, output=output, timeout=self.plan.timeout)
+        if self.proxy.exit_code is not None:  # the agent was stopped for it, or failed without it
+            outcome = replace(outcome, status="proxy_failed")
         if output is not None and outcome.error:
             output[1].write_text(outcome.error + "\n")
         self.record.add_turn(
@@ -435,8 +436,8 @@ class Run:
             return []
         return sorted(path.relative_to(self.path).as_posix() for path in written)
 
-    def finish(self, status: str) -> str:
-        """Clear the context, stop the proxy (it finishes run.json), close our record; the final status."""
+    def finish(self, status: str) -> None:
+        """Clear the context, stop the proxy (it finishes run.json), close our record with the final status."""
         with sigint_ignored():
             if self.proxy.exit_code is None and self.proxy.port is not None:
                 with contextlib.suppress(AbortRun):  # stopping anyway
@@ -447,14 +448,19 @@ class Run:
             if self.record is not None:
                 self.record.finish(status, time.time())
             self.remove_homes()
-        return status
+        self.status = status
+
+    def unsuccessful_turns(self) -> int:
+        """Turns that failed or timed out (the run itself may be complete)."""
+        tasks = self.record.tasks if self.record else []
+        return sum(turn["status"] in ("failed", "timeout") for task in tasks for turn in task["turns"])
 
     def remove_homes(self) -> None:
         if self.plan.home is None:
             shutil.rmtree(self.homes, ignore_errors=True)
 
 
-def execute(plan: RunPlan) -> str:
+def execute(plan: RunPlan) -> Run:
     run = Run(plan)
     run.start()
     proxy_note = f"{run.proxy.url} → {plan.upstream} ({plan.mode})"
@@ -464,24 +470,29 @@ def execute(plan: RunPlan) -> str:
     if run.withheld:
         names = ", ".join(run.withheld)
         click.echo(f"  withheld from the agent: {names} (--pass-env NAME to pass one)", err=True)
-    status = "interrupted"
+    status, error = "failed", None
     try:
         status = run.tasks()
     except KeyboardInterrupt:
         status = "interrupted"
+    except AbortRun as raised:
+        error = raised
     finally:
-        status = run.finish(status)
-    print_summary(run, status)
-    if status == "proxy_failed":
+        run.finish(status)  # also on an unexpected error: the proxy stops, the record is closed
+    print_summary(run)
+    if run.status == "proxy_failed":
         raise AbortRun(
             f"the capture proxy exited unexpectedly ({run.proxy.last_line or 'no message'}); "
             f"the calls it recorded are kept in {run.path}; see {run.path / 'proxy.log'}"
         )
-    return status
+    if error is not None:
+        raise error
+    return run
 
 
 # ---------------------------------------------------------------- the summary
-def print_summary(run: Run, status: str) -> None:
+def print_summary(run: Run) -> None:
+    """One screen: tasks and turns, calls and tokens, traces, where the run is, what to run next."""
     plan, record = run.plan, run.record
     assert record is not None
     turns = [turn for task in record.tasks for turn in task["turns"]]
@@ -489,26 +500,34 @@ def print_summary(run: Run, status: str) -> None:
         f"{count} {name}" for name, count in Counter(turn["status"] for turn in turns).items()
     )
     traces = sum(len(task["traces"]) for task in record.tasks)
-    summary = summarize(RunDir.load(run.path))
-    usage = Usage()
-    for call in iter_records(RunDir.load(run.path), warn=lambda _message: None):
-        usage.add(provider_usage(as_dict(call.get("usage"))))
-    tokens = ""
-    if usage.input_tokens is not None or usage.output_tokens is not None:
-        tokens = f"; tokens {usage.input_tokens or 0} in, {usage.output_tokens or 0} out"
+    recorded = RunDir.load(run.path)
+    counts = recorded.info.get("counts") or {}  # the addon's, final once the proxy stopped
     lines = [
-        f"agentcap run {plan.run_id}: {status}",
+        f"agentcap run {plan.run_id}: {run.status}",
         f"  tasks   {len(record.tasks)}, turns {len(turns)}: {outcomes or 'none'}",
-        f"  calls   {summary.calls} recorded, {summary.errors} with errors{tokens}",
+        f"  calls   {counts.get('recorded', 0)} recorded ({counts.get('errors', 0)} failed, "
+        f"{counts.get('http_errors', 0)} HTTP errors){token_totals(recorded)}",
         f"  traces  {traces} file(s) in traces/"
         if plan.wiring.traces
-        else "  traces  none (no native format for this agent)",
+        else "  traces  none (not a format we read)",
         f"  run     {run.path}  (agent-run.json, sessions/, proxy.log)",
     ]
-    if status == "interrupted":
+    unsuccessful = [turn for turn in turns if turn["status"] in ("failed", "timeout")]
+    if unsuccessful:
+        lines.append(f"  {len(unsuccessful)} turn(s) failed or timed out: see {unsuccessful[0]['stderr']}")
+    if run.status == "interrupted":
         lines.append("  stopped by Ctrl-C: the agent was stopped; every completed call is kept")
     lines += [f"next:   agentcap inspect {run.path}", f"        agentcap export {run.path}"]
     click.echo("\n".join(lines), err=True)
+
+
+def token_totals(run: RunDir) -> str:
+    usage = Usage()
+    for call in iter_records(run, warn=lambda _message: None):
+        usage.add(provider_usage(as_dict(call.get("usage"))))
+    if usage.input_tokens is None and usage.output_tokens is None:
+        return ""
+    return f"; tokens {usage.input_tokens or 0} in, {usage.output_tokens or 0} out"
 
 
 def warn(message: str) -> None:

@@ -24,7 +24,7 @@ TERMINATE_GRACE_S = 5.0
 
 @dataclass(frozen=True)
 class TurnOutcome:
-    status: str  # ok | failed | timeout | interrupted | proxy_failed
+    status: str  # ok | failed | timeout | interrupted
     exit_code: int | None
     started_at: float
     ended_at: float
@@ -42,18 +42,16 @@ def sigint_ignored() -> Iterator[None]:
 
 
 class AgentRunner:
-    """Runs turns one at a time; `stop_current` (from another thread) ends the one running."""
+    """Runs turns one at a time; `stop_current` (from another thread: the proxy died) ends the one running."""
 
     def __init__(self, cwd: Path) -> None:
         self.cwd = cwd
         self.lock = threading.Lock()
         self.current: subprocess.Popen[bytes] | None = None
         self.current_has_group = False
-        self.stop_reason: str | None = None
 
-    def stop_current(self, reason: str) -> None:
+    def stop_current(self) -> None:
         with self.lock:
-            self.stop_reason = reason
             process, has_group = self.current, self.current_has_group
         if process is not None:
             _terminate(process, has_group)
@@ -93,8 +91,6 @@ class AgentRunner:
                     _terminate(process, own_group=True)  # a no-op for the leader once it exited
                 with self.lock:
                     self.current = None
-        if self.stop_reason is not None:
-            status = self.stop_reason
         code = process.returncode
         return TurnOutcome(status or ("ok" if code == 0 else "failed"), code, started, time.time())
 
