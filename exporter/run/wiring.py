@@ -169,6 +169,7 @@ AGENTS: dict[str, Wiring] = {
                 "ANTHROPIC_BASE_URL": "{base}",
                 "ANTHROPIC_API_KEY": "{key}",
             },
+            verified=True,
         ),
     )
 }
