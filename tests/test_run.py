@@ -20,7 +20,9 @@ from factories import CANARY_KEY
 from fake_model_server import FakeModelServer
 from run_helpers import AGENTCAP, agent_run, agentcap_run, files_holding, records, user_env
 
+from exporter.errors import AbortRun
 from exporter.run.command import run_command
+from exporter.run.proxy import Proxy, ProxySettings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -245,6 +247,28 @@ def test_a_dying_proxy_stops_the_agent_and_the_run(upstream: FakeModelServer, tm
         p.pid for p in psutil.process_iter(["cmdline"]) if str(script) in " ".join(p.info["cmdline"] or [])
     ]
     assert leftovers == []
+
+
+def test_a_proxy_that_cannot_start_is_one_line_naming_its_error(
+    upstream: FakeModelServer, tmp_path: Path
+) -> None:
+    settings = ProxySettings(
+        mode="reverse",
+        upstream=upstream.url,
+        port=0,
+        runs_dir=tmp_path / "runs",
+        run_id="never",
+        agent="generic",
+        record_paths=("(unbalanced",),
+        key_handover=None,
+        log_path=tmp_path / "proxy.log",
+    )
+    proxy = Proxy(settings, env=user_env(), on_unexpected_exit=lambda: None)
+    with pytest.raises(AbortRun) as failure:
+        proxy.start()
+    assert "the capture proxy did not start:" in failure.value.message
+    assert "agentcap_paths: invalid regular expression" in failure.value.message
+    assert proxy.exit_code is not None
 
 
 def closed_port() -> int:

@@ -252,7 +252,7 @@ class Run:
         self.runner = AgentRunner(Path.cwd())
         self.placeholder = new_placeholder()
         self.base_env, self.withheld = isolate_environment(plan.key, plan.pass_env)
-        self.homes = plan.home or Path(tempfile.mkdtemp(prefix="agentcap-home-"))
+        self.homes: Path | None = None  # the agents' HOMEs, one per task, once the proxy runs
         self.record: AgentRunRecord | None = None
         self.status = "running"
         self.proxy = Proxy(
@@ -279,12 +279,13 @@ class Run:
             raise UserError(f"run {self.plan.run_id} already exists in {self.plan.runs_dir}") from None
         try:
             self.proxy.start()
-        except BaseException:
+        except BaseException:  # a failed start, or Ctrl-C while waiting for it
+            self.proxy.stop()
             # Nothing was recorded: leave nothing behind that looks like a run.
             shutil.rmtree(self.path, ignore_errors=True)
-            self.remove_homes()
             raise
         plan = self.plan
+        self.homes = plan.home or Path(tempfile.mkdtemp(prefix="agentcap-home-"))
         self.record = AgentRunRecord(
             self.path,
             {
@@ -310,7 +311,7 @@ class Run:
         return "complete"
 
     def task(self, task: Task) -> str:
-        assert self.record is not None
+        assert self.record is not None and self.homes is not None
         home = self.homes / (task.task_id or "session")
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
         values = self.template_values(task, home)
@@ -456,7 +457,7 @@ class Run:
         return sum(turn["status"] in ("failed", "timeout") for task in tasks for turn in task["turns"])
 
     def remove_homes(self) -> None:
-        if self.plan.home is None:
+        if self.plan.home is None and self.homes is not None:
             shutil.rmtree(self.homes, ignore_errors=True)
 
 
@@ -482,7 +483,7 @@ def execute(plan: RunPlan) -> Run:
     print_summary(run)
     if run.status == "proxy_failed":
         raise AbortRun(
-            f"the capture proxy exited unexpectedly ({run.proxy.last_line or 'no message'}); "
+            f"the capture proxy exited unexpectedly ({run.proxy.reason or 'no message'}); "
             f"the calls it recorded are kept in {run.path}; see {run.path / 'proxy.log'}"
         )
     if error is not None:

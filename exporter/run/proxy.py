@@ -29,6 +29,9 @@ from exporter.addon import addon_path
 from exporter.errors import AbortRun, UserError
 
 LISTENING = re.compile(rb"listening at (?:\[?[\d.:a-fA-F]+\]?):(\d+)")
+TIMESTAMP = re.compile(r"^\[[\d:.]+\](?:\[[^]]*\])?\s*")
+# mitmdump's own summary line; the error it summarises was printed before it.
+GENERIC_FAILURE = "logged during startup"
 START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 30
 # Header names where an agent may carry its key, beyond the addon's default redaction list; the proxy
@@ -77,6 +80,7 @@ class Proxy:
         self.stopping = False
         self.listening = threading.Event()  # also set when the process exits before listening
         self.last_line = ""
+        self.error_line = ""  # the last line naming an error: what a failure message should quote
         self.reader: threading.Thread | None = None
         # Our own requests never go through a proxy from the environment (regular mode: through ours).
         self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -133,12 +137,26 @@ class Proxy:
         self.reader = threading.Thread(target=self._pump, name="agentcap-proxy-log", daemon=True)
         self.reader.start()
         self.listening.wait(START_TIMEOUT_S)
-        if self.port is None:
-            self.stop()
-            reason = self.last_line or f"no listener after {START_TIMEOUT_S} s"
-            raise AbortRun(f"the capture proxy did not start: {reason} (log: {self.settings.log_path})")
-        if self.settings.mode == "regular":
+        if self.port is not None and self.settings.mode == "regular":
             self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": self.url}))
+        # mitmdump announces its listener before it exits over an error logged at start-up (a bad
+        # option, an unreadable key): only an answer from the addon itself means it is running.
+        if self.port is None or not self._answers():
+            self.stop()
+            reason = self.reason or f"no listener after {START_TIMEOUT_S} s"
+            raise AbortRun(f"the capture proxy did not start: {reason} (log: {self.settings.log_path})")
+
+    @property
+    def reason(self) -> str:
+        """What mitmdump last said went wrong (or just last said)."""
+        return self.error_line or self.last_line
+
+    def _answers(self) -> bool:
+        try:
+            self._control(None)
+        except AbortRun:
+            return False
+        return self.exit_code is None
 
     def _pump(self) -> None:
         """Copy mitmdump's output to the log, catch the port, and notice when it exits."""
@@ -150,8 +168,11 @@ class Proxy:
                 if self.port is None and (match := LISTENING.search(line)):
                     self.port = int(match.group(1))
                     self.listening.set()
-                if line.strip():
-                    self.last_line = re.sub(r"^\[[\d:.]+\]\s*", "", line.decode("utf-8", "replace").strip())
+                text = TIMESTAMP.sub("", line.decode("utf-8", "replace").strip())
+                if text:
+                    self.last_line = text
+                if "rror" in text and GENERIC_FAILURE not in text:
+                    self.error_line = text
         self.process.wait()
         self.listening.set()
         if not self.stopping:
@@ -163,18 +184,22 @@ class Proxy:
 
     def set_context(self, **fields: object) -> None:
         """Tag every following call with these fields (run, task, turn) through the addon's control endpoint."""
+        self._control(fields)
+
+    def _control(self, fields: dict[str, object] | None) -> None:
+        """POST `fields` to the context endpoint, or GET it (None); AbortRun unless it answers 200."""
         request = urllib.request.Request(
             self.url + CONTROL_PREFIX + "context",
-            data=json.dumps(fields).encode(),
+            data=None if fields is None else json.dumps(fields).encode(),
             headers=control_headers(),
-            method="POST",
+            method="GET" if fields is None else "POST",
         )
         try:
             with self.opener.open(request, timeout=30) as response:
                 response.read()
         except (urllib.error.URLError, OSError) as error:
             raise AbortRun(
-                f"the capture proxy refused the task context ({error}); see {self.settings.log_path}"
+                f"the capture proxy's context endpoint failed ({error}); see {self.settings.log_path}"
             ) from None
 
     def stop(self) -> int | None:
