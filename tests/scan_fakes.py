@@ -116,6 +116,7 @@ class FakeTrufflehog:
         script.chmod(0o755)
         monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
         monkeypatch.setenv("FAKE_TRUFFLEHOG_LOG", str(self.log))
+        monkeypatch.setenv("AGENTCAP_SCANNER", "trufflehog")  # kingfisher is the default scanner
         self.scenario()
 
     def scenario(

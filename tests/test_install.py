@@ -174,3 +174,19 @@ def test_the_wheel_alone_records_and_exports(installed: Path, tmp_path: Path) ->
     for path in [*runs.rglob("*"), *(elsewhere / "export").rglob("*")]:
         if path.is_file():
             assert CANARY_KEY.encode() not in path.read_bytes(), path
+
+
+def test_one_version_everywhere_and_both_entry_points_take_h_and_version() -> None:
+    from proxy_harness import load_addon_module
+
+    version = load_addon_module().ADDON_VERSION
+    bin_dir = Path(sys.executable).parent
+    for command in ("agentcap", "agentcap-export"):
+        shown = subprocess.run([bin_dir / command, "--version"], capture_output=True, text=True, check=True)
+        assert shown.stdout.strip() == f"{command}, version {version}"
+        helped = subprocess.run([bin_dir / command, "-h"], capture_output=True, text=True)
+        assert helped.returncode == 0 and helped.stdout.startswith(f"Usage: {command} ")
+    assert (
+        'mitmdump -s "$(agentcap addon-path)"'
+        in subprocess.run([bin_dir / "agentcap", "-h"], capture_output=True, text=True, check=True).stdout
+    )

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rollout_fixtures import (
@@ -24,6 +25,7 @@ from rollout_fixtures import (
 
 from exporter.rollouts.arrow_schema import ROLLOUT_SCHEMA
 from exporter.rollouts.base import BrokenUnit, Unit
+from exporter.rollouts.record import as_int
 from exporter.rollouts.registry import FORMATS, detect, get_format
 from exporter.rollouts.sqlite_source import SnapshotStore
 
@@ -165,3 +167,27 @@ def test_auto_detection_never_crashes_on_odd_heads(head: dict) -> None:
         path.write_text(json.dumps(head) + "\n", encoding="utf-8")
         found = detect(path)  # a format or None: a `type` that is an object once raised TypeError here
         assert found is None or FORMATS[found.name] is found
+
+
+@pytest.mark.parametrize("value", [9.223372036854776e18, 2**63, 10**40, -(10**40)])
+def test_counters_outside_int64_become_null_instead_of_breaking_the_table(value: float) -> None:
+    # Found by test_codex_never_crashes on a fresh machine: a token count of 2**63 aborted the table.
+    line = {"type": "event_msg", "payload": {"type": "token_count", "info": {"total_token_usage": {}}}}
+    line["payload"]["info"]["total_token_usage"] = {"input_tokens": value, "output_tokens": 7}
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "rollout-x.jsonl"
+        lines = [*codex_lines(), line]
+        path.write_text("\n".join(json.dumps(entry) for entry in lines) + "\n", encoding="utf-8")
+        [rollout] = get_format("codex").hydrate(Unit("codex", path, path.name))
+    [row] = pa.Table.from_pylist([rollout.to_row()], schema=ROLLOUT_SCHEMA).to_pylist()
+    assert row["usage"]["output_tokens"] == 7 and row["usage"]["input_tokens"] is None
+
+
+def test_non_finite_counters_from_sqlite_reals_become_null() -> None:
+    # JSON has no NaN/inf, but SQLite REAL columns (opencode, goose, Hermes) can hold them.
+    assert [as_int(value) for value in (float("inf"), float("-inf"), float("nan"), 2**63 - 1)] == [
+        None,
+        None,
+        None,
+        2**63 - 1,
+    ]

@@ -23,7 +23,6 @@ RUN_ID = "demo-20261121T081500-a1b2c3"
 
 @pytest.fixture
 def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeTrufflehog:
-    monkeypatch.setenv("AGENTCAP_SCANNER", "trufflehog")  # kingfisher is the default; these test trufflehog
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     return FakeTrufflehog(bin_dir, monkeypatch)

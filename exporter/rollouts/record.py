@@ -10,6 +10,7 @@ file and every batch shares one fixed Arrow schema.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -105,13 +106,19 @@ def join_text(parts: list[str]) -> str:
     return "\n\n".join(part for part in parts if part)
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
 def as_int(value: Any) -> int | None:
-    """An int from a counter field, or None for anything that is not a plain number."""
-    if type(value) is int:  # the usual case, checked first: this runs for every counter of every call
-        return value
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return int(value)
+    """An int64 from a counter field, or None for anything else (not a number, NaN, inf, out of range).
+
+    Every int column is int64: a bigger value in a hostile or corrupt file must not abort the table.
+    """
+    if type(value) is not int:  # the usual case is an int: this runs for every counter of every call
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            return None
+        value = int(value)
+    return value if INT64_MIN <= value <= INT64_MAX else None
 
 
 def as_float(value: Any) -> float | None:
