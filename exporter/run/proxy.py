@@ -171,7 +171,8 @@ class Proxy:
                 text = TIMESTAMP.sub("", line.decode("utf-8", "replace").strip())
                 if text:
                     self.last_line = text
-                if "rror" in text and GENERIC_FAILURE not in text:
+                # Once we stop it, what it says (a CancelledError on SIGINT) is not why it failed.
+                if "rror" in text and GENERIC_FAILURE not in text and not self.stopping:
                     self.error_line = text
         self.process.wait()
         self.listening.set()
