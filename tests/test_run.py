@@ -249,6 +249,38 @@ def test_a_dying_proxy_stops_the_agent_and_the_run(upstream: FakeModelServer, tm
     assert leftovers == []
 
 
+def test_a_killed_agentcap_run_takes_its_proxy_and_agent_with_it(
+    upstream: FakeModelServer, tmp_path: Path
+) -> None:
+    script = tmp_path / "hangs.py"
+    script.write_text(AGENT_THAT_HANGS)
+    runs = tmp_path / "runs"
+    before = len(upstream.seen)
+    process = subprocess.Popen(
+        [
+            *(AGENTCAP, "run", "--upstream", upstream.url, "--no-key", "--prompt", "hello"),
+            *("--runs-dir", str(runs), "--run-id", "orphans", "--", sys.executable, str(script)),
+        ],
+        cwd=tmp_path,
+        env=user_env(AGENTCAP_TEST_TARGET=upstream.url),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    upstream.wait_for_requests(before + 2)  # the proxied call, then the agent's direct /health
+    children = psutil.Process(process.pid).children(recursive=True)
+    assert any("mitmdump" in " ".join(child.cmdline()) for child in children)
+    process.kill()
+    process.wait()
+
+    _, alive = psutil.wait_procs(children, timeout=30)
+    for straggler in alive:
+        straggler.kill()
+    assert alive == []
+    # The proxy got SIGINT, not SIGKILL: the addon finished run.json.
+    assert json.loads((runs / "orphans" / "run.json").read_text())["status"] == "complete"
+    assert len(records(runs / "orphans")) == 1
+
+
 def test_a_proxy_that_cannot_start_is_one_line_naming_its_error(
     upstream: FakeModelServer, tmp_path: Path
 ) -> None:

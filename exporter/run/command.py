@@ -464,15 +464,9 @@ class Run:
 def execute(plan: RunPlan) -> Run:
     run = Run(plan)
     run.start()
-    proxy_note = f"{run.proxy.url} → {plan.upstream} ({plan.mode})"
-    click.echo(f"agentcap run {plan.run_id}: {plan.wiring.name} through {proxy_note}", err=True)
-    if plan.key is not None:
-        click.echo(f"  {plan.key.variable} stays with the proxy; the agent holds a placeholder", err=True)
-    if run.withheld:
-        names = ", ".join(run.withheld)
-        click.echo(f"  withheld from the agent: {names} (--pass-env NAME to pass one)", err=True)
     status, error = "failed", None
     try:
+        print_banner(run)
         status = run.tasks()
     except KeyboardInterrupt:
         status = "interrupted"
@@ -491,7 +485,18 @@ def execute(plan: RunPlan) -> Run:
     return run
 
 
-# ---------------------------------------------------------------- the summary
+# ---------------------------------------------------------------- what is printed
+def print_banner(run: Run) -> None:
+    plan = run.plan
+    proxy_note = f"{run.proxy.url} → {plan.upstream} ({plan.mode})"
+    click.echo(f"agentcap run {plan.run_id}: {plan.wiring.name} through {proxy_note}", err=True)
+    if plan.key is not None:
+        click.echo(f"  {plan.key.variable} stays with the proxy; the agent holds a placeholder", err=True)
+    if run.withheld:
+        names = ", ".join(run.withheld)
+        click.echo(f"  withheld from the agent: {names} (--pass-env NAME to pass one)", err=True)
+
+
 def print_summary(run: Run) -> None:
     """One screen: tasks and turns, calls and tokens, traces, where the run is, what to run next."""
     plan, record = run.plan, run.record

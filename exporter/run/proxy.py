@@ -27,6 +27,7 @@ from agentcap_addon.agentcap import CONTROL_PREFIX, DEFAULT_PATHS
 
 from exporter.addon import addon_path
 from exporter.errors import AbortRun, UserError
+from exporter.run.runner import ends_with_us
 
 LISTENING = re.compile(rb"listening at (?:\[?[\d.:a-fA-F]+\]?):(\d+)")
 TIMESTAMP = re.compile(r"^\[[\d:.]+\](?:\[[^]]*\])?\s*")
@@ -130,6 +131,7 @@ class Proxy:
                 env={**self.env, "PYTHONUNBUFFERED": "1"},
                 pass_fds=() if read_fd is None else (read_fd,),
                 start_new_session=True,
+                preexec_fn=ends_with_us(signal.SIGINT),  # SIGINT: the addon still finishes run.json
             )
         finally:
             if read_fd is not None:

@@ -9,17 +9,20 @@ which decides what it means, and `agentcap run` waits for it to exit.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 TERMINATE_GRACE_S = 5.0
+PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,18 @@ class TurnOutcome:
     started_at: float
     ended_at: float
     error: str | None = None  # why the command could not start
+
+
+def ends_with_us(signal_number: int) -> Callable[[], None] | None:
+    """A preexec_fn: the child gets `signal_number` if `agentcap run` dies without stopping it.
+
+    Children in a session of their own outlive a killed parent; this keeps a proxy or an agent from
+    running on unattended (Linux; elsewhere, None).
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+    return lambda: libc.prctl(PR_SET_PDEATHSIG, signal_number, 0, 0, 0)
 
 
 @contextmanager
@@ -110,6 +125,7 @@ class AgentRunner:
                         stdout=stdout,
                         stderr=stderr,
                         start_new_session=True,
+                        preexec_fn=ends_with_us(signal.SIGTERM),
                     )
             self.current, self.current_has_group = process, output is not None
         return process
