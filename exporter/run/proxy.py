@@ -1,9 +1,9 @@
 """The capture proxy of one `agentcap run`: mitmdump with the packaged addon, on 127.0.0.1.
 
 mitmdump runs in a session of its own, so a Ctrl-C in the terminal reaches `agentcap run` and not the
-proxy: the proxy is stopped last, with SIGINT, so the addon finishes run.json. Its output goes to
-`<run>/proxy.log`; the line announcing the listener tells us the port (we ask for port 0 unless
---port is given, so no other process can take the port between a check and the start).
+proxy: the proxy is stopped last, with SIGINT, so the addon finishes run.json. It writes its output
+straight into `<run>/proxy.log` (a pipe through us would break, and take it down, if we died), and
+it counts as started once the addon answers its control endpoint.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -29,12 +31,13 @@ from exporter.addon import addon_path
 from exporter.errors import AbortRun, UserError
 from exporter.run.runner import ends_with_us
 
-LISTENING = re.compile(rb"listening at (?:\[?[\d.:a-fA-F]+\]?):(\d+)")
+START_TIMEOUT_S = 60
+STOP_TIMEOUT_S = 30
+READY_POLL_S = 0.1
+START_ATTEMPTS = 3  # a free port we picked can be taken before mitmdump binds it
 TIMESTAMP = re.compile(r"^\[[\d:.]+\](?:\[[^]]*\])?\s*")
 # mitmdump's own summary line; the error it summarises was printed before it.
 GENERIC_FAILURE = "logged during startup"
-START_TIMEOUT_S = 60
-STOP_TIMEOUT_S = 30
 # Header names where an agent may carry its key, beyond the addon's default redaction list; the proxy
 # swaps the placeholder only inside redacted headers, so these must be redacted too.
 EXTRA_KEY_HEADERS = ("x-goog-api-key",)
@@ -79,10 +82,6 @@ class Proxy:
         self.port: int | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self.stopping = False
-        self.listening = threading.Event()  # also set when the process exits before listening
-        self.last_line = ""
-        self.error_line = ""  # the last line naming an error: what a failure message should quote
-        self.reader: threading.Thread | None = None
         # Our own requests never go through a proxy from the environment (regular mode: through ours).
         self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -98,7 +97,7 @@ class Proxy:
             "agentcap_run": settings.run_id,
             "agentcap_agent": settings.agent,
         }
-        args = [str(find_mitmdump()), "--mode", mode, "--listen-host", "127.0.0.1", "-p", str(settings.port)]
+        args = [str(find_mitmdump()), "--mode", mode, "--listen-host", "127.0.0.1", "-p", str(self.port)]
         args += ["-s", str(addon_path())]
         for name, value in options.items():
             args += ["--set", f"{name}={value}"]
@@ -117,69 +116,85 @@ class Proxy:
         return args
 
     def start(self) -> None:
+        attempts = 1 if self.settings.port else START_ATTEMPTS
+        for attempt in range(1, attempts + 1):
+            self.port = self.settings.port or free_port()
+            self._launch()
+            if self._wait_until_answering():
+                break
+            reason = self.reason  # before stopping it: what it says then is not why it failed
+            self.stop()
+            if attempt == attempts or "in use" not in reason.lower():
+                reason = reason or f"no answer after {START_TIMEOUT_S} s"
+                raise AbortRun(f"the capture proxy did not start: {reason} (log: {self.settings.log_path})")
+            self.stopping = False
+        threading.Thread(target=self._watch, name="agentcap-proxy-watch", daemon=True).start()
+
+    def _launch(self) -> None:
         read_fd = None
         if self.settings.key_handover is not None:
             read_fd, write_fd = os.pipe()
             os.write(write_fd, self.settings.key_handover)  # a few hundred bytes: never blocks on the pipe
             os.close(write_fd)
+        if self.settings.mode == "regular":
+            self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": self.url}))
         try:
-            self.process = subprocess.Popen(
-                self.arguments(read_fd),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                env={**self.env, "PYTHONUNBUFFERED": "1"},
-                pass_fds=() if read_fd is None else (read_fd,),
-                start_new_session=True,
-                preexec_fn=ends_with_us(signal.SIGINT),  # SIGINT: the addon still finishes run.json
-            )
+            with self.settings.log_path.open("ab") as log:
+                self.process = subprocess.Popen(
+                    self.arguments(read_fd),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env={**self.env, "PYTHONUNBUFFERED": "1"},
+                    pass_fds=() if read_fd is None else (read_fd,),
+                    start_new_session=True,
+                    preexec_fn=ends_with_us(signal.SIGINT),  # SIGINT: the addon still finishes run.json
+                )
         finally:
             if read_fd is not None:
                 os.close(read_fd)
-        self.reader = threading.Thread(target=self._pump, name="agentcap-proxy-log", daemon=True)
-        self.reader.start()
-        self.listening.wait(START_TIMEOUT_S)
-        if self.port is not None and self.settings.mode == "regular":
-            self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": self.url}))
-        # mitmdump announces its listener before it exits over an error logged at start-up (a bad
-        # option, an unreadable key): only an answer from the addon itself means it is running.
-        if self.port is None or not self._answers():
-            self.stop()
-            reason = self.reason or f"no listener after {START_TIMEOUT_S} s"
-            raise AbortRun(f"the capture proxy did not start: {reason} (log: {self.settings.log_path})")
+
+    def _wait_until_answering(self) -> bool:
+        """True once the addon answers; False if mitmdump exits (or stays silent) first.
+
+        mitmdump announces its listener before it exits over an error logged at start-up (a bad
+        option, an unreadable key): only an answer from the addon itself means it is running.
+        """
+        assert self.process is not None
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            try:
+                self.process.wait(READY_POLL_S)
+                return False
+            except subprocess.TimeoutExpired:
+                pass
+            try:
+                self._control(None)
+            except AbortRun:
+                continue
+            return self.exit_code is None
+        return False
+
+    def _watch(self) -> None:
+        assert self.process is not None
+        self.process.wait()
+        if not self.stopping:
+            self.on_unexpected_exit()
 
     @property
     def reason(self) -> str:
-        """What mitmdump last said went wrong (or just last said)."""
-        return self.error_line or self.last_line
-
-    def _answers(self) -> bool:
+        """What mitmdump last said went wrong (else the last thing it said), from its log."""
         try:
-            self._control(None)
-        except AbortRun:
-            return False
-        return self.exit_code is None
-
-    def _pump(self) -> None:
-        """Copy mitmdump's output to the log, catch the port, and notice when it exits."""
-        assert self.process is not None and self.process.stdout is not None
-        with self.settings.log_path.open("ab") as log:
-            for line in self.process.stdout:
-                log.write(line)
-                log.flush()
-                if self.port is None and (match := LISTENING.search(line)):
-                    self.port = int(match.group(1))
-                    self.listening.set()
-                text = TIMESTAMP.sub("", line.decode("utf-8", "replace").strip())
-                if text:
-                    self.last_line = text
-                # Once we stop it, what it says (a CancelledError on SIGINT) is not why it failed.
-                if "rror" in text and GENERIC_FAILURE not in text and not self.stopping:
-                    self.error_line = text
-        self.process.wait()
-        self.listening.set()
-        if not self.stopping:
-            self.on_unexpected_exit()
+            with self.settings.log_path.open("rb") as log:
+                log.seek(max(0, log.seek(0, os.SEEK_END) - 65536))
+                tail = log.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+        lines = [TIMESTAMP.sub("", line.strip()) for line in tail.splitlines()]
+        lines = [line for line in lines if line]
+        # "SomeError: what went wrong"; not a bare exception name (the CancelledError of its own exit)
+        errors = [line for line in lines if "rror" in line and ": " in line and GENERIC_FAILURE not in line]
+        return (errors or lines or [""])[-1]
 
     @property
     def exit_code(self) -> int | None:
@@ -217,6 +232,10 @@ class Proxy:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if self.reader is not None:
-            self.reader.join(STOP_TIMEOUT_S)
         return self.process.returncode
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
