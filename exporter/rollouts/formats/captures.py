@@ -7,6 +7,8 @@ summed over every call of the task. Records are streamed; per task only the late
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,7 +57,7 @@ class CapturesFormat(JsonlFormat):
     source_kind = "captures"
     file_pattern = CAPTURES_FILE
 
-    def default_roots(self) -> list[Path]:
+    def default_roots(self, env: Mapping[str, str] = os.environ) -> list[Path]:
         return [default_runs_dir()]
 
     def detects(self, probe: Probe) -> bool:
