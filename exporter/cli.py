@@ -14,24 +14,24 @@ from exporter import __version__
 # name -> ("module:attribute" of a click command, one-line help shown by `agentcap --help`).
 COMMANDS: dict[str, tuple[str, str]] = {
     "addon-path": (
-        "exporter.addon:addon_path_command",
+        "exporter.addon_path.command:addon_path_command",
         'Print the capture addon\'s path: mitmdump -s "$(agentcap addon-path)".',
     ),
     "export": (
-        "exporter.export:export_command",
+        "exporter.export.command:export_command",
         "Export runs as parquet datasets + traces; locally or to the Hub.",
     ),
     "inspect": (
         "exporter.inspect.command:inspect_command",
         "Browse runs, parquet files and Hub datasets call by call.",
     ),
-    "ls": ("exporter.ls:ls_command", "List recorded runs."),
+    "ls": ("exporter.ls.command:ls_command", "List recorded runs."),
     "rollouts": (
         "exporter.rollouts.command:rollouts_command",
         "Normalise agent traces and captures into one table.",
     ),
     "scan": ("exporter.scan.command:scan_command", "Secret-scan runs the way the export gate does."),
-    "traces": ("exporter.traces:traces_group", "Collect an agent's native sessions into a run."),
+    "traces": ("exporter.traces.collect:traces_group", "Collect an agent's native sessions into a run."),
 }
 
 

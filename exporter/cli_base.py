@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from exporter.runs import DEFAULT_RUNS_DIR, RUNS_DIR_ENV
+from exporter.shared.runs import DEFAULT_RUNS_DIR, RUNS_DIR_ENV
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 

@@ -173,8 +173,8 @@ def write_run(
 
 def export_parquet(run_dir: Path, out_dir: Path) -> list[Path]:
     """The run's captures as parquet files, written by the real exporter (one per model/upstream)."""
-    from exporter.captures import index_run, write_group
-    from exporter.runs import RunDir
+    from exporter.export.build.captures_parquet import index_run, write_group
+    from exporter.shared.runs import RunDir
 
     run = RunDir.load(run_dir)
     paths = []

@@ -624,7 +624,7 @@ def utc(text: str) -> Any:
 
 def message(role: str, content: str = "", **fields: Any) -> dict[str, Any]:
     """The expected message dict (every key present), for exact assertions."""
-    from exporter.rollouts.record import make_message
+    from exporter.rollouts.rollout import make_message
 
     if "timestamp" in fields and isinstance(fields["timestamp"], str):
         fields["timestamp"] = utc(fields["timestamp"])

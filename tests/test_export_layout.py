@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner, Result
 from factories import CANARY_KEY, make_record, write_run
 
-from exporter.export import export_command
+from exporter.export.command import export_command
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> Result:

@@ -13,9 +13,13 @@ import pytest
 from click.testing import CliRunner
 from factories import BASE_TIME, make_record, write_run
 
-from exporter.export import export_command
-from exporter.naming import parquet_filename, provider_for, slug
-from exporter.schema import CAPTURE_SCHEMA_VERSION, CAPTURES_SCHEMA, DATASET_SCHEMA_VERSION
+from exporter.core.names import parquet_filename, provider_for, slug
+from exporter.export.build.dataset_schema import (
+    CAPTURE_SCHEMA_VERSION,
+    CAPTURES_SCHEMA,
+    DATASET_SCHEMA_VERSION,
+)
+from exporter.export.command import export_command
 
 DOCUMENTED = [
     "request_id", "model", "captured_at", "task_id", "turn", "request", "response",
@@ -152,7 +156,7 @@ def test_parquet_settings(tmp_path: Path, mixed_run: Path) -> None:
 
 
 def test_row_groups_are_sized_by_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("exporter.captures.ROW_GROUP_BYTES", 20_000)
+    monkeypatch.setattr("exporter.export.build.captures_parquet.ROW_GROUP_BYTES", 20_000)
     big = "x" * 9_000
     records = [make_record(seq=seq, messages=[{"role": "user", "content": big}]) for seq in range(1, 8)]
     run = write_run(tmp_path / "runs", "r1", records)
@@ -289,10 +293,10 @@ def test_cut_stream_and_undecodable_stream_keep_what_arrived(tmp_path: Path) -> 
 def test_memory_does_not_grow_with_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import tracemalloc
 
-    from exporter.captures import index_run, write_group
-    from exporter.runs import RunDir
+    from exporter.export.build.captures_parquet import index_run, write_group
+    from exporter.shared.runs import RunDir
 
-    monkeypatch.setattr("exporter.captures.ROW_GROUP_BYTES", 100 * 1024)
+    monkeypatch.setattr("exporter.export.build.captures_parquet.ROW_GROUP_BYTES", 100 * 1024)
     content = "y" * 20_000
 
     def peak_bytes(calls: int) -> int:

@@ -12,9 +12,9 @@ from click.testing import CliRunner, Result
 from factories import make_record, write_run
 from scan_fakes import canary_secrets
 
-from exporter.errors import UserError
-from exporter.export import export_command
-from exporter.hub import parse_push_target
+from exporter.core.errors import UserError
+from exporter.export.command import export_command
+from exporter.export.publish.hub import parse_push_target
 
 KINGFISHER = Path(sys.executable).parent / "kingfisher"
 

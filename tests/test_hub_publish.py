@@ -14,12 +14,12 @@ from fake_hub import FakeHub
 from huggingface_hub import HfApi
 from rich.console import Console
 
-from exporter.build import build_export
-from exporter.bundle import BuiltExport
-from exporter.errors import AbortExport, UserError
-from exporter.hub import Backoff, print_push_result, publish_to_hub
-from exporter.hub.remote import INDEX_PATH
-from exporter.runs import RunDir
+from exporter.core.errors import AbortExport, UserError
+from exporter.export.build.stage import build_export
+from exporter.export.bundles import BuiltExport
+from exporter.export.publish.destination import INDEX_PATH
+from exporter.export.publish.hub import Backoff, print_push_result, publish_to_hub
+from exporter.shared.runs import RunDir
 
 FAST = Backoff(attempts=3, first_delay=0.01, max_delay=0.05)
 OWNER, BASE = "tester", "demo"

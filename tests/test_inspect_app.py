@@ -13,9 +13,9 @@ from rich.text import Text
 from textual.widgets import DataTable, Input, Static
 
 from exporter.inspect.app import MATCH_STYLE, InspectApp
-from exporter.inspect.hub import HubSource
+from exporter.inspect.hub_source import HubSource
 from exporter.inspect.sources import SCAN_REPORT_FILE, ParquetSource, RunsDirSource, RunSource
-from exporter.runs import RunDir
+from exporter.shared.runs import RunDir
 
 SIZE = (160, 48)
 RUN_ID = "demo-20251121T081500-a1b2c3"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from factories import make_record, write_run
 
-from exporter.errors import UserError
-from exporter.runs import RunDir, iter_records, list_runs, resolve_targets
+from exporter.core.errors import UserError
+from exporter.shared.runs import RunDir, iter_records, list_runs, resolve_targets
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from fake_model_server import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.wire import (
+from exporter.shared.wire import (
     DecodedResponse,
     SseEvent,
     decode_record,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from exporter.errors import UserError
+from exporter.core.errors import UserError
 
 ADDON_MODULE = "agentcap_addon.agentcap"
 

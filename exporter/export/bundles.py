@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from exporter.runs import RunDir
+from exporter.shared.runs import RunDir
 
 CARD_FILE = "README.md"
 

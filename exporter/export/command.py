@@ -18,18 +18,24 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from exporter.build import build_export
-from exporter.bundle import BuiltExport
-from exporter.errors import UserError
-from exporter.hub import HubPush, connect_hub, parse_push_target, print_push_result, publish_to_hub
-from exporter.options import run_targets
-from exporter.publish_local import publish_local
-from exporter.runs import resolve_targets
+from exporter.cli_base import run_targets
+from exporter.core.errors import UserError
+from exporter.export.build.stage import build_export
+from exporter.export.bundles import BuiltExport
+from exporter.export.gate.stage import ScanOptions, gate_export
+from exporter.export.publish.hub import (
+    HubPush,
+    connect_hub,
+    parse_push_target,
+    print_push_result,
+    publish_to_hub,
+)
+from exporter.export.publish.local import publish_local
+from exporter.export.publish.summary import print_summary
 from exporter.scan.command import scan_options_from, scanner_options
-from exporter.scan.gate import ScanOptions, gate_export
-from exporter.scan.registry import ready_scanner
+from exporter.scan.engine import ready_scanner
 from exporter.scan.report import REPORT_FILE
-from exporter.summary import print_summary
+from exporter.shared.runs import resolve_targets
 
 DEFAULT_NAME = "local/agentcap"
 DEFAULT_OUTPUT = "export"
@@ -82,7 +88,9 @@ def run_export(options: ExportOptions, *, console: Console, summary: Console) ->
             strict=options.strict,
         )
         if options.rollouts:
-            from exporter.rollouts.bundle import rollouts_bundle  # pyarrow-heavy: only when asked
+            from exporter.export.build.rollouts_dataset import (
+                rollouts_bundle,  # pyarrow-heavy: only when asked
+            )
 
             built.bundles.append(
                 rollouts_bundle(built, warn=lambda m: console.print(f"[yellow]warning:[/] {escape(m)}"))

@@ -19,9 +19,9 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Footer, Input, Static
 
-from exporter.errors import UserError
+from exporter.core.errors import UserError
 from exporter.inspect.calls import Call
-from exporter.inspect.hub import HubSource
+from exporter.inspect.hub_source import HubSource
 from exporter.inspect.query import Query
 from exporter.inspect.rows import (
     COLUMNS,

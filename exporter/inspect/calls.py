@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 
 from exporter.inspect.delta import Delta, delta, message_key
-from exporter.wire import DecodedResponse, decode_record, request_messages
+from exporter.shared.wire import DecodedResponse, decode_record, request_messages
 
 REDACTED_PREFIX = "<redacted:"
 

@@ -12,11 +12,11 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
-from exporter.errors import UserError
-from exporter.inspect.hub import HF_DATASET_PREFIX, HubSource
+from exporter.core.errors import UserError
+from exporter.inspect.hub_source import HF_DATASET_PREFIX, HubSource
 from exporter.inspect.rows import COLUMNS, Row, call_rows, file_rows, row_json, run_rows
 from exporter.inspect.sources import ParquetSource, RunsDirSource, RunSource
-from exporter.runs import RUNS_DIR_ENV, RunDir, default_runs_dir, is_run_dir, iter_lines, list_runs
+from exporter.shared.runs import RUNS_DIR_ENV, RunDir, default_runs_dir, is_run_dir, iter_lines, list_runs
 
 REQUEST_ID_PREFIX = re.compile(r"^[0-9a-f]{6,32}$")
 DATASET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -118,7 +118,7 @@ def resolve_source(
 
 
 def hub_source(repo: str, revision: str | None) -> HubSource:
-    from exporter.hub.target import connect_hub  # the Hub client only when a Hub target is used
+    from exporter.shared.hub_client import connect_hub  # the Hub client only when a Hub target is used
 
     repo, _, at = repo.strip("/").partition("@")
     if not DATASET_ID.match(repo):

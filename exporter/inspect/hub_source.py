@@ -21,7 +21,7 @@ from huggingface_hub import HfApi, hf_hub_url
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 
-from exporter.errors import UserError
+from exporter.core.errors import UserError
 from exporter.inspect.calls import Call
 from exporter.inspect.sources import HubFile, describe_footer, read_parquet_calls
 

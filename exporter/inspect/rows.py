@@ -13,10 +13,10 @@ from typing import Any
 
 from rich.text import Text
 
+from exporter.export.publish.summary import human_bytes
 from exporter.inspect.calls import Call
 from exporter.inspect.sources import HubFile, RunEntry, TaskInfo
-from exporter.summary import human_bytes
-from exporter.wire import DecodedResponse
+from exporter.shared.wire import DecodedResponse
 
 SUMMARY_CHARS = 160
 PROMPT_PREVIEW_CHARS = 1000

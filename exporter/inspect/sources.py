@@ -19,10 +19,10 @@ from typing import Any
 import msgspec
 import pyarrow.parquet as pq
 
-from exporter.captures import first_user_prompt
+from exporter.export.build.captures_parquet import first_user_prompt
 from exporter.inspect.calls import Call, MessageStore, label_calls
-from exporter.runs import LinePolicy, RunDir, Warn, iter_lines, iter_numbered_records, list_runs
 from exporter.scan.inputs import CACHE_FILE_NAME
+from exporter.shared.runs import LinePolicy, RunDir, Warn, iter_lines, iter_numbered_records, list_runs
 
 SCAN_REPORT_FILE = "scan-report.json"
 PARQUET_BATCH_ROWS = 256

@@ -12,11 +12,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from exporter.captures import index_run
-from exporter.errors import UserError
-from exporter.naming import provider_for
-from exporter.runs import DEFAULT_RUNS_DIR, RUNS_DIR_ENV, RunDir, list_runs
-from exporter.summary import human_bytes
+from exporter.core.errors import UserError
+from exporter.core.names import provider_for
+from exporter.export.build.captures_parquet import index_run
+from exporter.export.publish.summary import human_bytes
+from exporter.shared.runs import DEFAULT_RUNS_DIR, RUNS_DIR_ENV, RunDir, list_runs
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from exporter.errors import UserError
+from exporter.core.errors import UserError
 from exporter.rollouts.hydrate import iter_rows
 from exporter.rollouts.manifest import build_manifest, default_sources
 from exporter.rollouts.parallel import default_jobs

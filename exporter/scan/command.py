@@ -14,11 +14,11 @@ from typing import Any, cast
 import click
 from rich.console import Console
 
-from exporter.options import run_targets
-from exporter.runs import resolve_targets
-from exporter.scan.gate import BlockOn, ScanOptions, scan_runs
-from exporter.scan.registry import DEFAULT_SCANNER, ready_scanner, scanner_names
+from exporter.cli_base import run_targets
+from exporter.export.gate.stage import BlockOn, ScanOptions, scan_runs
+from exporter.scan.engine import DEFAULT_SCANNER, ready_scanner, scanner_names
 from exporter.scan.report import render_result, report_dict
+from exporter.shared.runs import resolve_targets
 
 SCANNER_ENV = "AGENTCAP_SCANNER"
 EXIT_BLOCKED = 1

@@ -18,8 +18,8 @@ from functools import cache
 from pathlib import Path
 from typing import Protocol
 
-from exporter.errors import UserError
-from exporter.scan.findings import Finding, SecretBook, masked_preview
+from exporter.core.errors import UserError
+from exporter.scan.types import Finding, SecretBook, masked_preview
 
 SCAN_TIMEOUT_S = 3600
 VERSION_TIMEOUT_S = 60
@@ -64,7 +64,7 @@ def get_scanner(name: str) -> ScannerAdapter:
 
 
 def _scanners() -> dict[str, ScannerAdapter]:
-    from exporter.scan import kingfisher, trufflehog
+    from exporter.scan.scanners import kingfisher, trufflehog
 
     return {trufflehog.SCANNER.name: trufflehog.SCANNER, kingfisher.SCANNER.name: kingfisher.SCANNER}
 

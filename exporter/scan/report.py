@@ -15,12 +15,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from exporter.bundle import CARD_FILE
-from exporter.scan.findings import STATUSES
+from exporter.export.bundles import CARD_FILE
+from exporter.scan.types import STATUSES
 
 if TYPE_CHECKING:
-    from exporter.bundle import BuiltExport
-    from exporter.scan.gate import ScanResult
+    from exporter.export.bundles import BuiltExport
+    from exporter.export.gate.stage import ScanResult
 
 REPORT_SCHEMA = "agentcap.scan-report/1"
 REPORT_FILE = "scan-report.json"  # written to <output>/<owner>/, never published

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from huggingface_hub import HfApi, constants, get_token
 
-from exporter.errors import UserError
+from exporter.core.errors import UserError
 
 HF_URI_PREFIX = "hf://datasets/"
 # Hub repo names: 1-96 chars of [A-Za-z0-9._-], no "--" or "..", not starting/ending with "-" or ".".

@@ -20,8 +20,8 @@ from typing import Any
 import click
 import msgspec
 
-from exporter.errors import UserError
-from exporter.schema import CAPTURE_SCHEMA_VERSION
+from exporter.core.errors import UserError
+from exporter.export.build.dataset_schema import CAPTURE_SCHEMA_VERSION
 
 CAPTURES_FILE = "captures.jsonl"
 RUN_FILE = "run.json"

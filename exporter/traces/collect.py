@@ -16,15 +16,15 @@ from pathlib import Path
 
 import click
 
-from exporter.errors import UserError
-from exporter.options import runs_dir_option
+from exporter.cli_base import runs_dir_option
+from exporter.core.errors import UserError
 from exporter.rollouts.base import BrokenUnit, SqliteFormat, Unit, relative_to
 from exporter.rollouts.hydrate import hydrate_unit
 from exporter.rollouts.manifest import build_manifest
-from exporter.rollouts.record import to_utc
 from exporter.rollouts.registry import FORMATS, get_format
+from exporter.rollouts.rollout import to_utc
 from exporter.rollouts.sqlite_source import SnapshotStore, connect_readonly, extract_session
-from exporter.runs import RunDir, iter_records, resolve_targets
+from exporter.shared.runs import RunDir, iter_records, resolve_targets
 
 NATIVE_AGENTS = tuple(name for name in FORMATS if name != "captures")
 ALIASES = {

@@ -25,10 +25,14 @@ import msgspec
 import pyarrow as pa
 
 from exporter import __version__
-from exporter.naming import provider_for
-from exporter.parquet_io import ROW_GROUP_BYTES, ParquetFileWriter
-from exporter.runs import Line, LinePolicy, RunDir, Warn, iter_lines, warn_on_stderr
-from exporter.schema import CAPTURE_SCHEMA_VERSION, CAPTURES_SCHEMA, DATASET_SCHEMA_VERSION
+from exporter.core.names import provider_for
+from exporter.export.build.dataset_schema import (
+    CAPTURE_SCHEMA_VERSION,
+    CAPTURES_SCHEMA,
+    DATASET_SCHEMA_VERSION,
+)
+from exporter.shared.parquet_io import ROW_GROUP_BYTES, ParquetFileWriter
+from exporter.shared.runs import Line, LinePolicy, RunDir, Warn, iter_lines, warn_on_stderr
 
 BIG_TEXT_COLUMNS = ("request", "response", "usage", "error")
 PROMPT_PREVIEW_CHARS = 200

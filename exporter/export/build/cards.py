@@ -1,7 +1,7 @@
 """Dataset cards (README.md) for the captures and traces datasets.
 
 Seeded once: an existing card is never overwritten (people edit them), so everything a reader needs
-to use the data is in the first version: the schema table comes from `exporter.schema`, so the card
+to use the data is in the first version: the schema table comes from `exporter.export.build.dataset_schema`, so the card
 cannot drift from the files.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from huggingface_hub import DatasetCardData
 
-from exporter.schema import COLUMN_DESCRIPTIONS, COLUMN_NAMES, type_name
+from exporter.export.build.dataset_schema import COLUMN_DESCRIPTIONS, COLUMN_NAMES, type_name
 
 HUB = "https://huggingface.co/datasets"
 

@@ -9,13 +9,13 @@ from typing import Any
 
 from huggingface_hub import DatasetCardData
 
-from exporter.bundle import BuiltExport, BundleFile, RepoBundle, write_bundle
+from exporter.export.bundles import BuiltExport, BundleFile, RepoBundle, write_bundle
 from exporter.rollouts.arrow_schema import ROLLOUT_SCHEMA
 from exporter.rollouts.hydrate import iter_rows
 from exporter.rollouts.manifest import build_manifest
 from exporter.rollouts.sqlite_source import SnapshotStore
 from exporter.rollouts.writers import write_parquet
-from exporter.runs import RunDir
+from exporter.shared.runs import RunDir
 
 COLUMN_DESCRIPTIONS: dict[str, str] = {
     "trace_id": "unique id: `<agent>:<session id>[:<subagent id>]` (`captures:<run>:<task>` for captures)",

@@ -15,12 +15,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from exporter.bundle import BuiltExport, BundleFile, RepoBundle, write_bundle
-from exporter.captures import index_run, write_group
-from exporter.cards import captures_card, captures_repo, traces_card, traces_repo
-from exporter.errors import UserError
-from exporter.naming import export_timestamp, parquet_filename
-from exporter.runs import RunDir, Warn
+from exporter.core.errors import UserError
+from exporter.core.names import export_timestamp, parquet_filename
+from exporter.export.build.captures_parquet import index_run, write_group
+from exporter.export.build.cards import captures_card, captures_repo, traces_card, traces_repo
+from exporter.export.bundles import BuiltExport, BundleFile, RepoBundle, write_bundle
+from exporter.shared.runs import RunDir, Warn
 
 
 def build_export(

@@ -24,14 +24,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from rich.console import Console
 
-from exporter.bundle import CARD_FILE, BuiltExport
-from exporter.errors import AbortExport
-from exporter.parquet_io import ParquetFileWriter
-from exporter.scan.findings import Finding
-from exporter.scan.registry import ScanFailed, get_scanner, locate_binary, scan_groups
+from exporter.core.errors import AbortExport
+from exporter.export.bundles import CARD_FILE, BuiltExport
+from exporter.scan.engine import ScanFailed, get_scanner, locate_binary, scan_groups
+from exporter.scan.types import Finding
+from exporter.shared.parquet_io import ParquetFileWriter
 
 if TYPE_CHECKING:
-    from exporter.scan.gate import ScanResult
+    from exporter.export.gate.stage import ScanResult
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 _DETECTOR_SLUG = re.compile(r"[^A-Za-z0-9._-]+")

@@ -14,16 +14,16 @@ from typing import TYPE_CHECKING, Literal
 
 from rich.console import Console
 
-from exporter.errors import AbortExport, UserError
-from exporter.runs import RunDir
+from exporter.core.errors import AbortExport, UserError
 from exporter.scan.cache import CacheKey, load_cached, store_cached
-from exporter.scan.findings import Finding, SecretBook
+from exporter.scan.engine import DEFAULT_SCANNER, ready_scanner, scan_groups
 from exporter.scan.inputs import ScanInputs, scan_inputs
-from exporter.scan.registry import DEFAULT_SCANNER, ready_scanner, scan_groups
+from exporter.scan.types import Finding, SecretBook
+from exporter.shared.runs import RunDir
 
 if TYPE_CHECKING:
-    from exporter.bundle import BuiltExport
-    from exporter.scan.redact import RedactionSummary
+    from exporter.export.bundles import BuiltExport
+    from exporter.export.gate.redact import RedactionSummary
 
 BlockOn = Literal["verified", "any"]
 
@@ -133,7 +133,7 @@ def gate_export(
     `options=None` is `--no-scan`: said loudly and recorded in the cards. Blocking findings write
     the report and raise AbortExport; so does a redaction the re-scan does not confirm.
     """
-    from exporter.scan.redact import redact_export
+    from exporter.export.gate.redact import redact_export
     from exporter.scan.report import annotate_cards, render_result, write_report
 
     if options is None:

@@ -22,7 +22,7 @@ from huggingface_hub import HfApi, HfFileSystem
 from huggingface_hub.errors import RepositoryNotFoundError
 from huggingface_hub.hf_api import RepoFile
 
-from exporter.bundle import CARD_FILE
+from exporter.export.bundles import CARD_FILE
 
 INDEX_PATH = ".agentcap/index.json"
 INDEX_SCHEMA = "agentcap.hub-index/1"

@@ -1,7 +1,7 @@
 """Local publish: the staged bundles into `--output`, laid out and updated exactly as a Hub push would.
 
 `<output>/<owner>/<name>/...` per bundle and `<output>/<owner>/collection.json`. What to copy is
-decided by the push's own planner (`exporter.hub.plan.plan_repo`) against what the folder already
+decided by the push's own planner (`exporter.export.publish.hub.plan.plan_repo`) against what the folder already
 holds, so the two publish targets cannot drift apart:
 - a run already in the folder is skipped (with `replace`, its old files are replaced);
 - an existing dataset card is left untouched (people edit them);
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from exporter.bundle import CARD_FILE, BuiltExport
-from exporter.hub.plan import plan_repo
-from exporter.hub.remote import INDEX_PATH, INDEX_SCHEMA, TRACES_PREFIX, RemoteRepo
+from exporter.export.bundles import CARD_FILE, BuiltExport
+from exporter.export.publish.destination import INDEX_PATH, INDEX_SCHEMA, TRACES_PREFIX, RemoteRepo
+from exporter.export.publish.hub.plan import plan_repo
 
 COLLECTION_FILE = "collection.json"
 

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 from rich.console import Console
 from rich.table import Table
 
-from exporter.bundle import BuiltExport, RepoBundle
+from exporter.export.bundles import BuiltExport, RepoBundle
 
 
 def bundle_rows(bundle: RepoBundle) -> int | None:

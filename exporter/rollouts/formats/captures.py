@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from exporter.errors import UserError
+from exporter.core.errors import UserError
+from exporter.export.build.dataset_schema import CAPTURE_SCHEMA_VERSION
 from exporter.rollouts.base import BrokenUnit, JsonlFormat, Probe, Unit
-from exporter.rollouts.record import (
+from exporter.rollouts.rollout import (
     Rollout,
     Usage,
     as_dict,
@@ -27,9 +28,8 @@ from exporter.rollouts.record import (
     to_json,
     to_utc,
 )
-from exporter.runs import CAPTURES_FILE, RunDir, default_runs_dir, iter_records
-from exporter.schema import CAPTURE_SCHEMA_VERSION
-from exporter.wire import decode_record, request_messages
+from exporter.shared.runs import CAPTURES_FILE, RunDir, default_runs_dir, iter_records
+from exporter.shared.wire import decode_record, request_messages
 
 UNTAGGED_TASK = "-"
 

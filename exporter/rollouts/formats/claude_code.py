@@ -25,7 +25,7 @@ import msgspec
 
 from exporter.rollouts.base import BrokenUnit, JsonlFormat, Probe, Unit, relative_to
 from exporter.rollouts.jsonl_source import LineScan, scan_jsonl
-from exporter.rollouts.record import (
+from exporter.rollouts.rollout import (
     Rollout,
     Usage,
     as_dict,

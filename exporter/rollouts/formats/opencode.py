@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import msgspec
 
 from exporter.rollouts.base import SqliteFormat, Unit
-from exporter.rollouts.record import (
+from exporter.rollouts.rollout import (
     Rollout,
     Usage,
     as_dict,

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from exporter.scan.findings import Finding, SecretBook, Status, make_finding
-from exporter.scan.registry import ParsedScan, ScanFailed, failure_excerpt, version_from
+from exporter.scan.engine import ParsedScan, ScanFailed, failure_excerpt, version_from
+from exporter.scan.types import Finding, SecretBook, Status, make_finding
 
 EXIT_CLEAN = 0
 EXIT_FOUND = 200

@@ -5,9 +5,9 @@ Stages: `target` (the --push value, token and endpoint) → `remote` (what each 
 `retry` for transient failures and one-line error messages.
 """
 
-from exporter.hub.publish import PushSummary, RepoOutcome, print_push_result, publish_to_hub
-from exporter.hub.retry import Backoff
-from exporter.hub.target import HubPush, PushTarget, connect_hub, parse_push_target
+from exporter.export.publish.hub.push import PushSummary, RepoOutcome, print_push_result, publish_to_hub
+from exporter.export.publish.hub.retry import Backoff
+from exporter.shared.hub_client import HubPush, PushTarget, connect_hub, parse_push_target
 
 __all__ = [
     "Backoff",

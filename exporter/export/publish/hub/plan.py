@@ -13,8 +13,8 @@ from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 from huggingface_hub._commit_api import CommitOperation
 
 from exporter import __version__
-from exporter.bundle import CARD_FILE, BundleFile, RepoBundle
-from exporter.hub.remote import INDEX_PATH, RemoteRepo, index_document
+from exporter.export.bundles import CARD_FILE, BundleFile, RepoBundle
+from exporter.export.publish.destination import INDEX_PATH, RemoteRepo, index_document
 
 FILE_NOUNS = {"captures": "parquet file", "traces": "trace file"}
 RUN_IDS_IN_MESSAGE = 3

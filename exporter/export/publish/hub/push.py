@@ -19,12 +19,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from exporter.bundle import CARD_FILE, BuiltExport, RepoBundle
-from exporter.errors import AbortExport, UserError
-from exporter.hub.plan import RepoPlan, plan_repo
-from exporter.hub.remote import INDEX_PATH, RemoteRepo, read_remote, unknown_remote
-from exporter.hub.retry import Backoff, explain_failure, with_retries
-from exporter.hub.target import LOGIN_HINT
+from exporter.core.errors import AbortExport, UserError
+from exporter.export.bundles import CARD_FILE, BuiltExport, RepoBundle
+from exporter.export.publish.destination import INDEX_PATH, RemoteRepo, read_remote, unknown_remote
+from exporter.export.publish.hub.plan import RepoPlan, plan_repo
+from exporter.export.publish.hub.retry import Backoff, explain_failure, with_retries
+from exporter.shared.hub_client import LOGIN_HINT
 
 HUB_FAILURES = (OSError, httpx2.TransportError)  # HfHubHTTPError is an OSError
 DEFAULT_BACKOFF = Backoff()

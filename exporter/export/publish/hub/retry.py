@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import httpx2
 from huggingface_hub.errors import HfHubHTTPError
 
-from exporter.hub.target import LOGIN_HINT
+from exporter.shared.hub_client import LOGIN_HINT
 
 # 412: the repo moved under us between reading it and committing (parent_commit check) - re-plan.
 TRANSIENT_STATUSES = frozenset({408, 412, 429, 500, 502, 503, 504})
