@@ -1,12 +1,60 @@
-"""Click options shared by every command that reads runs, so they read and document them alike."""
+"""What every command shares: its click class (errors → one line and an exit code) and its options.
 
-from collections.abc import Callable
+Library code raises `exporter.core.errors` types and never imports click; this is the one place
+that decides how they look and which exit code they mean. Every command is declared with
+`cls=Command` (or `cls=Group`), so the mapping holds however the command is invoked: through
+`agentcap`, through `agentcap-export`, or directly (as the tests do with click's CliRunner).
+"""
+
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
+from exporter.core.errors import AbortExport, AgentcapError, UserError
 from exporter.shared.runs import DEFAULT_RUNS_DIR, RUNS_DIR_ENV
+
+# Most specific type first: the first match decides.
+EXIT_CODES: tuple[tuple[type[AgentcapError], int], ...] = ((AbortExport, 1), (UserError, 2))
+EXIT_UNEXPECTED_ERROR = 2
+HELP_OPTIONS: dict[str, Any] = {"help_option_names": ["-h", "--help"]}
+
+
+def exit_code(error: AgentcapError) -> int:
+    return next((code for kind, code in EXIT_CODES if isinstance(error, kind)), EXIT_UNEXPECTED_ERROR)
+
+
+class OneLineError(click.ClickException):
+    """An agentcap error as click shows it: `Error: <message>` on stderr, then its exit code."""
+
+    def __init__(self, error: AgentcapError) -> None:
+        super().__init__(error.message)
+        self.exit_code = exit_code(error)
+
+
+class Command(click.Command):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AgentcapError as error:
+            raise OneLineError(error) from error
+
+
+class Group(click.Group):
+    command_class = Command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AgentcapError as error:
+            raise OneLineError(error) from error
+
+
+def warn(message: str) -> None:
+    """A warning line on stderr (commands pass this where library code takes a `warn` callback)."""
+    click.echo(f"warning: {message}", err=True)
+
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
@@ -31,5 +79,41 @@ def run_targets(verb: str) -> Decorator:
             command
         )
         return click.argument("targets", nargs=-1)(command)
+
+    return decorate
+
+
+SCANNER_ENV = "AGENTCAP_SCANNER"
+
+
+def scanner_options(names: Sequence[str], default: str) -> Decorator:
+    """--scanner, --block-on, --no-verify, --rescan: the same meaning for `scan` and `export`."""
+    decorators = [
+        click.option(
+            "--scanner",
+            type=click.Choice(list(names)),
+            default=default,
+            show_default=True,
+            envvar=SCANNER_ENV,
+            help=f"Secret scanner to run (env {SCANNER_ENV}).",
+        ),
+        click.option(
+            "--block-on",
+            type=click.Choice(["verified", "any"]),
+            default=None,
+            help="Findings that block: verified hits (default) or any hit (the default with --no-verify).",
+        ),
+        click.option(
+            "--no-verify",
+            is_flag=True,
+            help="Never send candidates to their issuers to check them (offline; see docs/scan.md).",
+        ),
+        click.option("--rescan", is_flag=True, help="Ignore cached scan results and scan again."),
+    ]
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        for decorator in reversed(decorators):
+            command = decorator(command)
+        return command
 
     return decorate

@@ -155,7 +155,7 @@ def test_runs_dir_from_environment_and_run_id_target(tmp_path: Path, runs: Path)
     [
         ([], "no runs given"),
         (["missing-run"], "missing-run: no such run"),
-        (["--name", "just-one-part", "x"], "expected OWNER/BASE"),
+        (["--name", "just-one-part", "x"], "--name 'just-one-part': expected OWNER/NAME"),
     ],
 )
 def test_user_errors_are_one_line_exit_2(tmp_path: Path, args: list[str], message: str) -> None:

@@ -77,7 +77,10 @@ def test_ambiguous_and_unknown_request_ids_are_one_line_errors(tmp_path: Path) -
     [
         ("nothing-like-this", "not a run, file, dataset or request id"),
         ("missing.parquet", "no such parquet file"),
-        ("hf://datasets/bad", "expected hf://datasets/OWNER/NAME"),
+        (
+            "hf://datasets/bad",
+            "expected OWNER/NAME, hf://datasets/OWNER/NAME or https://huggingface.co/datasets/OWNER/NAME",
+        ),
     ],
 )
 def test_bad_targets(tmp_path: Path, target: str, message: str) -> None:

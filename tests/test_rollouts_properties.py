@@ -23,10 +23,10 @@ from rollout_fixtures import (
     pi_lines,
 )
 
+from exporter.core.values import as_int
 from exporter.rollouts.arrow_schema import ROLLOUT_SCHEMA
 from exporter.rollouts.base import BrokenUnit, Unit
 from exporter.rollouts.registry import FORMATS, detect, get_format
-from exporter.rollouts.rollout import as_int
 from exporter.rollouts.sqlite_source import SnapshotStore
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -19,8 +19,8 @@ from scan_fakes import canary_secrets
 from exporter.export.command import export_command
 from exporter.export.gate.redact import key_value_metadata
 from exporter.scan.command import scan_command
-from exporter.scan.engine import ScanFailed
 from exporter.scan.scanners.kingfisher import SCANNER as KINGFISHER_SCANNER
+from exporter.scan.types import ScanFailed
 
 KINGFISHER = Path(sys.executable).parent / "kingfisher"
 SECRETS = canary_secrets()

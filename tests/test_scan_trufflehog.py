@@ -13,8 +13,8 @@ from scan_fakes import TRUFFLEHOG_VERSION, FakeTrufflehog, canary_secrets
 
 from exporter.export.command import export_command
 from exporter.scan.command import scan_command
-from exporter.scan.engine import failure_excerpt
 from exporter.scan.inputs import CACHE_FILE_NAME
+from exporter.scan.scanners.output import failure_excerpt
 
 SECRETS = canary_secrets()
 GITHUB, HUGGINGFACE = SECRETS["github"], SECRETS["huggingface"]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from exporter.cli_base import Command
 from exporter.core.errors import UserError
 
 ADDON_MODULE = "agentcap_addon.agentcap"
@@ -25,7 +26,7 @@ def addon_path() -> Path:
     return Path(spec.origin)
 
 
-@click.command("addon-path")
+@click.command("addon-path", cls=Command)
 def addon_path_command() -> None:
     """Print the path of the capture addon, for `mitmdump -s "$(agentcap addon-path)" …`."""
     click.echo(addon_path())

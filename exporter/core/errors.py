@@ -1,15 +1,21 @@
-"""Errors that end a command with a one-line message instead of a traceback."""
+"""The errors agentcap expects, as types of its own: library code raises them, the CLI alone words them.
 
-import click
-
-
-class UserError(click.ClickException):
-    """A mistake the user can fix: printed as one line (what went wrong, what to do next), exit 2."""
-
-    exit_code = 2
+Each carries one line for the user (what went wrong, what to do next). Which exit code a type means
+is decided in one place, `exporter.cli_base`, so nothing below the command line imports click.
+"""
 
 
-class AbortExport(click.ClickException):
-    """A stage refused to go on (blocking findings, failed push): printed as one line, exit 1."""
+class AgentcapError(Exception):
+    """An expected failure: shown as its one-line message, never as a traceback."""
 
-    exit_code = 1
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class UserError(AgentcapError):
+    """A mistake the user can fix (bad input, missing tool, unreadable run): exit 2."""
+
+
+class AbortExport(AgentcapError):
+    """A stage refused to go on (blocking findings, failed push): exit 1."""

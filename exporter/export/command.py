@@ -1,132 +1,29 @@
-"""`agentcap export` / `agentcap-export`: runs → datasets, as explicit stages.
+"""`agentcap export` / `agentcap-export`: the command line of the export pipeline (`pipeline.py`).
 
-    resolve targets → build (read → rows → parquet → layout, into a staging dir) → scan → publish
-
-Each stage is one call in `run_export`; a new stage or flag is a few lines there. Publishing goes to
-`--output` (the same folders a Hub push would create) unless a push is asked for.
+Without --push, writes under --output exactly what a push would publish; `--name` and `--push`
+accept the same names (`exporter.core.names.parse_export_name`).
 """
 
 from __future__ import annotations
 
-import re
-import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import click
 from rich.console import Console
-from rich.markup import escape
 
-from exporter.cli_base import run_targets
+from exporter.cli_base import Command, run_targets, scanner_options
 from exporter.core.errors import UserError
-from exporter.export.build.stage import build_export
-from exporter.export.bundles import BuiltExport
-from exporter.export.gate.stage import ScanOptions, gate_export
-from exporter.export.publish.hub import (
-    HubPush,
-    connect_hub,
-    parse_push_target,
-    print_push_result,
-    publish_to_hub,
-)
-from exporter.export.publish.local import publish_local
-from exporter.export.publish.summary import print_summary
-from exporter.scan.command import scan_options_from, scanner_options
-from exporter.scan.engine import ready_scanner
-from exporter.scan.report import REPORT_FILE
-from exporter.shared.runs import resolve_targets
+from exporter.core.names import parse_export_name
+from exporter.export.pipeline import ExportOptions, run_export
+from exporter.export.publish.stage import HubPush
+from exporter.scan.scanners import DEFAULT_SCANNER, scanner_names
+from exporter.scan.types import ScanOptions
 
 DEFAULT_NAME = "local/agentcap"
 DEFAULT_OUTPUT = "export"
-_NAME_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-_HUB_PREFIXES = ("hf://datasets/", "https://huggingface.co/datasets/")
 
 
-@dataclass(frozen=True)
-class ExportOptions:
-    targets: tuple[str, ...]
-    all_runs: bool
-    runs_dir: Path
-    output: Path
-    owner: str
-    base: str
-    strict: bool
-    scan: ScanOptions | None = field(default_factory=ScanOptions)  # None = --no-scan: loud, noted in cards
-    redact: bool = False
-    replace: bool = False  # runs already published are replaced (else skipped with a note)
-    push: HubPush | None = None  # publish to the Hub instead of --output
-    rollouts: bool = False  # also build <base>-rollouts (normalized conversations)
-
-
-def parse_name(name: str) -> tuple[str, str]:
-    """`OWNER/BASE` (an `hf://datasets/` prefix is accepted) → (owner, base)."""
-    for prefix in _HUB_PREFIXES:
-        name = name.removeprefix(prefix)
-    owner, _, base = name.strip("/").partition("/")
-    if not (_NAME_PART.fullmatch(owner) and _NAME_PART.fullmatch(base)):
-        raise UserError(
-            f"--name {name!r}: expected OWNER/BASE of letters, digits, '.', '_', '-' (e.g. my-org/agent-runs)"
-        )
-    return owner, base
-
-
-def run_export(options: ExportOptions, *, console: Console, summary: Console) -> BuiltExport:
-    """The pipeline. `console` gets progress and warnings (stderr), `summary` the final table."""
-    if options.scan is not None:
-        ready_scanner(options.scan.scanner)  # a missing scanner is the first line, before any work
-    runs = resolve_targets(options.targets, all_runs=options.all_runs, runs_dir=options.runs_dir)
-    # Token and endpoint are settled before the build; the first network call comes after the scan.
-    hub_api = connect_hub(require_token=not options.push.dry_run) if options.push else None
-    with tempfile.TemporaryDirectory(prefix="agentcap-export-") as staging:
-        built = build_export(
-            runs,
-            owner=options.owner,
-            base=options.base,
-            staging=Path(staging),
-            console=console,
-            strict=options.strict,
-        )
-        if options.rollouts:
-            from exporter.export.build.rollouts_dataset import (
-                rollouts_bundle,  # pyarrow-heavy: only when asked
-            )
-
-            built.bundles.append(
-                rollouts_bundle(built, warn=lambda m: console.print(f"[yellow]warning:[/] {escape(m)}"))
-            )
-        # Nothing is published unless the scan gate passes (it raises otherwise).
-        gate_export(
-            built,
-            options.scan,
-            redact=options.redact,
-            report_path=options.output / options.owner / REPORT_FILE,
-            console=console,
-        )
-        if options.push and hub_api:
-            push = options.push
-            pushed = publish_to_hub(
-                built,
-                api=hub_api,
-                public=push.public,
-                replace=options.replace,
-                dry_run=push.dry_run,
-                console=console,
-            )
-            print_summary(summary, built, pushed.destinations())
-            print_push_result(summary, pushed)
-        else:
-            destinations = publish_local(
-                built,
-                options.output,
-                replace=options.replace,
-                note=lambda m: console.print(f"[dim]note:[/] {escape(m)}"),
-            )
-            print_summary(summary, built, destinations)
-    return built
-
-
-@click.command("export")
+@click.command("export", cls=Command)
 @run_targets("Export")
 @click.option(
     "--output",
@@ -137,13 +34,15 @@ def run_export(options: ExportOptions, *, console: Console, summary: Console) ->
     help="Folder that receives <owner>/<dataset>/ folders and <owner>/collection.json.",
 )
 @click.option(
-    "--name", help=f"OWNER/BASE naming the datasets  [default: {DEFAULT_NAME}; with --push: its value]"
+    "--name",
+    metavar="OWNER/BASE",
+    help=f"Names the datasets, as --push would  [default: {DEFAULT_NAME}; with --push: its value]",
 )
 @click.option(
     "--push",
     "push_to",
     metavar="OWNER/BASE",
-    help="Publish to the Hugging Face Hub (also hf://datasets/OWNER/BASE) instead of --output.",
+    help="Publish to the Hugging Face Hub instead of --output (also hf://datasets/OWNER/BASE or a Hub URL).",
 )
 @click.option("--public", is_flag=True, help="With --push: create new repos and the collection public.")
 @click.option(
@@ -156,7 +55,7 @@ def run_export(options: ExportOptions, *, console: Console, summary: Console) ->
     default=True,
     help="Secret-scan what will be published first (default); --no-scan publishes unscanned, loudly.",
 )
-@scanner_options
+@scanner_options(scanner_names(), DEFAULT_SCANNER)
 @click.option("--redact", is_flag=True, help="Replace found secrets in the published copies, then re-scan.")
 @click.option(
     "--rollouts", is_flag=True, help="Also publish <BASE>-rollouts: traces and captures as conversations."
@@ -175,7 +74,10 @@ def export_command(
     scan: bool,
     redact: bool,
     rollouts: bool,
-    **scanner_flags: Any,
+    scanner: str,
+    block_on: str | None,
+    no_verify: bool,
+    rescan: bool,
 ) -> None:
     """Export runs as datasets: <BASE>-captures (parquet) and <BASE>-<agent>-traces.
 
@@ -183,16 +85,18 @@ def export_command(
     Without --push, writes under --output exactly what a push would publish.
     """
     push = _push_options(name, push_to, public=public, dry_run=dry_run)
-    owner, base = (push.target.owner, push.target.base) if push else parse_name(name or DEFAULT_NAME)
+    target = push.target if push else parse_export_name(name or DEFAULT_NAME, option="--name")
     options = ExportOptions(
         targets=targets,
         all_runs=all_runs,
         runs_dir=runs_dir,
         output=output,
-        owner=owner,
-        base=base,
+        owner=target.owner,
+        base=target.name,
         strict=strict,
-        scan=scan_options_from(**scanner_flags) if scan else None,
+        scan=ScanOptions.from_flags(scanner=scanner, block_on=block_on, no_verify=no_verify, rescan=rescan)
+        if scan
+        else None,
         redact=redact,
         replace=replace,
         push=push,
@@ -209,4 +113,4 @@ def _push_options(name: str | None, push_to: str | None, *, public: bool, dry_ru
         return None
     if name is not None:
         raise UserError("--name and --push both name the datasets; with --push, drop --name")
-    return HubPush(parse_push_target(push_to), public=public, dry_run=dry_run)
+    return HubPush(parse_export_name(push_to, option="--push"), public=public, dry_run=dry_run)

@@ -12,21 +12,22 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from exporter.core.errors import UserError
-from exporter.core.names import provider_for
-from exporter.export.build.captures_parquet import index_run
-from exporter.export.publish.summary import human_bytes
+from exporter.cli_base import Command
+from exporter.shared.display import human_bytes
+from exporter.shared.run_summary import summarize_run
 from exporter.shared.runs import DEFAULT_RUNS_DIR, RUNS_DIR_ENV, RunDir, list_runs
 
 
 @dataclass(frozen=True)
-class RunSummary:
+class RunListing:
+    """One run as `agentcap ls` shows it; `--json` prints these fields."""
+
     run_id: str
     agent: str
     status: str | None
     models: list[str]
     calls: int
-    errors: int
+    errors: int  # failed calls (exporter.core.record.call_failed), as `inspect` counts them
     tasks: int
     started: str | None  # ISO-8601 UTC
     size_bytes: int
@@ -36,30 +37,25 @@ class RunSummary:
     problem: str | None = None  # set when the captures could not be read
 
 
-def summarize(run: RunDir) -> RunSummary:
-    problem = None
-    try:
-        index = index_run(run, warn=lambda _message: None)
-    except UserError as error:
-        index, problem = None, error.message
-    groups = list(index.groups.values()) if index else []
-    started = run.info.get("started_at")
-    if not started and index and index.first_captured_at is not None:
-        started = datetime.fromtimestamp(index.first_captured_at, UTC).isoformat(timespec="seconds")
-    return RunSummary(
+def list_run(run: RunDir) -> RunListing:
+    summary = summarize_run(run)
+    started = run.info.started_at
+    if not started and summary.first_captured_at is not None:
+        started = datetime.fromtimestamp(summary.first_captured_at, UTC).isoformat(timespec="seconds")
+    return RunListing(
         run_id=run.run_id,
         agent=run.agent,
-        status=run.info.get("status"),
-        models=index.models if index else [],
-        calls=index.calls if index else 0,
-        errors=index.errors if index else 0,
-        tasks=len(index.tasks) if index else 0,
+        status=run.info.status,
+        models=summary.models,
+        calls=summary.calls,
+        errors=summary.failed,
+        tasks=len(summary.tagged_tasks),
         started=started,
         size_bytes=sum(path.stat().st_size for path in run.path.rglob("*") if path.is_file()),
-        upstreams=index.upstreams if index else [],
-        providers=sorted({provider_for(group.upstream_url, group.model) for group in groups}),
+        upstreams=summary.upstreams,
+        providers=summary.providers,
         path=str(run.path),
-        problem=problem,
+        problem=summary.problem,
     )
 
 
@@ -73,7 +69,7 @@ def _started_display(started: str | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
-def render_table(summaries: list[RunSummary], *, long: bool) -> Table:
+def render_table(summaries: list[RunListing], *, long: bool) -> Table:
     table = Table(box=None, header_style="bold", pad_edge=False)
     headers = ["run id", "agent", "models", "calls", "errors", "tasks", "started (UTC)", "size"]
     headers += ["upstreams", "provider"] if long else []
@@ -97,7 +93,7 @@ def render_table(summaries: list[RunSummary], *, long: bool) -> Table:
     return table
 
 
-@click.command("ls")
+@click.command("ls", cls=Command)
 @click.argument(
     "runs_dir", required=False, type=click.Path(file_okay=False, path_type=Path), envvar=RUNS_DIR_ENV
 )
@@ -112,7 +108,7 @@ def ls_command(runs_dir: Path | None, long: bool, as_json: bool) -> None:
             return
         click.echo(f"no runs: {runs_dir} does not exist (record one with mitmdump -s addons/agentcap.py)")
         return
-    summaries = [summarize(run) for run in list_runs(runs_dir)]
+    summaries = [list_run(run) for run in list_runs(runs_dir)]
     if as_json:
         click.echo(json.dumps([asdict(summary) for summary in summaries], indent=2))
         return

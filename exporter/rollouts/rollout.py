@@ -9,30 +9,16 @@ file and every batch shares one fixed Arrow schema.
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import msgspec
+from exporter.core.values import arguments_json, to_json
 
 # Claude Code writes this model name on messages it made up itself (API errors, interrupts).
 SYNTHETIC_MODELS = frozenset({"<synthetic>"})
 
-# Key order of the message and usage structs (arrow_schema.py's types; a test keeps them in step).
-MESSAGE_KEYS: tuple[str, ...] = (
-    "role",
-    "content",
-    "reasoning_content",
-    "tool_calls",
-    "tool_call_id",
-    "name",
-    "timestamp",
-    "model",
-    "is_meta",
-    "is_error",
-)
+# Key order of the usage struct (arrow_schema.USAGE_TYPE; tests/test_rollouts_properties.py keeps them in step).
 USAGE_KEYS: tuple[str, ...] = (
     "input_tokens",
     "output_tokens",
@@ -82,63 +68,6 @@ def make_tool_call(call_id: str | None, name: str | None, arguments: Any) -> dic
         "type": "function",
         "function": {"name": name or "", "arguments": arguments_json(arguments)},
     }
-
-
-def arguments_json(value: Any) -> str:
-    """Tool arguments as a JSON string: strings are kept verbatim (already what the model emitted)."""
-    if isinstance(value, str):
-        return value
-    if value is None:
-        return "{}"
-    return to_json(value)
-
-
-def to_json(value: Any) -> str:
-    """Compact JSON text keeping non-ASCII characters; falls back to `json` for odd keys."""
-    try:
-        return msgspec.json.encode(value).decode()
-    except (TypeError, msgspec.EncodeError):
-        return json.dumps(value, ensure_ascii=False, default=str)
-
-
-def join_text(parts: list[str]) -> str:
-    """Text blocks joined the way a reader sees them: separated by a blank line."""
-    return "\n\n".join(part for part in parts if part)
-
-
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-
-
-def as_int(value: Any) -> int | None:
-    """An int64 from a counter field, or None for anything else (not a number, NaN, inf, out of range).
-
-    Every int column is int64: a bigger value in a hostile or corrupt file must not abort the table.
-    """
-    if type(value) is not int:  # the usual case is an int: this runs for every counter of every call
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            return None
-        value = int(value)
-    return value if INT64_MIN <= value <= INT64_MAX else None
-
-
-def as_float(value: Any) -> float | None:
-    if type(value) is float:
-        return value
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def as_str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def as_dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
 
 
 @dataclass(slots=True)

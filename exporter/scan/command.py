@@ -1,70 +1,30 @@
 """`agentcap scan`: the export's secret-scan gate, standalone, for security reviewers.
 
 Exit codes: 0 clean (or only non-blocking findings), 1 blocking findings, 2 the scan could not run.
-The scanner flags here are shared with `agentcap export` through `scanner_options`.
+The scanner flags are shared with `agentcap export` (`exporter.cli_base.scanner_options`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
 
 import click
 from rich.console import Console
 
-from exporter.cli_base import run_targets
-from exporter.export.gate.stage import BlockOn, ScanOptions, scan_runs
-from exporter.scan.engine import DEFAULT_SCANNER, ready_scanner, scanner_names
+from exporter.cli_base import Command, run_targets, scanner_options
+from exporter.scan.engine import ready_scanner, scan_runs
 from exporter.scan.report import render_result, report_dict
+from exporter.scan.scanners import DEFAULT_SCANNER, scanner_names
+from exporter.scan.types import ScanOptions
 from exporter.shared.runs import resolve_targets
 
-SCANNER_ENV = "AGENTCAP_SCANNER"
 EXIT_BLOCKED = 1
 
 
-def scanner_options[F: Callable[..., Any]](command: F) -> F:
-    """--scanner, --block-on, --no-verify, --rescan: the same meaning for `scan` and `export`."""
-    decorators = [
-        click.option(
-            "--scanner",
-            type=click.Choice(scanner_names()),
-            default=DEFAULT_SCANNER,
-            show_default=True,
-            envvar=SCANNER_ENV,
-            help=f"Secret scanner to run (env {SCANNER_ENV}).",
-        ),
-        click.option(
-            "--block-on",
-            type=click.Choice(["verified", "any"]),
-            default=None,
-            help="Findings that block: verified hits (default) or any hit (the default with --no-verify).",
-        ),
-        click.option(
-            "--no-verify",
-            is_flag=True,
-            help="Never send candidates to their issuers to check them (offline; see docs/scan.md).",
-        ),
-        click.option("--rescan", is_flag=True, help="Ignore cached scan results and scan again."),
-    ]
-    for decorator in reversed(decorators):
-        command = decorator(command)
-    return command
-
-
-def scan_options_from(*, scanner: str, block_on: str | None, no_verify: bool, rescan: bool) -> ScanOptions:
-    return ScanOptions(
-        scanner=scanner,
-        verify=not no_verify,
-        block_on=cast("BlockOn | None", block_on),
-        rescan=rescan,
-    )
-
-
-@click.command("scan")
+@click.command("scan", cls=Command)
 @run_targets("Scan")
-@scanner_options
+@scanner_options(scanner_names(), DEFAULT_SCANNER)
 @click.option("--json", "as_json", is_flag=True, help="Print the masked report as JSON on stdout.")
 def scan_command(
     targets: tuple[str, ...],
@@ -81,7 +41,7 @@ def scan_command(
     TARGET is a directory holding runs, one run directory, or a run id under --runs-dir.
     Exit 0: nothing blocks; 1: blocking findings; 2: the scan could not run.
     """
-    options = scan_options_from(scanner=scanner, block_on=block_on, no_verify=no_verify, rescan=rescan)
+    options = ScanOptions.from_flags(scanner=scanner, block_on=block_on, no_verify=no_verify, rescan=rescan)
     ready_scanner(options.scanner)  # a missing scanner is the first thing said, before any run is read
     runs = resolve_targets(targets, all_runs=all_runs, runs_dir=runs_dir)
     result = scan_runs(runs, options)

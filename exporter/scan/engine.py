@@ -1,72 +1,38 @@
-"""The scanner registry and the one place a scanner process is started.
+"""The scan engine: the one place a scanner process is started, and scanning runs with the cache.
 
-Each scanner module supplies a `ScannerAdapter`: its command line, how to read its version,
-and a parser that applies its exit-code rules. Everything here fails closed: a missing binary,
-a crash, a timeout or output we cannot read raises `ScanFailed`; nothing turns into "0 findings".
+Everything here fails closed: a missing binary, a crash, a timeout or output we cannot read raises
+`ScanFailed`; nothing turns into "0 findings".
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
-from typing import Protocol
 
-from exporter.core.errors import UserError
-from exporter.scan.types import Finding, SecretBook, masked_preview
+from exporter.scan.cache import CacheKey, load_cached, store_cached
+from exporter.scan.inputs import ScanInputs, scan_inputs
+from exporter.scan.scanners import get_scanner, scanner_names
+from exporter.scan.scanners.output import last_line
+from exporter.scan.types import (
+    Finding,
+    ParsedScan,
+    RunScan,
+    ScanFailed,
+    ScannerAdapter,
+    ScanOptions,
+    ScanResult,
+    SecretBook,
+)
+from exporter.shared.runs import RunDir
 
 SCAN_TIMEOUT_S = 3600
 VERSION_TIMEOUT_S = 60
-_VERSION_PATTERN = re.compile(r"\b(\d+\.\d+\.\d+)\b")
-
-
-class ScanFailed(UserError):
-    """The scan could not run or its output cannot be trusted (exit 2); the export stops."""
-
-
-@dataclass
-class ParsedScan:
-    """A scanner's findings (file = absolute path as reported) and its proof that it really ran."""
-
-    findings: list[Finding]
-    bytes_scanned: int
-    secrets: SecretBook = field(default_factory=SecretBook, repr=False)
-
-
-class ScannerAdapter(Protocol):
-    name: str
-    install_hint: str
-
-    def command(self, binary: str, paths: Sequence[Path], *, verify: bool) -> list[str]: ...
-
-    def check_version(self, version_output: str) -> str:
-        """The version from `<binary> --version` output; raise ScanFailed for an unusable one."""
-        ...
-
-    def parse(self, *, stdout: str, stderr: str, returncode: int) -> ParsedScan: ...
-
-
-def scanner_names() -> list[str]:
-    return sorted(_scanners())
-
-
-def get_scanner(name: str) -> ScannerAdapter:
-    scanners = _scanners()
-    if name not in scanners:
-        raise UserError(f"unknown scanner {name!r}; choose one of: {', '.join(sorted(scanners))}")
-    return scanners[name]
-
-
-def _scanners() -> dict[str, ScannerAdapter]:
-    from exporter.scan.scanners import kingfisher, trufflehog
-
-    return {trufflehog.SCANNER.name: trufflehog.SCANNER, kingfisher.SCANNER.name: kingfisher.SCANNER}
 
 
 def locate_binary(scanner: ScannerAdapter) -> str:
@@ -86,10 +52,6 @@ def locate_binary(scanner: ScannerAdapter) -> str:
             f"install it ({scanner.install_hint}) or use {alternatives}"
         )
     return found
-
-
-DEFAULT_SCANNER = "kingfisher"
-"""The scanner the gate runs unless told otherwise: a dependency of agentcap, so always installed."""
 
 
 @dataclass(frozen=True)
@@ -123,7 +85,7 @@ def scanner_version(scanner: ScannerAdapter, binary: str) -> str:
     if completed.returncode != 0:
         raise ScanFailed(
             f"`{scanner.name} --version` failed with exit code {completed.returncode}: "
-            f"{_last_line(completed.stderr or completed.stdout)}"
+            f"{last_line(completed.stderr or completed.stdout)}"
         )
     return scanner.check_version(completed.stdout + "\n" + completed.stderr)
 
@@ -131,26 +93,6 @@ def scanner_version(scanner: ScannerAdapter, binary: str) -> str:
 def run_scan(scanner: ScannerAdapter, binary: str, paths: Sequence[Path], *, verify: bool) -> ParsedScan:
     completed = _run(scanner, scanner.command(binary, paths, verify=verify), timeout=SCAN_TIMEOUT_S)
     return scanner.parse(stdout=completed.stdout, stderr=completed.stderr, returncode=completed.returncode)
-
-
-def version_from(output: str, scanner_name: str) -> str:
-    match = _VERSION_PATTERN.search(output)
-    if match is None:
-        raise ScanFailed(
-            f"cannot read the {scanner_name} version from `{scanner_name} --version`: {_last_line(output)}"
-        )
-    return match.group(1)
-
-
-_TOKEN_LIKE = re.compile(r"[A-Za-z0-9_+=-]{20,}")
-
-
-def failure_excerpt(text: str) -> str:
-    """The scanner's own explanation, short: its first error line, else its last line."""
-    for line in text.splitlines():
-        if "error" in line.lower():
-            return _clip(line.strip())
-    return _last_line(text)
 
 
 def _run(scanner: ScannerAdapter, argv: list[str], *, timeout: float) -> subprocess.CompletedProcess[str]:
@@ -164,18 +106,6 @@ def _run(scanner: ScannerAdapter, argv: list[str], *, timeout: float) -> subproc
         ) from error
     except OSError as error:
         raise ScanFailed(f"cannot start {scanner.name} ({argv[0]}): {error.strerror or error}") from error
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return _clip(lines[-1]) if lines else "(no output)"
-
-
-def _clip(line: str, limit: int = 200) -> str:
-    # A scanner's own words can quote what it found (trufflehog's stdout is findings with `Raw`):
-    # every long token-like run is masked before it is shown.
-    line = _TOKEN_LIKE.sub(lambda match: masked_preview(match.group()), line)
-    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def scan_groups(
@@ -207,3 +137,38 @@ def scan_groups(
             )
         per_root[root].append(replace(finding, file=reported.relative_to(root).as_posix()))
     return per_root, parsed.secrets
+
+
+def scan_runs(runs: Sequence[RunDir], options: ScanOptions, *, need_secrets: bool = False) -> ScanResult:
+    """Scan each run's published plain text, reusing cached results where content and settings match.
+
+    `need_secrets` (for --redact) rescans runs whose cached result has findings: the cache holds
+    hashes, and redaction needs the secrets themselves, which only a live scan hands over.
+    """
+    ready = ready_scanner(options.scanner)
+    scanner, binary, version = ready.adapter, ready.binary, ready.version
+    keys: dict[Path, CacheKey] = {}
+    results: dict[Path, RunScan] = {}
+    pending: list[tuple[RunDir, ScanInputs]] = []
+    for run in runs:
+        inputs = scan_inputs(run.path)
+        key = CacheKey(inputs.content_sha256, scanner.name, version, options.cache_options())
+        keys[inputs.root] = key
+        cached = None if options.rescan else load_cached(inputs.root, key)
+        if cached is not None and not (need_secrets and cached):
+            results[inputs.root] = RunScan(run.run_id, inputs, cached, cached=True)
+        else:
+            pending.append((run, inputs))
+    per_root, secrets = scan_groups(
+        scanner,
+        binary,
+        {inputs.root: inputs.paths for _, inputs in pending},
+        verify=options.verify,
+        expected_bytes=sum(inputs.bytes for _, inputs in pending),
+    )
+    for run, inputs in pending:
+        findings = per_root[inputs.root]
+        store_cached(inputs.root, keys[inputs.root], findings)
+        results[inputs.root] = RunScan(run.run_id, inputs, findings, cached=False)
+    ordered = [results[run.path.resolve()] for run in runs]
+    return ScanResult(options=options, scanner_version=version, runs=ordered, secrets=secrets)

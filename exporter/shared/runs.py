@@ -9,23 +9,26 @@ not know would publish wrong data.
 
 from __future__ import annotations
 
-import json
 import mmap
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import click
 import msgspec
 
 from exporter.core.errors import UserError
-from exporter.export.build.dataset_schema import CAPTURE_SCHEMA_VERSION
+from exporter.core.record import (
+    CAPTURE_SCHEMA,
+    CAPTURES_FILE,
+    RUN_FILE,
+    TRACES_DIR,
+    RecordHead,
+    RunInfo,
+    read_run_info,
+)
 
-CAPTURES_FILE = "captures.jsonl"
-RUN_FILE = "run.json"
-TRACES_DIR = "traces"
 RUNS_DIR_ENV = "AGENTCAP_RUNS_DIR"
 DEFAULT_RUNS_DIR = "runs"
 UNKNOWN_AGENT = "unknown"
@@ -40,17 +43,18 @@ Warn = Callable[[str], None]
 
 
 def warn_on_stderr(message: str) -> None:
-    click.echo(f"warning: {message}", err=True)
+    """The default `Warn` of library calls: one line on stderr (commands pass their own)."""
+    print(f"warning: {message}", file=sys.stderr)
 
 
 @dataclass(frozen=True)
 class RunDir:
-    """One run directory. `info` is its parsed run.json ({} when missing or unreadable)."""
+    """One run directory. `info` is its run.json (an empty `RunInfo` when missing or unreadable)."""
 
     run_id: str
     path: Path
     agent: str
-    info: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    info: RunInfo = field(default_factory=RunInfo, compare=False, hash=False)
 
     @property
     def captures_path(self) -> Path:
@@ -63,8 +67,8 @@ class RunDir:
     @classmethod
     def load(cls, path: Path) -> RunDir:
         info = _read_run_json(path / RUN_FILE)
-        agent = info.get("agent") or _first_record_agent(path / CAPTURES_FILE) or UNKNOWN_AGENT
-        return cls(run_id=str(info.get("run_id") or path.name), path=path, agent=str(agent), info=info)
+        agent = info.agent or _first_record_agent(path / CAPTURES_FILE) or UNKNOWN_AGENT
+        return cls(run_id=info.run_id or path.name, path=path, agent=agent, info=info)
 
 
 def default_runs_dir() -> Path:
@@ -121,21 +125,23 @@ def _resolve_one(target: str, runs_dir: Path) -> list[RunDir]:
     raise UserError(f"{target}: no such run; pass {TARGET_FORMS} (`agentcap ls` lists the runs)")
 
 
-def _read_run_json(path: Path) -> dict[str, Any]:
+def _read_run_json(path: Path) -> RunInfo:
     try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return info if isinstance(info, dict) else {}
+        return read_run_info(path.read_bytes())
+    except OSError:
+        return RunInfo()  # missing or unreadable: the run is still read from its records
+
+
+class _AgentProbe(msgspec.Struct):
+    agent: str | None = None
 
 
 def _first_record_agent(path: Path) -> str | None:
     for line in iter_lines(path):
         try:
-            record = json.loads(line.content)
-        except ValueError:
+            return msgspec.json.decode(line.content, type=_AgentProbe).agent
+        except (msgspec.DecodeError, msgspec.ValidationError):
             continue
-        return record.get("agent") if isinstance(record, dict) else None
     return None
 
 
@@ -196,35 +202,44 @@ class LinePolicy:
         self.warn(f"{where}: skipping malformed record ({reason})")
 
     def check_schema(self, line: Line, schema: object) -> None:
-        if schema != CAPTURE_SCHEMA_VERSION:
+        if schema != CAPTURE_SCHEMA:
             raise UserError(
                 f"{self.path}:{line.number}: unknown record schema {schema!r} (this agentcap reads "
-                f"{CAPTURE_SCHEMA_VERSION}); upgrade agentcap to export this run"
+                f"{CAPTURE_SCHEMA}); upgrade agentcap to export this run"
             )
 
+    def decode[R: RecordHead](self, line: Line, kind: type[R], *, check_schema: bool = True) -> R | None:
+        """The line as `kind` (a view of `exporter.core.record`), or None after reporting it.
 
-def iter_records(
-    run: RunDir, *, strict: bool = False, warn: Warn = warn_on_stderr
-) -> Iterator[dict[str, Any]]:
-    """The run's capture records as dicts, in file (completion) order, streamed."""
-    for _, record in iter_numbered_records(run, strict=strict, warn=warn):
-        yield record
+        An unknown schema raises (unless `check_schema` is off: viewers show what they can of newer runs).
+        """
+        try:
+            record = msgspec.json.decode(line.content, type=kind)
+        except msgspec.ValidationError as error:
+            generic = msgspec.json.decode(line.content)
+            if check_schema and isinstance(generic, dict) and "schema" in generic:
+                self.check_schema(line, generic["schema"])
+            self.malformed(line, str(error))
+            return None
+        except msgspec.DecodeError as error:
+            self.malformed(line, str(error))
+            return None
+        if check_schema:
+            self.check_schema(line, record.schema)
+        return record
 
 
-def iter_numbered_records(
-    run: RunDir, *, strict: bool = False, warn: Warn = warn_on_stderr, check_schema: bool = True
-) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, record) pairs; viewers pass check_schema=False to show what they can of newer runs."""
+def iter_records[R: RecordHead](
+    run: RunDir,
+    kind: type[R],
+    *,
+    strict: bool = False,
+    warn: Warn = warn_on_stderr,
+    check_schema: bool = True,
+) -> Iterator[tuple[Line, R]]:
+    """The run's records decoded as `kind`, with their lines, in file (completion) order, streamed."""
     policy = LinePolicy(run.captures_path, strict=strict, warn=warn)
     for line in iter_lines(run.captures_path):
-        try:
-            record = msgspec.json.decode(line.content)
-        except msgspec.DecodeError as error:
-            policy.malformed(line, str(error))
-            continue
-        if not isinstance(record, dict) or (check_schema and "schema" not in record):
-            policy.malformed(line, "not a capture record object")
-            continue
-        if check_schema:
-            policy.check_schema(line, record["schema"])
-        yield line.number, record
+        record = policy.decode(line, kind, check_schema=check_schema)
+        if record is not None:
+            yield line, record

@@ -23,6 +23,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
+from exporter.core.record import CaptureRecord
+from exporter.core.values import arguments_json, as_dict, as_str, as_text, join_text, to_json
+
 CHAT = "chat.completions"
 COMPLETIONS = "completions"
 RESPONSES = "responses"
@@ -190,7 +195,7 @@ def decode_body(body: Any, api: str | None = None) -> DecodedResponse:
         return DecodedResponse(api=api, problems=[f"response body is a {type(body).__name__}, not an object"])
     api = api if api in DECODERS else _detect_body_api(body)
     decoded = DecodedResponse(
-        api=api, model=_str_or_none(body.get("model")), usage=_dict_or_none(body.get("usage"))
+        api=api, model=as_str(body.get("model")), usage=as_dict(body.get("usage")) or None
     )
     error = _error_text(body)
     if error is not None:
@@ -203,6 +208,18 @@ def decode_body(body: Any, api: str | None = None) -> DecodedResponse:
         return decoded
     DECODERS[api].body(body, decoded)
     return decoded
+
+
+def decode_capture(record: CaptureRecord) -> DecodedResponse:
+    """Decode a typed capture record (`exporter.core.record`): see `decode_record`."""
+    return decode_record(
+        {
+            "api": record.api,
+            "response": record.response.as_dict() if record.response else None,
+            "websocket": msgspec.to_builtins(record.websocket) if record.websocket else None,
+            "error": msgspec.to_builtins(record.error) if record.error else None,
+        }
+    )
 
 
 def decode_record(record: dict[str, Any]) -> DecodedResponse:
@@ -339,29 +356,6 @@ def _error_text(body: dict[str, Any]) -> str | None:
     return str(error)
 
 
-def _str_or_none(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _dict_or_none(value: Any) -> dict[str, Any] | None:
-    return value if isinstance(value, dict) else None
-
-
-def _obj(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _arguments(value: Any) -> str:
-    """Tool arguments as a JSON string: kept verbatim when a string, serialised when an object."""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value if value is not None else {}, ensure_ascii=False)
-
-
 # ---------------------------------------------------------------- chat completions
 
 
@@ -376,21 +370,23 @@ def _chat_body(body: dict[str, Any], decoded: DecodedResponse) -> None:
     if len(choices) > 1:
         decoded.problems.append(f"{len(choices)} choices; showing the first")
     choice = choices[0]
-    decoded.finish_reason = _str_or_none(choice.get("finish_reason"))
+    decoded.finish_reason = as_str(choice.get("finish_reason"))
     if decoded.api == COMPLETIONS:
-        decoded.content = _text(choice.get("text"))
+        decoded.content = as_text(choice.get("text"))
         return
-    message = _obj(choice.get("message"))
-    decoded.content = _text(message.get("content")) or _text(message.get("refusal"))
+    message = as_dict(choice.get("message"))
+    decoded.content = as_text(message.get("content")) or as_text(message.get("refusal"))
     decoded.reasoning = next(
-        (_text(message.get(k)) for k in CHAT_REASONING_KEYS if _text(message.get(k))), ""
+        (as_text(message.get(k)) for k in CHAT_REASONING_KEYS if as_text(message.get(k))), ""
     )
     for call in message.get("tool_calls") or []:
         if isinstance(call, dict):
-            function = _obj(call.get("function"))
+            function = as_dict(call.get("function"))
             decoded.tool_calls.append(
                 ToolCall(
-                    _text(call.get("id")), _text(function.get("name")), _arguments(function.get("arguments"))
+                    as_text(call.get("id")),
+                    as_text(function.get("name")),
+                    arguments_json(function.get("arguments")),
                 )
             )
 
@@ -401,7 +397,7 @@ def _chat_stream(stream: _JsonEvents, decoded: DecodedResponse) -> None:
     slots: dict[int, ToolCall] = {}
     other_choices = False
     for _, chunk in stream:
-        decoded.model = decoded.model or _str_or_none(chunk.get("model"))
+        decoded.model = decoded.model or as_str(chunk.get("model"))
         if isinstance(chunk.get("usage"), dict):
             decoded.usage = chunk["usage"]
         error = _error_text(chunk)
@@ -413,14 +409,14 @@ def _chat_stream(stream: _JsonEvents, decoded: DecodedResponse) -> None:
             if choice.get("index", 0) != 0:
                 other_choices = True
                 continue
-            decoded.finish_reason = _str_or_none(choice.get("finish_reason")) or decoded.finish_reason
+            decoded.finish_reason = as_str(choice.get("finish_reason")) or decoded.finish_reason
             if decoded.api == COMPLETIONS:
-                content.append(_text(choice.get("text")))
+                content.append(as_text(choice.get("text")))
                 continue
-            delta = _obj(choice.get("delta"))
-            content.append(_text(delta.get("content")) or _text(delta.get("refusal")))
+            delta = as_dict(choice.get("delta"))
+            content.append(as_text(delta.get("content")) or as_text(delta.get("refusal")))
             reasoning.append(
-                next((_text(delta.get(k)) for k in CHAT_REASONING_KEYS if _text(delta.get(k))), "")
+                next((as_text(delta.get(k)) for k in CHAT_REASONING_KEYS if as_text(delta.get(k))), "")
             )
             for fragment in delta.get("tool_calls") or []:
                 if isinstance(fragment, dict):
@@ -439,7 +435,7 @@ def _merge_tool_fragment(slots: dict[int, ToolCall], fragment: dict[str, Any]) -
     slot and one without an id continues the last slot.
     """
     index = fragment.get("index")
-    call_id = _text(fragment.get("id"))
+    call_id = as_text(fragment.get("id"))
     if not isinstance(index, int):
         known = next((i for i, slot in slots.items() if call_id and slot.id == call_id), None)
         if known is not None:
@@ -449,12 +445,12 @@ def _merge_tool_fragment(slots: dict[int, ToolCall], fragment: dict[str, Any]) -
         else:
             index = max(slots)
     slot = slots.setdefault(index, ToolCall())
-    function = _obj(fragment.get("function"))
+    function = as_dict(fragment.get("function"))
     slot.id = call_id or slot.id
-    slot.name = _text(function.get("name")) or slot.name
+    slot.name = as_text(function.get("name")) or slot.name
     arguments = function.get("arguments")
     slot.arguments += (
-        arguments if isinstance(arguments, str) else ("" if arguments is None else _arguments(arguments))
+        arguments if isinstance(arguments, str) else ("" if arguments is None else arguments_json(arguments))
     )
 
 
@@ -479,18 +475,18 @@ def _responses_output(items: Iterable[Any], decoded: DecodedResponse) -> None:
         if kind == "message":
             for part in item.get("content") or []:
                 if isinstance(part, dict):
-                    content.append(_text(part.get("text")) or _text(part.get("refusal")))
+                    content.append(as_text(part.get("text")) or as_text(part.get("refusal")))
         elif kind == "reasoning":
             parts = [
-                _text(p.get("text"))
+                as_text(p.get("text"))
                 for p in (item.get("content") or item.get("summary") or [])
                 if isinstance(p, dict)
             ]
             reasoning.append("\n\n".join(p for p in parts if p))
         elif kind in ("function_call", "custom_tool_call"):
             arguments = item.get("arguments") if kind == "function_call" else item.get("input")
-            call_id = _text(item.get("call_id")) or _text(item.get("id"))
-            decoded.tool_calls.append(ToolCall(call_id, _text(item.get("name")), _arguments(arguments)))
+            call_id = as_text(item.get("call_id")) or as_text(item.get("id"))
+            decoded.tool_calls.append(ToolCall(call_id, as_text(item.get("name")), arguments_json(arguments)))
     decoded.content = "".join(content)
     decoded.reasoning = "\n\n".join(r for r in reasoning if r)
 
@@ -500,8 +496,8 @@ def _responses_status(response: dict[str, Any], decoded: DecodedResponse) -> Non
     if status == "completed":
         decoded.finish_reason = "tool_calls" if decoded.tool_calls else "stop"
     elif status == "incomplete":
-        details = _obj(response.get("incomplete_details"))
-        reason = _text(details.get("reason")) or "incomplete"
+        details = as_dict(response.get("incomplete_details"))
+        reason = as_text(details.get("reason")) or "incomplete"
         decoded.finish_reason = RESPONSES_FINISH.get(reason, reason)
     elif status == "failed":
         decoded.finish_reason = "error"
@@ -533,7 +529,7 @@ class _ResponsesItems:
         index = index if isinstance(index, int) else 0
         while len(parts) <= index:
             parts.append({"type": part_type, "text": ""})
-        parts[index]["text"] = _text(parts[index].get("text")) + _text(event.get("delta"))
+        parts[index]["text"] = as_text(parts[index].get("text")) + as_text(event.get("delta"))
 
     def ordered(self) -> list[dict[str, Any]]:
         return [self.items[index] for index in sorted(self.items)]
@@ -545,8 +541,8 @@ def _responses_stream(stream: _JsonEvents, decoded: DecodedResponse) -> None:
     for kind, event in stream:
         response = event.get("response") if isinstance(event.get("response"), dict) else None
         if response is not None:
-            decoded.model = decoded.model or _str_or_none(response.get("model"))
-            decoded.usage = _dict_or_none(response.get("usage")) or decoded.usage
+            decoded.model = decoded.model or as_str(response.get("model"))
+            decoded.usage = as_dict(response.get("usage")) or decoded.usage
             if kind in ("response.completed", "response.incomplete", "response.failed"):
                 final = response
                 decoded.error = _error_text(response) or decoded.error
@@ -561,7 +557,7 @@ def _responses_stream(stream: _JsonEvents, decoded: DecodedResponse) -> None:
         elif kind in ("response.function_call_arguments.delta", "response.custom_tool_call_input.delta"):
             item = items.item(event)
             key = "arguments" if kind == "response.function_call_arguments.delta" else "input"
-            item[key] = _text(item.get(key)) + _text(event.get("delta"))
+            item[key] = as_text(item.get(key)) + as_text(event.get("delta"))
         elif kind == "response.function_call_arguments.done" and isinstance(event.get("arguments"), str):
             items.item(event)["arguments"] = event["arguments"]
         elif kind == "error":
@@ -587,7 +583,7 @@ ANTHROPIC_FINISH = {
 
 def _messages_body(body: dict[str, Any], decoded: DecodedResponse) -> None:
     _messages_blocks(body.get("content") or [], decoded)
-    reason = _str_or_none(body.get("stop_reason"))
+    reason = as_str(body.get("stop_reason"))
     decoded.finish_reason = ANTHROPIC_FINISH.get(reason, reason) if reason else None
 
 
@@ -599,15 +595,17 @@ def _messages_blocks(blocks: Iterable[Any], decoded: DecodedResponse) -> None:
             continue
         kind = block.get("type")
         if kind == "text":
-            content.append(_text(block.get("text")))
+            content.append(as_text(block.get("text")))
         elif kind == "thinking":
-            reasoning.append(_text(block.get("thinking")))
+            reasoning.append(as_text(block.get("thinking")))
         elif kind == "redacted_thinking":
             reasoning.append("[redacted thinking]")
         elif kind in ("tool_use", "server_tool_use"):
             arguments = block["partial_json"] if "partial_json" in block else block.get("input")
             decoded.tool_calls.append(
-                ToolCall(_text(block.get("id")), _text(block.get("name")), _arguments(arguments or {}))
+                ToolCall(
+                    as_text(block.get("id")), as_text(block.get("name")), arguments_json(arguments or {})
+                )
             )
     decoded.content = "".join(content)
     decoded.reasoning = "\n\n".join(r for r in reasoning if r)
@@ -619,18 +617,18 @@ def _messages_stream(stream: _JsonEvents, decoded: DecodedResponse) -> None:
     for kind, event in stream:
         if kind == "message_start" and isinstance(event.get("message"), dict):
             message = event["message"]
-            decoded.model = _str_or_none(message.get("model"))
-            usage.update(_dict_or_none(message.get("usage")) or {})
+            decoded.model = as_str(message.get("model"))
+            usage.update(as_dict(message.get("usage")))
         elif kind == "content_block_start" and isinstance(event.get("content_block"), dict):
             blocks[_block_index(event, blocks)] = dict(event["content_block"])
         elif kind == "content_block_delta" and isinstance(event.get("delta"), dict):
             block = blocks.setdefault(_block_index(event, blocks), {"type": "text"})
             _apply_block_delta(block, event["delta"])
         elif kind == "message_delta":
-            delta = _obj(event.get("delta"))
-            reason = _str_or_none(delta.get("stop_reason"))
+            delta = as_dict(event.get("delta"))
+            reason = as_str(delta.get("stop_reason"))
             decoded.finish_reason = ANTHROPIC_FINISH.get(reason, reason) if reason else decoded.finish_reason
-            usage.update(_dict_or_none(event.get("usage")) or {})
+            usage.update(as_dict(event.get("usage")))
         elif kind == "error":
             decoded.error = _error_text(event)
     decoded.usage = usage or None
@@ -645,11 +643,11 @@ def _block_index(event: dict[str, Any], blocks: dict[int, dict[str, Any]]) -> in
 def _apply_block_delta(block: dict[str, Any], delta: dict[str, Any]) -> None:
     kind = delta.get("type")
     if kind == "text_delta":
-        block["text"] = _text(block.get("text")) + _text(delta.get("text"))
+        block["text"] = as_text(block.get("text")) + as_text(delta.get("text"))
     elif kind == "thinking_delta":
-        block["thinking"] = _text(block.get("thinking")) + _text(delta.get("thinking"))
+        block["thinking"] = as_text(block.get("thinking")) + as_text(delta.get("thinking"))
     elif kind == "input_json_delta":
-        block["partial_json"] = _text(block.get("partial_json")) + _text(delta.get("partial_json"))
+        block["partial_json"] = as_text(block.get("partial_json")) + as_text(delta.get("partial_json"))
 
 
 # ---------------------------------------------------------------- registry
@@ -691,7 +689,7 @@ def request_messages(body: dict[str, Any], api: str | None = None) -> list[dict[
     if api == COMPLETIONS:
         prompt = body.get("prompt")
         prompts = prompt if isinstance(prompt, list) else [prompt]
-        return [{"role": "user", "content": p if isinstance(p, str) else json.dumps(p)} for p in prompts if p]
+        return [{"role": "user", "content": p if isinstance(p, str) else to_json(p)} for p in prompts if p]
     return [dict(m) for m in body.get("messages") or [] if isinstance(m, dict)]
 
 
@@ -738,7 +736,7 @@ def _parts_content(parts: Any) -> Any:
     if isinstance(parts, str) or parts is None:
         return parts or ""
     if not isinstance(parts, list):
-        return json.dumps(parts, ensure_ascii=False)
+        return to_json(parts)
     converted: list[dict[str, Any]] = []
     for part in parts:
         if not isinstance(part, dict):
@@ -757,7 +755,7 @@ def _parts_content(parts: Any) -> Any:
         else:
             converted.append(part)
     if all(p.get("type") == "text" for p in converted):
-        return "\n".join(p["text"] for p in converted)
+        return join_text([p["text"] for p in converted])
     return converted
 
 
@@ -780,7 +778,7 @@ def _responses_request(body: dict[str, Any]) -> list[dict[str, Any]]:
             )
         elif kind == "reasoning":
             parts = item.get("content") or item.get("summary") or []
-            text = "\n\n".join(_text(p.get("text")) for p in parts if isinstance(p, dict) and p.get("text"))
+            text = "\n\n".join(as_text(p.get("text")) for p in parts if isinstance(p, dict) and p.get("text"))
             assistant = _open_assistant(messages, for_content=True)
             assistant["reasoning_content"] = "\n\n".join(
                 t for t in (assistant.get("reasoning_content"), text) if t
@@ -788,9 +786,9 @@ def _responses_request(body: dict[str, Any]) -> list[dict[str, Any]]:
         elif kind in ("function_call", "custom_tool_call"):
             arguments = item.get("arguments") if kind == "function_call" else item.get("input")
             call = ToolCall(
-                _text(item.get("call_id")) or _text(item.get("id")),
-                _text(item.get("name")),
-                _arguments(arguments),
+                as_text(item.get("call_id")) or as_text(item.get("id")),
+                as_text(item.get("name")),
+                arguments_json(arguments),
             )
             _open_assistant(messages, for_content=False).setdefault("tool_calls", []).append(call.to_openai())
         elif kind in ("function_call_output", "custom_tool_call_output"):
@@ -798,12 +796,12 @@ def _responses_request(body: dict[str, Any]) -> list[dict[str, Any]]:
             messages.append(
                 {
                     "role": "tool",
-                    "tool_call_id": _text(item.get("call_id")),
+                    "tool_call_id": as_text(item.get("call_id")),
                     "content": _parts_content(output),
                 }
             )
         else:
-            messages.append({"role": kind or "unknown", "content": json.dumps(item, ensure_ascii=False)})
+            messages.append({"role": kind or "unknown", "content": to_json(item)})
     return messages
 
 
@@ -847,7 +845,7 @@ def _anthropic_user(role: str, blocks: list[Any]) -> list[dict[str, Any]]:
             flush()
             tool: dict[str, Any] = {
                 "role": "tool",
-                "tool_call_id": _text(block.get("tool_use_id")),
+                "tool_call_id": as_text(block.get("tool_use_id")),
                 "content": _parts_content(block.get("content")),
             }
             if block.get("is_error"):

@@ -1,4 +1,4 @@
-"""`agentcap traces collect`: copy an agent's native sessions that were active during a run into the run.
+"""Collecting traces: copy an agent's native sessions that were active during a run into the run.
 
 JSONL session files (Claude Code, Codex, pi) are copied byte for byte, keeping their path below the
 agent's session root (so a Claude session keeps its `subagents/` files next to it). SQLite agents
@@ -14,17 +14,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import click
-
-from exporter.cli_base import runs_dir_option
 from exporter.core.errors import UserError
+from exporter.core.record import CaptureRecord
 from exporter.rollouts.base import BrokenUnit, SqliteFormat, Unit, relative_to
 from exporter.rollouts.hydrate import hydrate_unit
 from exporter.rollouts.manifest import build_manifest
 from exporter.rollouts.registry import FORMATS, get_format
 from exporter.rollouts.rollout import to_utc
 from exporter.rollouts.sqlite_source import SnapshotStore, connect_readonly, extract_session
-from exporter.shared.runs import RunDir, iter_records, resolve_targets
+from exporter.shared.runs import RunDir, Warn, iter_records, warn_on_stderr
 
 NATIVE_AGENTS = tuple(name for name in FORMATS if name != "captures")
 ALIASES = {
@@ -51,17 +49,19 @@ class Window:
 
 def run_window(run: RunDir) -> Window:
     """The run's time window: run.json's start/end widened by every capture's start and end."""
-    instants = [t for t in (to_utc(run.info.get("started_at")), to_utc(run.info.get("ended_at"))) if t]
-    for record in iter_records(run, warn=lambda message: None):
-        started = record.get("captured_at")
-        if isinstance(started, int | float):
-            instants.append(to_utc(started))  # type: ignore[arg-type]
-            duration = record.get("duration_ms")
-            if isinstance(duration, int | float):
-                instants.append(to_utc(started + duration / 1000))  # type: ignore[arg-type]
+    instants = [t for t in (to_utc(run.info.started_at), to_utc(run.info.ended_at)) if t]
+    for _, record in iter_records(run, CaptureRecord, warn=lambda message: None):
+        instants += [
+            t
+            for t in (
+                to_utc(record.captured_at),
+                to_utc(record.captured_at + (record.duration_ms or 0) / 1000),
+            )
+            if t
+        ]
     if not instants:
         raise UserError(f"{run.path}: no run.json times and no captures; cannot tell when the run happened")
-    still_running = run.info.get("ended_at") is None and run.info.get("status") == "running"
+    still_running = run.info.ended_at is None and run.info.status == "running"
     return Window(min(instants), datetime.now(UTC) if still_running else max(instants))
 
 
@@ -71,7 +71,7 @@ def collect_traces(
     sources: list[Path],
     *,
     window: Window | None = None,
-    warn: Callable[[str], None] | None = None,
+    warn: Warn = warn_on_stderr,
 ) -> list[Path]:
     """Copy the agent's sessions active during the run into `run/traces/`; returns what was written."""
     fmt = get_format(agent)
@@ -79,9 +79,9 @@ def collect_traces(
     written: list[Path] = []
     with SnapshotStore() as snapshots:
         for source in sources:
-            units = build_manifest([source], agent, snapshots=snapshots, warn=warn or _warn)
+            units = build_manifest([source], agent, snapshots=snapshots, warn=warn)
             root = source if source.is_dir() else source.parent
-            for unit in _active_units(units, window, warn or _warn):
+            for unit in _active_units(units, window, warn):
                 if isinstance(fmt, SqliteFormat):
                     written.append(_extract(fmt, unit, run.traces_path))
                 else:
@@ -130,53 +130,3 @@ def _extract(fmt: SqliteFormat, unit: Unit, destination: Path) -> Path:
 
 def _safe_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
-
-
-def _warn(message: str) -> None:
-    click.echo(f"warning: {message}", err=True)
-
-
-@click.group("traces")
-def traces_group() -> None:
-    """The agents' own session traces of a run."""
-
-
-@traces_group.command("collect")
-@click.argument("run")
-@click.option(
-    "--agent",
-    required=True,
-    type=click.Choice([*NATIVE_AGENTS, *ALIASES]),
-    help="Whose sessions to collect.",
-)
-@click.option(
-    "--from",
-    "source",
-    type=click.Path(exists=True, path_type=Path),
-    default=None,
-    help="Session file, directory or database (default: the agent's standard location).",
-)
-@runs_dir_option("RUN ids")
-def collect_command(run: str, agent: str, source: Path | None, runs_dir: Path) -> None:
-    """Copy the agent's sessions active during RUN into RUN/traces/.
-
-    RUN is a run directory or a run id under --runs-dir. The window comes from run.json and the
-    captures' times. JSONL sessions are copied as-is; database agents get one extract per session.
-    """
-    agent = ALIASES.get(agent, agent)
-    runs = resolve_targets([run], all_runs=False, runs_dir=runs_dir)
-    if len(runs) != 1:
-        raise UserError(f"{run}: holds {len(runs)} runs; pass one run directory or run id")
-    sources = [source] if source else [p for p in get_format(agent).default_roots() if p.exists()]
-    if not sources:
-        looked = ", ".join(str(p) for p in get_format(agent).default_roots())
-        raise UserError(f"no {agent} sessions at the standard location ({looked}); pass --from PATH")
-    window = run_window(runs[0])
-    written = collect_traces(runs[0], agent, sources, window=window)
-    span = f"{window.start:%Y-%m-%d %H:%M:%S} – {window.end:%H:%M:%S} UTC"
-    if not written:
-        click.echo(
-            f"no {agent} sessions were active during {runs[0].run_id} ({span}); nothing copied", err=True
-        )
-        return
-    click.echo(f"collected {len(written)} {agent} file(s) active {span} into {runs[0].traces_path}", err=True)

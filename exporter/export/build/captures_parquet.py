@@ -26,94 +26,15 @@ import pyarrow as pa
 
 from exporter import __version__
 from exporter.core.names import provider_for
-from exporter.export.build.dataset_schema import (
-    CAPTURE_SCHEMA_VERSION,
-    CAPTURES_SCHEMA,
-    DATASET_SCHEMA_VERSION,
-)
+from exporter.core.record import CAPTURE_SCHEMA, MISSING, IndexRecord, Message, RawRecord, present
+from exporter.core.values import first_user_prompt
+from exporter.export.build.dataset_schema import CAPTURES_SCHEMA, DATASET_SCHEMA_VERSION
 from exporter.shared.parquet_io import ROW_GROUP_BYTES, ParquetFileWriter
 from exporter.shared.runs import Line, LinePolicy, RunDir, Warn, iter_lines, warn_on_stderr
 
 BIG_TEXT_COLUMNS = ("request", "response", "usage", "error")
-PROMPT_PREVIEW_CHARS = 200
-MISSING = msgspec.Raw()  # an absent field: distinguishable from a JSON `null`
 
 Progress = Callable[[int], None]
-
-
-# --- typed views of a record -------------------------------------------------------------------
-
-
-class _RecordHead(msgspec.Struct, kw_only=True):
-    """Fields both passes need, validated on every line in pass 1."""
-
-    schema: str
-    request_id: str
-    seq: int
-    captured_at: float
-    task_id: str | None = None
-    turn: int | None = None
-    upstream_url: str | None = None
-    served_model: str | None = None
-    error: msgspec.Raw = MISSING
-
-
-class _ModelProbe(msgspec.Struct):
-    model: object = None
-
-
-class _IndexRequest(msgspec.Struct):
-    # A body is any JSON value; only an object can name a model.
-    body: _ModelProbe | list | str | int | float | bool | None = None
-
-
-class _IndexRecord(_RecordHead, kw_only=True):
-    request: _IndexRequest | None = None
-
-
-class _Message(msgspec.Struct):
-    status_code: int | None = None
-    stream: bool = False
-    body: msgspec.Raw = MISSING
-    body_text: str | None = None
-    body_base64: str | None = None
-    decode_error: str | None = None
-    raw: msgspec.Raw = MISSING
-    raw_base64: str | None = None
-
-
-class _Record(_RecordHead, kw_only=True):
-    api: str | None = None
-    transport: str = "http"
-    ttfb_ms: float | None = None
-    duration_ms: float | None = None
-    request: _Message | None = None
-    response: _Message | None = None
-    served_by: str | None = None
-    served_build_info: str | None = None
-    usage: msgspec.Raw = MISSING
-    websocket: msgspec.Raw = MISSING
-
-
-def _present(raw: msgspec.Raw) -> bool:
-    return len(raw) > 0 and bytes(raw) != b"null"
-
-
-def _decode_or_report[R: _RecordHead](line: Line, kind: type[R], policy: LinePolicy) -> R | None:
-    """The line as `kind`, or None after reporting it; an unknown schema raises."""
-    try:
-        record = msgspec.json.decode(line.content, type=kind)
-    except msgspec.ValidationError as error:
-        generic = msgspec.json.decode(line.content)
-        if isinstance(generic, dict) and "schema" in generic:
-            policy.check_schema(line, generic["schema"])
-        policy.malformed(line, str(error))
-        return None
-    except msgspec.DecodeError as error:
-        policy.malformed(line, str(error))
-        return None
-    policy.check_schema(line, record.schema)
-    return record
 
 
 # --- pass 1: the index --------------------------------------------------------------------------
@@ -134,28 +55,9 @@ class CallGroup:
 
 @dataclass
 class RunIndex:
-    """What pass 1 learned about a run: enough for `agentcap ls` as well as for pass 2."""
+    """What pass 1 learned about a run: its calls, grouped by (model, upstream), one file per group."""
 
     groups: dict[tuple[str, str], CallGroup] = field(default_factory=dict)
-    calls: int = 0
-    errors: int = 0
-    skipped_lines: int = 0
-    tasks: set[str] = field(default_factory=set)
-    first_captured_at: float | None = None
-
-    @property
-    def models(self) -> list[str]:
-        return sorted({group.model for group in self.groups.values()})
-
-    @property
-    def upstreams(self) -> list[str]:
-        return sorted({group.upstream_url for group in self.groups.values()})
-
-
-def _model_of(record: _IndexRecord) -> str:
-    body = record.request.body if record.request else None
-    model = body.model if isinstance(body, _ModelProbe) else None
-    return model if isinstance(model, str) and model else (record.served_model or "")
 
 
 def index_run(
@@ -166,19 +68,12 @@ def index_run(
     for line in iter_lines(run.captures_path):
         if progress:
             progress(len(line.content) + 1)
-        record = _decode_or_report(line, _IndexRecord, policy)
+        record = policy.decode(line, IndexRecord)
         if record is None:
             continue
-        key = (_model_of(record), record.upstream_url or "")
+        key = (record.model(), record.upstream_url or "")
         group = index.groups.setdefault(key, CallGroup(model=key[0], upstream_url=key[1]))
         group.calls.append((record.seq, line.offset, len(line.content), line.number))
-        index.calls += 1
-        index.errors += _present(record.error)
-        if record.task_id:
-            index.tasks.add(record.task_id)
-        if index.first_captured_at is None or record.captured_at < index.first_captured_at:
-            index.first_captured_at = record.captured_at
-    index.skipped_lines = policy.skipped
     return index
 
 
@@ -221,11 +116,11 @@ def _object(*members: Member) -> tuple[Piece, ...]:
     return tuple(pieces)
 
 
-def _error_member(record: _Record) -> tuple[Member, ...]:
-    return ((b"error", record.error),) if _present(record.error) else ()
+def _error_member(record: RawRecord) -> tuple[Member, ...]:
+    return ((b"error", record.error),) if present(record.error) else ()
 
 
-def _non_json_body(message: _Message) -> tuple[Member, ...]:
+def _non_json_body(message: Message) -> tuple[Member, ...]:
     """A body that was not JSON, kept under the capture format's own field names."""
     fields = (
         (b"body_text", message.body_text),
@@ -235,7 +130,7 @@ def _non_json_body(message: _Message) -> tuple[Member, ...]:
     return tuple((key, _json(value)) for key, value in fields if value is not None)
 
 
-def _request_pieces(record: _Record) -> tuple[Piece, ...]:
+def _request_pieces(record: RawRecord) -> tuple[Piece, ...]:
     message = record.request
     if message is None:
         return (b"{}",)
@@ -244,7 +139,7 @@ def _request_pieces(record: _Record) -> tuple[Piece, ...]:
     return _object(*_non_json_body(message))
 
 
-def _response_pieces(record: _Record) -> tuple[Piece, ...]:
+def _response_pieces(record: RawRecord) -> tuple[Piece, ...]:
     message = record.response
     if len(record.websocket):
         return _object((b"websocket", record.websocket))
@@ -261,7 +156,7 @@ def _response_pieces(record: _Record) -> tuple[Piece, ...]:
 
 
 def _optional_json(raw: msgspec.Raw) -> bytes | None:
-    return bytes(raw) if _present(raw) else None
+    return bytes(raw) if present(raw) else None
 
 
 @dataclass
@@ -275,35 +170,6 @@ class TaskSummary:
 
     def as_metadata(self) -> dict[str, object]:
         return {"id": self.id, "turns": self.turns, "calls": self.calls, "prompt": self.prompt}
-
-
-def first_user_prompt(body: bytes | msgspec.Raw) -> str:
-    """The first user message's text (content parts joined), one line, at most 200 characters."""
-    try:
-        request = msgspec.json.decode(body)
-    except msgspec.DecodeError:
-        return ""
-    if not isinstance(request, dict):
-        return ""
-    messages = request.get("messages") or request.get("input") or []
-    if isinstance(messages, str):
-        return " ".join(messages.split())[:PROMPT_PREVIEW_CHARS]
-    for message in messages if isinstance(messages, list) else []:
-        if isinstance(message, dict) and message.get("role") == "user":
-            return " ".join(_content_text(message.get("content")).split())[:PROMPT_PREVIEW_CHARS]
-    return ""
-
-
-def _content_text(content: object) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(
-            part.get("text", "")
-            for part in content
-            if isinstance(part, dict) and isinstance(part.get("text"), str)
-        )
-    return ""
 
 
 class _Batch:
@@ -324,7 +190,7 @@ class _Batch:
     def nbytes(self) -> int:
         return len(self.request.data) + len(self.response.data)
 
-    def add(self, record: _Record, group: CallGroup, run: RunDir) -> None:
+    def add(self, record: RawRecord, group: CallGroup, run: RunDir) -> None:
         response = record.response
         self.request.append(*_request_pieces(record))
         self.response.append(*_response_pieces(record))
@@ -364,14 +230,14 @@ class _Batch:
 
 def _records_in_seq_order(
     run: RunDir, group: CallGroup, policy: LinePolicy, progress: Progress | None
-) -> Iterator[_Record]:
+) -> Iterator[RawRecord]:
     descriptor = os.open(run.captures_path, os.O_RDONLY)
     try:
         for _seq, offset, length, number in sorted(group.calls):
             content = os.pread(descriptor, length, offset)
             if progress:
                 progress(length + 1)
-            record = _decode_or_report(Line(number, offset, content, complete=True), _Record, policy)
+            record = policy.decode(Line(number, offset, content, complete=True), RawRecord)
             if record is not None:
                 yield record
     finally:
@@ -412,7 +278,7 @@ def write_group(
     return WrittenFile(path=path, rows=writer.rows)
 
 
-def _note_task(tasks: dict[str, TaskSummary], record: _Record) -> None:
+def _note_task(tasks: dict[str, TaskSummary], record: RawRecord) -> None:
     task_id = record.task_id or ""
     task = tasks.get(task_id)
     if task is None:
@@ -433,7 +299,7 @@ def file_metadata(run: RunDir, group: CallGroup, tasks: list[TaskSummary]) -> di
         "upstream_url": group.upstream_url,
         "run_id": run.run_id,
         "schema_version": DATASET_SCHEMA_VERSION,
-        "capture_schema": CAPTURE_SCHEMA_VERSION,
+        "capture_schema": CAPTURE_SCHEMA,
         "exporter_version": f"agentcap {__version__}",
         "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "tasks": json.dumps([task.as_metadata() for task in tasks], ensure_ascii=False),

@@ -7,9 +7,6 @@ would otherwise become type `null` and break the concatenation.
 
 import pyarrow as pa
 
-CAPTURE_SCHEMA_VERSION = "agentcap.capture/1"
-"""The `schema` value of the capture records this exporter reads (docs/capture-format.md)."""
-
 DATASET_SCHEMA_VERSION = "agentcap.captures-dataset/1"
 """Version of the parquet columns below; bumped when a column is added, removed or retyped."""
 

@@ -15,9 +15,8 @@ import shutil
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -26,12 +25,10 @@ from rich.console import Console
 
 from exporter.core.errors import AbortExport
 from exporter.export.bundles import CARD_FILE, BuiltExport
-from exporter.scan.engine import ScanFailed, get_scanner, locate_binary, scan_groups
-from exporter.scan.types import Finding
+from exporter.scan.engine import locate_binary, scan_groups
+from exporter.scan.scanners import get_scanner
+from exporter.scan.types import Finding, RedactionSummary, ScanFailed, ScanResult
 from exporter.shared.parquet_io import ParquetFileWriter
-
-if TYPE_CHECKING:
-    from exporter.export.gate.stage import ScanResult
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 _DETECTOR_SLUG = re.compile(r"[^A-Za-z0-9._-]+")
@@ -39,22 +36,6 @@ _DETECTOR_SLUG = re.compile(r"[^A-Za-z0-9._-]+")
 # (text as it may appear in a file, what replaces it), longest first so a secret that contains
 # another is replaced whole.
 Replacements = list[tuple[str, str]]
-
-
-@dataclass(frozen=True)
-class RedactionSummary:
-    secrets: int
-    files_changed: tuple[str, ...]  # "<bundle>/<path>"
-    rescan_scanner: str
-
-    def describe(self) -> str:
-        return (
-            f"redacted {self.secrets} secret(s) in {len(self.files_changed)} published file(s); "
-            f"a re-scan of the output with {self.rescan_scanner} found nothing"
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"secrets": self.secrets, "files_changed": list(self.files_changed), "rescan": "clean"}
 
 
 def redaction_token(finding: Finding) -> str:

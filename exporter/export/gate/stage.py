@@ -1,123 +1,21 @@
-"""The scan gate: scan the runs an export selected, apply the policy, redact if asked, decide.
+"""Export stage 2, the scan gate: scan the runs an export selected, apply the policy, redact if asked.
 
-Policy: a verified hit blocks; pattern-only hits (unverified, unknown) are listed. `--block-on
-any` makes every hit block. Without verification nothing can ever be "verified", so `--no-verify`
-blocks on any hit unless `--block-on verified` is given explicitly.
+Returns only when publishing may go on; the policy itself is `exporter.scan.types.ScanOptions`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
 
 from rich.console import Console
 
 from exporter.core.errors import AbortExport, UserError
-from exporter.scan.cache import CacheKey, load_cached, store_cached
-from exporter.scan.engine import DEFAULT_SCANNER, ready_scanner, scan_groups
-from exporter.scan.inputs import ScanInputs, scan_inputs
-from exporter.scan.types import Finding, SecretBook
-from exporter.shared.runs import RunDir
-
-if TYPE_CHECKING:
-    from exporter.export.bundles import BuiltExport
-    from exporter.export.gate.redact import RedactionSummary
-
-BlockOn = Literal["verified", "any"]
-
-
-@dataclass(frozen=True)
-class ScanOptions:
-    scanner: str = DEFAULT_SCANNER
-    verify: bool = True
-    block_on: BlockOn | None = None  # None: "verified" when verifying, else "any"
-    rescan: bool = False
-
-    @property
-    def policy(self) -> BlockOn:
-        return self.block_on or ("verified" if self.verify else "any")
-
-    def blocks(self, finding: Finding) -> bool:
-        return self.policy == "any" or finding.status == "verified"
-
-    def describe(self) -> str:
-        blocking = "every hit blocks" if self.policy == "any" else "verified hits block, others are listed"
-        verification = "candidates verified with their issuers" if self.verify else "offline, no verification"
-        return f"{blocking}; {verification}"
-
-    def cache_options(self) -> tuple[tuple[str, str], ...]:
-        # Only what changes the scanner's output; the policy is applied afterwards.
-        return (("verify", str(self.verify).lower()),)
-
-
-@dataclass
-class RunScan:
-    run_id: str
-    inputs: ScanInputs
-    findings: list[Finding]
-    cached: bool
-
-
-@dataclass
-class ScanResult:
-    options: ScanOptions
-    scanner_version: str
-    runs: list[RunScan]
-    secrets: SecretBook = field(default_factory=SecretBook, repr=False)
-    redaction: RedactionSummary | None = None
-
-    def findings(self) -> list[tuple[str, Finding]]:
-        return [(run.run_id, finding) for run in self.runs for finding in run.findings]
-
-    def blocking(self) -> list[tuple[str, Finding]]:
-        if self.redaction is not None:
-            return []  # every finding was replaced in the published copies and a re-scan came back clean
-        return [(run_id, finding) for run_id, finding in self.findings() if self.options.blocks(finding)]
-
-    @property
-    def decision(self) -> str:
-        if self.redaction is not None:
-            return "redacted"
-        if self.blocking():
-            return "blocked"
-        return "passed with findings" if self.findings() else "clean"
-
-
-def scan_runs(runs: Sequence[RunDir], options: ScanOptions, *, need_secrets: bool = False) -> ScanResult:
-    """Scan each run's published plain text, reusing cached results where content and settings match.
-
-    `need_secrets` (for --redact) rescans runs whose cached result has findings: the cache holds
-    hashes, and redaction needs the secrets themselves, which only a live scan hands over.
-    """
-    ready = ready_scanner(options.scanner)
-    scanner, binary, version = ready.adapter, ready.binary, ready.version
-    keys: dict[Path, CacheKey] = {}
-    results: dict[Path, RunScan] = {}
-    pending: list[tuple[RunDir, ScanInputs]] = []
-    for run in runs:
-        inputs = scan_inputs(run.path)
-        key = CacheKey(inputs.content_sha256, scanner.name, version, options.cache_options())
-        keys[inputs.root] = key
-        cached = None if options.rescan else load_cached(inputs.root, key)
-        if cached is not None and not (need_secrets and cached):
-            results[inputs.root] = RunScan(run.run_id, inputs, cached, cached=True)
-        else:
-            pending.append((run, inputs))
-    per_root, secrets = scan_groups(
-        scanner,
-        binary,
-        {inputs.root: inputs.paths for _, inputs in pending},
-        verify=options.verify,
-        expected_bytes=sum(inputs.bytes for _, inputs in pending),
-    )
-    for run, inputs in pending:
-        findings = per_root[inputs.root]
-        store_cached(inputs.root, keys[inputs.root], findings)
-        results[inputs.root] = RunScan(run.run_id, inputs, findings, cached=False)
-    ordered = [results[run.path.resolve()] for run in runs]
-    return ScanResult(options=options, scanner_version=version, runs=ordered, secrets=secrets)
+from exporter.export.bundles import CARD_FILE, BuiltExport
+from exporter.export.gate.redact import redact_export
+from exporter.scan.engine import scan_runs
+from exporter.scan.report import card_section, render_result, write_report
+from exporter.scan.types import ScanOptions, ScanResult
 
 
 def gate_export(
@@ -133,9 +31,6 @@ def gate_export(
     `options=None` is `--no-scan`: said loudly and recorded in the cards. Blocking findings write
     the report and raise AbortExport; so does a redaction the re-scan does not confirm.
     """
-    from exporter.export.gate.redact import redact_export
-    from exporter.scan.report import annotate_cards, render_result, write_report
-
     if options is None:
         if redact:
             raise UserError("--redact needs the secret scan to know what to replace; drop --no-scan")
@@ -163,3 +58,12 @@ def gate_export(
         )
     annotate_cards(built, result)
     return result
+
+
+def annotate_cards(built: BuiltExport, result: ScanResult | None) -> None:
+    """Append the scan section to each staged card (file and bundle), so what is published carries it."""
+    section = card_section(result)
+    for index, bundle in enumerate(built.bundles):
+        card = bundle.card.rstrip("\n") + "\n\n" + section
+        (bundle.folder / CARD_FILE).write_text(card, encoding="utf-8")
+        built.bundles[index] = replace(bundle, card=card)

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from exporter.export.bundles import BuiltExport, RepoBundle
+from exporter.shared.display import human_bytes
 
 
 def bundle_rows(bundle: RepoBundle) -> int | None:
@@ -17,15 +18,6 @@ def bundle_rows(bundle: RepoBundle) -> int | None:
     if not parquet:
         return None
     return sum(pq.read_metadata(bundle.local_path(file)).num_rows for file in parquet)
-
-
-def human_bytes(count: float) -> str:
-    units = ("B", "KB", "MB", "GB", "TB")
-    unit = 0
-    while count >= 1024 and unit < len(units) - 1:
-        count /= 1024
-        unit += 1
-    return f"{count:.0f} B" if unit == 0 else f"{count:.1f} {units[unit]}"
 
 
 def print_summary(console: Console, built: BuiltExport, destinations: Mapping[str, str]) -> None:

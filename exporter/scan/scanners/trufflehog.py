@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from exporter.scan.engine import ParsedScan, ScanFailed, failure_excerpt, version_from
-from exporter.scan.types import Finding, SecretBook, Status, make_finding
+from exporter.scan.scanners.output import failure_excerpt, version_from
+from exporter.scan.types import Finding, ParsedScan, ScanFailed, SecretBook, Status, make_finding
 
 EXIT_CLEAN = 0
 EXIT_FOUND = 183
