@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.console import Console
 
 from exporter.cli_base import Command, run_targets, scanner_options
 from exporter.core.errors import UserError
@@ -18,6 +17,7 @@ from exporter.export.pipeline import ExportOptions, run_export
 from exporter.export.publish.stage import HubPush
 from exporter.scan.scanners import DEFAULT_SCANNER, scanner_names
 from exporter.scan.types import ScanOptions
+from exporter.shared.tables import output_console
 
 DEFAULT_NAME = "local/agentcap"
 DEFAULT_OUTPUT = "export"
@@ -102,7 +102,7 @@ def export_command(
         push=push,
         rollouts=rollouts,
     )
-    run_export(options, console=Console(stderr=True), summary=Console())
+    run_export(options, console=output_console(stderr=True), summary=output_console())
 
 
 def _push_options(name: str | None, push_to: str | None, *, public: bool, dry_run: bool) -> HubPush | None:

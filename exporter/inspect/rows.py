@@ -16,7 +16,7 @@ from rich.text import Text
 from exporter.core.values import content_text
 from exporter.inspect.calls import Call
 from exporter.inspect.sources import HubFile, RunEntry, TaskInfo
-from exporter.shared.display import human_bytes
+from exporter.shared.tables import human_bytes
 from exporter.shared.wire import DecodedResponse
 
 SUMMARY_CHARS = 160

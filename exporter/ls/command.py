@@ -8,14 +8,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from exporter.cli_base import Command
-from exporter.shared.display import human_bytes
+from exporter.core.errors import UserError
 from exporter.shared.run_summary import summarize_run
 from exporter.shared.runs import DEFAULT_RUNS_DIR, RUNS_DIR_ENV, RunDir, list_runs
+from exporter.shared.tables import ColumnKind, human_bytes, new_table, output_console
 
 
 @dataclass(frozen=True)
@@ -70,12 +70,18 @@ def _started_display(started: str | None) -> str:
 
 
 def render_table(summaries: list[RunListing], *, long: bool) -> Table:
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    headers = ["run id", "agent", "models", "calls", "errors", "tasks", "started (UTC)", "size"]
-    headers += ["upstreams", "provider"] if long else []
-    for header in headers:
-        numeric = header in ("calls", "errors", "tasks", "size")
-        table.add_column(header, justify="right" if numeric else "left", overflow="fold")
+    columns: list[tuple[str, ColumnKind]] = [
+        ("run id", "id"),
+        ("agent", "id"),
+        ("models", "text"),
+        ("calls", "number"),
+        ("errors", "number"),
+        ("tasks", "number"),
+        ("started (UTC)", "id"),
+        ("size", "number"),
+    ]
+    columns += [("upstreams", "text"), ("provider", "text")] if long else []
+    table = new_table(columns, box=None, header_style="bold", pad_edge=False)
     for summary in summaries:
         cells = [
             summary.run_id,
@@ -103,11 +109,11 @@ def ls_command(runs_dir: Path | None, long: bool, as_json: bool) -> None:
     """List the recorded runs in RUNS_DIR (default: $AGENTCAP_RUNS_DIR or ./runs)."""
     runs_dir = runs_dir or Path(DEFAULT_RUNS_DIR)
     if not runs_dir.is_dir():
-        if as_json:
-            click.echo("[]")
-            return
-        click.echo(f"no runs: {runs_dir} does not exist (record one with mitmdump -s addons/agentcap.py)")
-        return
+        # Not "no runs": a mistyped path must not look like an empty listing to a script.
+        raise UserError(
+            f"{runs_dir}: no such directory; record a run with `mitmdump -s addons/agentcap.py`, "
+            f"or name the runs dir (agentcap ls DIR, or ${RUNS_DIR_ENV})"
+        )
     summaries = [list_run(run) for run in list_runs(runs_dir)]
     if as_json:
         click.echo(json.dumps([asdict(summary) for summary in summaries], indent=2))
@@ -115,7 +121,7 @@ def ls_command(runs_dir: Path | None, long: bool, as_json: bool) -> None:
     if not summaries:
         click.echo(f"no runs in {runs_dir}")
         return
-    console = Console()
+    console = output_console()
     console.print(render_table(summaries, long=long))
     for summary in summaries:
         if summary.problem:

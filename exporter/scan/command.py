@@ -10,7 +10,6 @@ import json
 from pathlib import Path
 
 import click
-from rich.console import Console
 
 from exporter.cli_base import Command, run_targets, scanner_options
 from exporter.scan.engine import ready_scanner, scan_runs
@@ -18,6 +17,7 @@ from exporter.scan.report import render_result, report_dict
 from exporter.scan.scanners import DEFAULT_SCANNER, scanner_names
 from exporter.scan.types import ScanOptions
 from exporter.shared.runs import resolve_targets
+from exporter.shared.tables import output_console
 
 EXIT_BLOCKED = 1
 
@@ -48,6 +48,6 @@ def scan_command(
     if as_json:
         click.echo(json.dumps(report_dict(result), indent=2, ensure_ascii=False))
     else:
-        render_result(result, Console())
+        render_result(result, output_console())
     if result.blocking():
         raise SystemExit(EXIT_BLOCKED)

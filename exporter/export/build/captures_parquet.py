@@ -30,7 +30,16 @@ from exporter.core.record import CAPTURE_SCHEMA, MISSING, IndexRecord, Message, 
 from exporter.core.values import first_user_prompt
 from exporter.export.build.dataset_schema import CAPTURES_SCHEMA, DATASET_SCHEMA_VERSION
 from exporter.shared.parquet_io import ROW_GROUP_BYTES, ParquetFileWriter
-from exporter.shared.runs import Line, LinePolicy, RunDir, Warn, iter_lines, warn_on_stderr
+from exporter.shared.runs import (
+    SNAPSHOT_KEY,
+    CaptureSnapshot,
+    Line,
+    LinePolicy,
+    RunDir,
+    Warn,
+    iter_lines,
+    warn_on_stderr,
+)
 
 BIG_TEXT_COLUMNS = ("request", "response", "usage", "error")
 
@@ -58,14 +67,23 @@ class RunIndex:
     """What pass 1 learned about a run: its calls, grouped by (model, upstream), one file per group."""
 
     groups: dict[tuple[str, str], CallGroup] = field(default_factory=dict)
+    calls: int = 0
+    lines: int = 0  # number of the last line read
 
 
 def index_run(
-    run: RunDir, *, strict: bool = False, warn: Warn = warn_on_stderr, progress: Progress | None = None
+    run: RunDir,
+    *,
+    strict: bool = False,
+    warn: Warn = warn_on_stderr,
+    progress: Progress | None = None,
+    up_to: int | None = None,
 ) -> RunIndex:
+    """Pass 1 over the run's captures (only their first `up_to` bytes if given: a snapshot)."""
     policy = LinePolicy(run.captures_path, strict=strict, warn=warn)
     index = RunIndex()
-    for line in iter_lines(run.captures_path):
+    for line in iter_lines(run.captures_path, up_to):
+        index.lines = line.number
         if progress:
             progress(len(line.content) + 1)
         record = policy.decode(line, IndexRecord)
@@ -74,6 +92,7 @@ def index_run(
         key = (record.model(), record.upstream_url or "")
         group = index.groups.setdefault(key, CallGroup(model=key[0], upstream_url=key[1]))
         group.calls.append((record.seq, line.offset, len(line.content), line.number))
+        index.calls += 1
     return index
 
 
@@ -258,6 +277,7 @@ def write_group(
     strict: bool = False,
     warn: Warn = warn_on_stderr,
     progress: Progress | None = None,
+    snapshot: CaptureSnapshot | None = None,
 ) -> WrittenFile:
     """One parquet file holding the group's calls sorted by `seq`, with the footer metadata."""
     policy = LinePolicy(run.captures_path, strict=strict, warn=warn)
@@ -274,7 +294,8 @@ def write_group(
                 writer.write(batch.table())
                 batch = _Batch()
         writer.write(batch.table())
-        writer.metadata = file_metadata(run, group, sorted(tasks.values(), key=lambda task: task.id))
+        tasks_by_id = sorted(tasks.values(), key=lambda task: task.id)
+        writer.metadata = file_metadata(run, group, tasks_by_id, snapshot)
     return WrittenFile(path=path, rows=writer.rows)
 
 
@@ -290,9 +311,11 @@ def _note_task(tasks: dict[str, TaskSummary], record: RawRecord) -> None:
         task.turns = max(task.turns or 0, record.turn)
 
 
-def file_metadata(run: RunDir, group: CallGroup, tasks: list[TaskSummary]) -> dict[str, str]:
+def file_metadata(
+    run: RunDir, group: CallGroup, tasks: list[TaskSummary], snapshot: CaptureSnapshot | None = None
+) -> dict[str, str]:
     """Footer key-value metadata: a browser can label a file from a ranged read of its footer."""
-    return {
+    metadata = {
         "agent": run.agent,
         "model": group.model,
         "provider": group.provider,
@@ -304,3 +327,6 @@ def file_metadata(run: RunDir, group: CallGroup, tasks: list[TaskSummary]) -> di
         "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "tasks": json.dumps([task.as_metadata() for task in tasks], ensure_ascii=False),
     }
+    if snapshot is not None:
+        metadata[SNAPSHOT_KEY] = json.dumps(snapshot.as_json())
+    return metadata

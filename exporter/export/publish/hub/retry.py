@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import httpx2
 from huggingface_hub.errors import HfHubHTTPError
 
-from exporter.shared.hub_client import LOGIN_HINT
+from exporter.shared.hub_client import LOGIN_HINT, short_reason, status_of, unreachable
 
 # 412: the repo moved under us between reading it and committing (parent_commit check) - re-plan.
 TRANSIENT_STATUSES = frozenset({408, 412, 429, 500, 502, 503, 504})
@@ -30,13 +30,11 @@ class Backoff:
         return min(self.max_delay, self.first_delay * 2 ** (attempt - 1))
 
 
-def status_of(error: BaseException) -> int | None:
-    if isinstance(error, HfHubHTTPError) and error.response is not None:
-        return error.response.status_code
-    return None
-
-
 def is_transient(error: BaseException) -> bool:
+    """Worth another try: a busy or failing Hub, a timeout, a dropped connection. Not a connection
+    that could not be made (refused, no such host): waiting 30 s would not change that answer."""
+    if isinstance(error, httpx2.ConnectError):
+        return False
     return status_of(error) in TRANSIENT_STATUSES or isinstance(error, httpx2.TransportError)
 
 
@@ -67,16 +65,6 @@ def _retry_after_seconds(error: BaseException) -> float | None:
     return float(value) if value.strip().isdigit() else None
 
 
-def short_reason(error: BaseException) -> str:
-    """The error in a few words: `HTTP 500 (server message)` or the transport failure."""
-    status = status_of(error)
-    if status is None:
-        return f"{type(error).__name__}: {error}".splitlines()[0]
-    assert isinstance(error, HfHubHTTPError)
-    message = (error.server_message or "").strip().splitlines()
-    return f"HTTP {status}" + (f" ({message[0]})" if message else "")
-
-
 def explain_failure(error: BaseException, *, what: str, endpoint: str) -> str:
     """One line: what failed, why, and what to do next."""
     status = status_of(error)
@@ -99,5 +87,5 @@ def explain_failure(error: BaseException, *, what: str, endpoint: str) -> str:
     if status is not None and status >= 500:
         return f"{what} failed: the Hub had a server error ({reason}); re-run the export later"
     if isinstance(error, httpx2.TransportError):
-        return f"{what} failed: could not reach {endpoint} ({reason}); check the network or HF_ENDPOINT"
+        return f"{what} failed: {unreachable(error, endpoint)}"
     return f"{what} failed: {reason}"
