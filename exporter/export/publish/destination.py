@@ -1,5 +1,7 @@
-"""What a dataset repo already holds: its head, its files, and which run each data file came from.
+"""What a published dataset already holds, local folder or Hub repo: its files and which run each came from.
 
+One reader for both (`read_published`, over an fsspec filesystem: the local one, or huggingface_hub's
+HfFileSystem pinned to the repo's head), so a local export and a push plan against the same view.
 Runs are found three ways, cheapest first, so repos we did not write (or whose index a user
 deleted) are still understood:
 1. the index file this exporter keeps in every repo (`.agentcap/index.json`, run id → files),
@@ -18,12 +20,14 @@ import json
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
+from fsspec import AbstractFileSystem
+from fsspec.implementations.local import LocalFileSystem
 from huggingface_hub import HfApi, HfFileSystem
 from huggingface_hub.errors import RepositoryNotFoundError
-from huggingface_hub.hf_api import RepoFile
 
 from exporter.export.bundles import CARD_FILE
 from exporter.shared.runs import SNAPSHOT_KEY, CaptureSnapshot
@@ -56,22 +60,56 @@ def unknown_remote(repo_id: str) -> RemoteRepo:
 
 
 def read_remote(api: HfApi, repo_id: str, *, warn: Callable[[str], None]) -> RemoteRepo:
-    """Read-only: head sha, file listing at that sha, and the run → files map."""
+    """A Hub repo, read-only: its head sha, then everything at that sha (`read_published`)."""
     try:
         info = api.repo_info(repo_id, repo_type="dataset")
     except RepositoryNotFoundError:
         return RemoteRepo(repo_id, exists=False)
-    sha = info.sha
-    tree = api.list_repo_tree(repo_id, repo_type="dataset", recursive=True, revision=sha)
-    files = {entry.path: entry.size for entry in tree if isinstance(entry, RepoFile)}
-    index = _read_index(api, repo_id, sha, warn=warn) if INDEX_PATH in files else {}
+    filesystem = HfFileSystem(endpoint=api.endpoint, token=api.token, skip_instance_cache=True)
+    found = read_published(filesystem, f"datasets/{repo_id}@{info.sha}", label=repo_id, warn=warn)
+    return RemoteRepo(repo_id, exists=True, private=info.private, sha=info.sha, **found.fields())
+
+
+def read_folder(folder: Path, repo_id: str, *, warn: Callable[[str], None]) -> RemoteRepo:
+    """A local dataset folder, described exactly like a Hub repo (`read_published`)."""
+    if not folder.is_dir():
+        return RemoteRepo(repo_id, exists=False)
+    found = read_published(LocalFileSystem(), str(folder), label=str(folder), warn=warn)
+    return RemoteRepo(repo_id, exists=True, **found.fields())
+
+
+@dataclass
+class Published:
+    files: dict[str, int]  # path -> size
+    runs: dict[str, list[str]]  # run id -> its files
+    snapshots: dict[str, CaptureSnapshot]  # run id -> the captures snapshot its files hold
+
+    def fields(self) -> dict[str, Any]:
+        return {"files": self.files, "runs": self.runs, "snapshots": self.snapshots}
+
+
+def read_published(
+    filesystem: AbstractFileSystem, root: str, *, label: str, warn: Callable[[str], None]
+) -> Published:
+    """The files under `root`, and which run each belongs to.
+
+    Read errors of the filesystem propagate (a push retries them); a damaged index or a file that is
+    not parquet is only warned about: paths and footers still tell the runs apart.
+    """
+    prefix = filesystem._strip_protocol(root).rstrip("/") + "/"
+    files = {
+        str(name).removeprefix(prefix): int(entry["size"])
+        for name, entry in filesystem.find(root, detail=True).items()
+        if entry["type"] == "file"
+    }
+    index = _read_index(filesystem, prefix, label, warn=warn) if INDEX_PATH in files else {}
     owners = {path: run for run, entry in index.items() for path in entry.files if path in files}
     snapshots = {run: entry.snapshot for run, entry in index.items() if entry.snapshot}
     for path in files:
         if path not in owners and path.startswith(TRACES_PREFIX) and path.count("/") >= 2:
             owners[path] = path.split("/", 2)[1]
     unattributed = [path for path in files if path not in owners and path.endswith(".parquet")]
-    for path, footer in _footers(api, repo_id, sha, unattributed, warn=warn).items():
+    for path, footer in _footers(filesystem, prefix, label, unattributed, warn=warn).items():
         if footer.run is not None:
             owners[path] = footer.run
             if footer.snapshot is not None:
@@ -79,9 +117,7 @@ def read_remote(api: HfApi, repo_id: str, *, warn: Callable[[str], None]) -> Rem
     runs: dict[str, list[str]] = {}
     for path, run in sorted(owners.items()):
         runs.setdefault(run, []).append(path)
-    return RemoteRepo(
-        repo_id, exists=True, private=info.private, sha=sha, files=files, runs=runs, snapshots=snapshots
-    )
+    return Published(files, runs, snapshots)
 
 
 @dataclass(frozen=True)
@@ -141,32 +177,35 @@ def _json_or_none(data: bytes) -> Any:
         return None
 
 
-def _filesystem(api: HfApi) -> HfFileSystem:
-    return HfFileSystem(endpoint=api.endpoint, token=api.token, skip_instance_cache=True)
-
-
-def _read_index(api: HfApi, repo_id: str, sha: str, *, warn: Callable[[str], None]) -> dict[str, IndexEntry]:
+def _read_index(
+    filesystem: AbstractFileSystem, prefix: str, label: str, *, warn: Callable[[str], None]
+) -> dict[str, IndexEntry]:
     try:
-        return parse_index(json.loads(_filesystem(api).read_bytes(f"datasets/{repo_id}@{sha}/{INDEX_PATH}")))
+        return parse_index(json.loads(filesystem.cat_file(prefix + INDEX_PATH)))
     except (ValueError, KeyError, TypeError, AttributeError) as error:
-        warn(f"{repo_id}: ignoring unreadable {INDEX_PATH} ({error}); finding runs from paths and footers")
+        warn(f"{label}: ignoring unreadable {INDEX_PATH} ({error}); finding runs from paths and footers")
         return {}
 
 
 def _footers(
-    api: HfApi, repo_id: str, sha: str, paths: Iterable[str], *, warn: Callable[[str], None]
+    filesystem: AbstractFileSystem,
+    prefix: str,
+    label: str,
+    paths: Iterable[str],
+    *,
+    warn: Callable[[str], None],
 ) -> dict[str, Footer]:
+    """Each parquet file's footer, read in parallel (on the Hub: ranged reads of a few KB each)."""
     paths = list(paths)
     if not paths:
         return {}
-    filesystem = _filesystem(api)
 
     def footer(path: str) -> tuple[str, Footer]:
         try:
-            with filesystem.open(f"datasets/{repo_id}@{sha}/{path}", "rb", block_size=64 * 1024) as handle:
+            with filesystem.open(prefix + path, "rb", block_size=64 * 1024) as handle:
                 return path, footer_of(pq.ParquetFile(handle).metadata.metadata)
-        except ValueError as error:  # not parquet, or no footer: not ours to manage. HTTP errors propagate.
-            warn(f"{repo_id}: cannot read the parquet footer of {path} ({error}); leaving it alone")
+        except ValueError as error:  # not parquet, or no footer: not ours to manage. Read errors propagate.
+            warn(f"{label}: cannot read the parquet footer of {path} ({error}); leaving it alone")
             return path, Footer(None, None)
 
     with ThreadPoolExecutor(max_workers=min(FOOTER_READERS, len(paths))) as pool:

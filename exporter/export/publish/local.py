@@ -16,17 +16,8 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 from exporter.export.bundles import CARD_FILE, BuiltExport
-from exporter.export.publish.destination import (
-    INDEX_PATH,
-    TRACES_PREFIX,
-    IndexEntry,
-    RemoteRepo,
-    footer_of,
-    parse_index,
-)
+from exporter.export.publish.destination import INDEX_PATH, read_folder
 from exporter.export.publish.hub.plan import UPDATED_NOTE, plan_repo
 
 COLLECTION_FILE = "collection.json"
@@ -42,7 +33,7 @@ def publish_local(
         plan = plan_repo(
             bundle,
             owner=built.owner,
-            remote=read_folder(target, bundle.repo_id(built.owner)),
+            remote=read_folder(target, bundle.repo_id(built.owner), warn=note),
             replace=replace,
             snapshots=built.snapshots,
         )
@@ -66,44 +57,6 @@ def publish_local(
         destinations[bundle.name] = str(target)
     write_collection(built, output / built.owner / COLLECTION_FILE)
     return destinations
-
-
-def read_folder(folder: Path, repo_id: str) -> RemoteRepo:
-    """A local dataset folder described like a Hub repo: its files and which run each belongs to.
-
-    Runs are found as for a repo: the index file, then `traces/<run-id>/` paths, then the `run_id`
-    in parquet footers (for folders written before the index existed).
-    """
-    if not folder.is_dir():
-        return RemoteRepo(repo_id, exists=False)
-    files = {
-        path.relative_to(folder).as_posix(): path.stat().st_size
-        for path in folder.rglob("*")
-        if path.is_file()
-    }
-    index = _read_index(folder / INDEX_PATH)
-    owners = {path: run for run, entry in index.items() for path in entry.files if path in files}
-    snapshots = {run: entry.snapshot for run, entry in index.items() if entry.snapshot}
-    for path in files:
-        if path not in owners and path.startswith(TRACES_PREFIX) and path.count("/") >= 2:
-            owners[path] = path.split("/", 2)[1]
-        elif path not in owners and path.endswith(".parquet"):
-            footer = footer_of(pq.read_metadata(folder / path).metadata)
-            if footer.run:
-                owners[path] = footer.run
-                if footer.snapshot:
-                    snapshots.setdefault(footer.run, footer.snapshot)
-    runs: dict[str, list[str]] = {}
-    for path, run in sorted(owners.items()):
-        runs.setdefault(run, []).append(path)
-    return RemoteRepo(repo_id, exists=True, files=files, runs=runs, snapshots=snapshots)
-
-
-def _read_index(path: Path) -> dict[str, IndexEntry]:
-    try:
-        return parse_index(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return {}  # no index (or a damaged one): paths and footers still tell the runs apart
 
 
 def write_collection(built: BuiltExport, path: Path) -> None:
