@@ -28,14 +28,13 @@ ROW_GROUP_BYTES = 16 * 1024 * 1024
 """Uncompressed bytes per row group: well under the viewer's limit, and small enough that writing
 (one group being built while the previous one is compressed) stays under ~250 MB peak RSS."""
 
-MAX_ROWS_PER_GROUP = 50_000
 COMPRESSION = "zstd"
 COMPRESSION_LEVEL = 3
 CHUNKING = {"min_chunk_size": 1024 * 1024, "max_chunk_size": 8 * 1024 * 1024}
 
 
 def writer_options(schema: pa.Schema, big_text_columns: Collection[str] = ()) -> dict[str, object]:
-    """Keyword arguments for `pq.ParquetWriter` / `pq.write_table` with our settings."""
+    """Keyword arguments for `pq.ParquetWriter` with our settings."""
     small_columns = [name for name in schema.names if name not in big_text_columns]
     return {
         "compression": COMPRESSION,
@@ -50,8 +49,8 @@ def writer_options(schema: pa.Schema, big_text_columns: Collection[str] = ()) ->
 class ParquetFileWriter:
     """A parquet file written in row groups, with footer key-value metadata added at close.
 
-    Each `write()` call becomes one row group (callers size their batches with `ROW_GROUP_BYTES`;
-    `write_table` below does it for a whole table). Use as a context manager: on an exception the
+    Each `write()` call becomes one row group (callers size their batches with `ROW_GROUP_BYTES`).
+    Use as a context manager: on an exception the
     partial file is removed, so a failed export never leaves a truncated parquet behind.
 
     Writes happen on a background thread, one row group at a time: pyarrow encodes and compresses
@@ -117,28 +116,3 @@ class ParquetFileWriter:
         with contextlib.suppress(Exception):  # the original error is the one worth reporting
             self.close()
         self.path.unlink(missing_ok=True)
-
-
-def rows_per_group(table: pa.Table, target_bytes: int = ROW_GROUP_BYTES) -> int:
-    """Rows per row group so one group holds about `target_bytes` of uncompressed data."""
-    if not table.num_rows:
-        return 1
-    average_row = max(1, table.nbytes // table.num_rows)
-    return max(1, min(MAX_ROWS_PER_GROUP, target_bytes // average_row))
-
-
-def write_table(
-    path: Path,
-    table: pa.Table,
-    *,
-    metadata: Mapping[str, str] | None = None,
-    big_text_columns: Collection[str] = (),
-    sorted_by: str | None = None,
-) -> None:
-    """Write a whole table with our settings, in row groups of about `ROW_GROUP_BYTES`."""
-    step = rows_per_group(table)
-    with ParquetFileWriter(
-        path, table.schema, metadata=metadata, big_text_columns=big_text_columns, sorted_by=sorted_by
-    ) as writer:
-        for start in range(0, table.num_rows, step):
-            writer.write(table.slice(start, step))

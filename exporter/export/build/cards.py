@@ -7,7 +7,7 @@ cannot drift from the files.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from huggingface_hub import DatasetCardData
 
@@ -24,20 +24,31 @@ def traces_repo(base: str, agent: str) -> str:
     return f"{base}-{agent}-traces"
 
 
-def _front_matter(**fields: object) -> str:
+def rollouts_repo(base: str) -> str:
+    return f"{base}-rollouts"
+
+
+def front_matter(**fields: object) -> str:
+    """The card's YAML header, written by huggingface_hub's own DatasetCardData."""
     return "---\n" + DatasetCardData(**fields).to_yaml() + "\n---\n"
 
 
-def schema_table() -> str:
-    rows = [f"| `{name}` | `{type_name(name)}` | {COLUMN_DESCRIPTIONS[name]} |" for name in COLUMN_NAMES]
+def column_table(columns: Iterable[tuple[str, object, str]]) -> str:
+    """The `## Columns` table of every card: (name, type, meaning) per column, in schema order."""
+    rows = [f"| `{name}` | `{kind}` | {meaning} |" for name, kind, meaning in columns]
     return "\n".join(["| column | type | meaning |", "|---|---|---|", *rows])
+
+
+def schema_table() -> str:
+    """The captures dataset's columns (also in docs/export.md; a test keeps the two equal)."""
+    return column_table((name, type_name(name), COLUMN_DESCRIPTIONS[name]) for name in COLUMN_NAMES)
 
 
 def captures_card(owner: str, base: str, agents: Sequence[str]) -> str:
     repo_id = f"{owner}/{captures_repo(base)}"
     traces = [f"{owner}/{traces_repo(base, agent)}" for agent in agents]
     trace_links = "\n".join(f"- [{repo}]({HUB}/{repo})" for repo in traces) or "- (none yet)"
-    front = _front_matter(
+    front = front_matter(
         pretty_name=f"{base} captures",
         tags=["agentcap", "agentcap-captures", "llm-calls", "agents"],
         configs=[{"config_name": "default", "data_files": [{"split": "train", "path": "data/*.parquet"}]}],
@@ -45,7 +56,7 @@ def captures_card(owner: str, base: str, agents: Sequence[str]) -> str:
     return f"""{front}
 # {base}: LLM calls captured with agentcap
 
-Every LLM call a coding agent made, recorded by the [agentcap](https://github.com/huggingface/agentcap)
+Every LLM call a coding agent made, recorded by the agentcap
 proxy: one row per call, with the exact request body, the response body (or the raw stream), the
 task and turn it belonged to, latency, usage and errors. Each parquet file holds one run's calls to
 one model at one upstream, sorted by `seq` (arrival order).
@@ -109,7 +120,7 @@ A call that failed before a complete answer has an `error` (`{{"kind", "message"
 
 def traces_card(owner: str, base: str, agent: str) -> str:
     captures = f"{owner}/{captures_repo(base)}"
-    front = _front_matter(
+    front = front_matter(
         pretty_name=f"{base} {agent} traces",
         tags=["agent-traces", "agentcap", "agentcap-traces", f"agentcap-traces-{agent}"],
         source_datasets=[captures],
@@ -118,7 +129,7 @@ def traces_card(owner: str, base: str, agent: str) -> str:
 # {base}: {agent} session traces
 
 The native session files of the **{agent}** agent, bundled unmodified by
-[agentcap](https://github.com/huggingface/agentcap): one folder per run under `traces/<run_id>/`
+agentcap: one folder per run under `traces/<run_id>/`
 (subfolders kept).
 
 The LLM calls behind these sessions are in [{captures}]({HUB}/{captures}): join on `run_id` (the

@@ -7,8 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import DatasetCardData
-
+from exporter.export.build.cards import column_table, front_matter, rollouts_repo
 from exporter.export.bundles import BuiltExport, BundleFile, RepoBundle, write_bundle
 from exporter.rollouts.arrow_schema import ROLLOUT_SCHEMA
 from exporter.rollouts.hydrate import iter_rows
@@ -53,10 +52,6 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
 }
 
 
-def rollouts_repo(base: str) -> str:
-    return f"{base}-rollouts"
-
-
 def rollouts_bundle(built: BuiltExport, *, warn: Callable[[str], None]) -> RepoBundle:
     """Normalize every exported run's captures and traces into `data/<run_id>.parquet`."""
     name = rollouts_repo(built.base)
@@ -87,19 +82,15 @@ def _portable(rows: Iterator[dict[str, Any]], run: RunDir) -> Iterator[dict[str,
 
 
 def rollouts_card(built: BuiltExport) -> str:
-    front = DatasetCardData(
+    front = front_matter(
         pretty_name=f"{built.base} rollouts",
         tags=["agentcap", "agentcap-rollouts", "agent-traces", "conversations", "agents"],
         configs=[{"config_name": "default", "data_files": [{"split": "train", "path": "data/*.parquet"}]}],
-    ).to_yaml()
-    rows = [
-        f"| `{field.name}` | `{field.type}` | {COLUMN_DESCRIPTIONS[field.name]} |" for field in ROLLOUT_SCHEMA
-    ]
-    table = "\n".join(["| column | type | meaning |", "|---|---|---|", *rows])
-    return f"""---
-{front}
----
-
+    )
+    table = column_table(
+        (field.name, field.type, COLUMN_DESCRIPTIONS[field.name]) for field in ROLLOUT_SCHEMA
+    )
+    return f"""{front}
 # {built.base}: agent rollouts
 
 One row per conversation (a session, a subagent run, or one task of a captured run), normalized by
