@@ -15,22 +15,33 @@ import click
 from exporter.core.errors import AbortExport, AgentcapError, UserError
 from exporter.shared.runs import DEFAULT_RUNS_DIR, RUNS_DIR_ENV
 
-# Most specific type first: the first match decides.
-EXIT_CODES: tuple[tuple[type[AgentcapError], int], ...] = ((AbortExport, 1), (UserError, 2))
-EXIT_UNEXPECTED_ERROR = 2
 HELP_OPTIONS: dict[str, Any] = {"help_option_names": ["-h", "--help"]}
 
 
-def exit_code(error: AgentcapError) -> int:
-    return next((code for kind, code in EXIT_CODES if isinstance(error, kind)), EXIT_UNEXPECTED_ERROR)
-
-
 class OneLineError(click.ClickException):
-    """An agentcap error as click shows it: `Error: <message>` on stderr, then its exit code."""
+    """An agentcap error as click shows it: `Error: <message>` on stderr, then exit 2 (a user mistake)."""
 
-    def __init__(self, error: AgentcapError) -> None:
-        super().__init__(error.message)
-        self.exit_code = exit_code(error)
+    exit_code = 2
+
+
+class RefusedError(OneLineError):
+    """A stage refused to go on (blocking findings, failed push): exit 1."""
+
+    exit_code = 1
+
+
+# Most specific type first: the first match decides how an error ends the command.
+ERROR_CLASSES: tuple[tuple[type[AgentcapError], type[OneLineError]], ...] = (
+    (AbortExport, RefusedError),
+    (UserError, OneLineError),
+    (AgentcapError, OneLineError),
+)
+
+
+def one_line(error: AgentcapError) -> OneLineError:
+    """The click exception that prints `error` as one line and exits with its code."""
+    shown = next(shown for kind, shown in ERROR_CLASSES if isinstance(error, kind))
+    return shown(error.message)
 
 
 class Command(click.Command):
@@ -38,7 +49,7 @@ class Command(click.Command):
         try:
             return super().invoke(ctx)
         except AgentcapError as error:
-            raise OneLineError(error) from error
+            raise one_line(error) from error
 
 
 class Group(click.Group):
@@ -48,7 +59,7 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except AgentcapError as error:
-            raise OneLineError(error) from error
+            raise one_line(error) from error
 
 
 def warn(message: str) -> None:

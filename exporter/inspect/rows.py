@@ -7,6 +7,7 @@ picker lists.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +16,8 @@ from rich.text import Text
 
 from exporter.core.values import content_text
 from exporter.inspect.calls import Call
-from exporter.inspect.sources import HubFile, RunEntry, TaskInfo
+from exporter.inspect.sources import HubFile, RunEntry
+from exporter.shared.run_summary import TaskInfo
 from exporter.shared.tables import human_bytes
 from exporter.shared.wire import DecodedResponse
 
@@ -378,7 +380,12 @@ def message_preview(item: MessageRow) -> Text:
     return text
 
 
-PREVIEWS = {"runs": run_preview, "files": file_preview, "calls": call_preview, "messages": message_preview}
+PREVIEWS: dict[str, Callable[[Any], Text]] = {
+    "runs": run_preview,
+    "files": file_preview,
+    "calls": call_preview,
+    "messages": message_preview,
+}
 
 
 # ---------------------------------------------------------------- JSON

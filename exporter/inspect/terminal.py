@@ -36,7 +36,8 @@ class ControllingTerminalDriver(LinuxDriver):
 
     def close(self) -> None:
         super().close()
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
         os.close(self._terminal)
 
 

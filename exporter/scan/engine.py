@@ -72,12 +72,12 @@ def ready_scanner(name: str) -> ReadyScanner:
     adapter = get_scanner(name)
     binary = locate_binary(adapter)
     stat = os.stat(binary)
-    return ReadyScanner(adapter, binary, _checked_version(adapter, binary, stat.st_size, stat.st_mtime_ns))
+    return ReadyScanner(adapter, binary, _checked_version(name, binary, stat.st_size, stat.st_mtime_ns))
 
 
 @cache
-def _checked_version(adapter: ScannerAdapter, binary: str, size: int, mtime_ns: int) -> str:
-    return scanner_version(adapter, binary)
+def _checked_version(name: str, binary: str, size: int, mtime_ns: int) -> str:
+    return scanner_version(get_scanner(name), binary)
 
 
 def scanner_version(scanner: ScannerAdapter, binary: str) -> str:

@@ -163,9 +163,9 @@ def decode_response(response: dict[str, Any] | None, api: str | None = None) -> 
             return decode_body(response["body"], api)
         decoded = DecodedResponse(api=api)
         detail = response.get("decode_error") or "not JSON"
-        text = response.get("body_text")
-        if text is not None and (response.get("status_code") or 0) >= 400:
-            decoded.error = text[:2000]
+        body_text = as_str(response.get("body_text"))
+        if body_text is not None and (response.get("status_code") or 0) >= 400:
+            decoded.error = body_text[:2000]
         elif "body_text" in response or "body_base64" in response:
             decoded.problems.append(f"response body is {detail}; see the raw record")
         else:
@@ -347,7 +347,8 @@ def _error_text(body: dict[str, Any]) -> str | None:
     if error is None or error == {}:
         return None
     if isinstance(error, dict):
-        inner = error.get("error") if isinstance(error.get("error"), dict) else error
+        nested = error.get("error")
+        inner: dict[str, Any] = nested if isinstance(nested, dict) else error
         message = inner.get("message") or inner.get("msg")
         kind = inner.get("type") or inner.get("kind") or inner.get("code")
         if message is None:

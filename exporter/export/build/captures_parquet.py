@@ -112,7 +112,7 @@ class _TextColumn:
 
     def append(self, *pieces: Piece) -> None:
         for piece in pieces:
-            self.data += piece  # type: ignore[operator]  # Raw supports the buffer protocol
+            self.data += piece  # Raw supports the buffer protocol
         self.offsets.append(len(self.data))
 
     def finish(self) -> pa.Array:

@@ -8,6 +8,7 @@ cannot drift from the files.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from huggingface_hub import DatasetCardData
 
@@ -28,7 +29,7 @@ def rollouts_repo(base: str) -> str:
     return f"{base}-rollouts"
 
 
-def front_matter(**fields: object) -> str:
+def front_matter(**fields: Any) -> str:
     """The card's YAML header, written by huggingface_hub's own DatasetCardData."""
     return "---\n" + DatasetCardData(**fields).to_yaml() + "\n---\n"
 

@@ -16,7 +16,7 @@ def bundle_rows(bundle: RepoBundle) -> int | None:
     parquet = [file for file in bundle.files if file.path.endswith(".parquet")]
     if not parquet:
         return None
-    return sum(pq.read_metadata(bundle.local_path(file)).num_rows for file in parquet)
+    return sum(int(pq.read_metadata(bundle.local_path(file)).num_rows) for file in parquet)
 
 
 def print_summary(console: Console, built: BuiltExport, destinations: Mapping[str, str]) -> None:

@@ -159,7 +159,8 @@ class _Builder:
             self.warnings.append(f"message with unknown role {role!r} skipped")
 
     def _user(self, parts: list[dict[str, Any]], timestamp: Any) -> None:
-        typed, injected = [], []
+        typed: list[str] = []
+        injected: list[str] = []
         for part in parts:
             if part.get("type") == "text" and not part.get("ignored"):
                 (injected if part.get("synthetic") else typed).append(as_str(part.get("text")) or "")

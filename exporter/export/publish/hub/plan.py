@@ -105,7 +105,11 @@ def plan_repo(
     files_by_run: dict[str, list[BundleFile]] = defaultdict(list)
     for file in bundle.files:
         files_by_run[file.run_id].append(file)
-    added, replaced, updated, skipped, present = [], [], [], [], []
+    added: list[str] = []
+    replaced: list[str] = []
+    updated: list[str] = []
+    skipped: list[str] = []
+    present: list[str] = []
     uploads: list[BundleFile] = []
     deletes: list[str] = []
     runs_after = {run: list(paths) for run, paths in remote.runs.items()}

@@ -11,13 +11,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import httpx2
 from huggingface_hub import HfApi, get_token
 from huggingface_hub.hf_api import Collection
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from exporter.core.errors import AbortExport, UserError
 from exporter.export.bundles import CARD_FILE, BuiltExport, RepoBundle
@@ -113,9 +122,7 @@ class _Publisher:
                     step = f"pushing {bundle.repo_id(self.built.owner)}"
                     task = progress.add_task(escape(bundle.repo_id(self.built.owner)), total=None)
                     self.summary.repos.append(
-                        self._retrying(
-                            step, lambda bundle=bundle, task=task: self._push_repo(bundle, progress, task)
-                        )
+                        self._retrying(step, partial(self._push_repo, bundle, progress, task))
                     )
             step = f"updating the collection {self.built.base!r} of {self.built.owner}"
             self._retrying(step, self._ensure_collection)
@@ -144,7 +151,7 @@ class _Publisher:
     def _read(self, repo_id: str) -> RemoteRepo:
         return read_remote(self.api, repo_id, warn=self.warn) if self.can_read else unknown_remote(repo_id)
 
-    def _push_repo(self, bundle: RepoBundle, progress: Progress, task: int) -> RepoOutcome:
+    def _push_repo(self, bundle: RepoBundle, progress: Progress, task: TaskID) -> RepoOutcome:
         repo_id = bundle.repo_id(self.built.owner)
         remote = self._read(repo_id)
         if not remote.exists and not self.dry_run:

@@ -27,7 +27,7 @@ class Backoff:
         retry_after = _retry_after_seconds(error)
         if retry_after is not None:
             return min(self.max_delay, retry_after)
-        return min(self.max_delay, self.first_delay * 2 ** (attempt - 1))
+        return min(self.max_delay, self.first_delay * 2.0 ** (attempt - 1))
 
 
 def is_transient(error: BaseException) -> bool:
