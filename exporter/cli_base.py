@@ -98,7 +98,7 @@ SCANNER_ENV = "AGENTCAP_SCANNER"
 
 
 def scanner_options(names: Sequence[str], default: str) -> Decorator:
-    """--scanner, --block-on, --no-verify, --rescan: the same meaning for `scan` and `export`."""
+    """--scanner, --block-on, --no-verify, --rescan, --redact-values: the same for `scan` and `export`."""
     decorators = [
         click.option(
             "--scanner",
@@ -120,6 +120,13 @@ def scanner_options(names: Sequence[str], default: str) -> Decorator:
             help="Never send candidates to their issuers to check them (offline; see docs/scan.md).",
         ),
         click.option("--rescan", is_flag=True, help="Ignore cached scan results and scan again."),
+        click.option(
+            "--redact-values",
+            "values_file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="File of exact values (one per line) that must never be published: found like verified "
+            "secrets (they block), replaced by --redact. This machine's credential env vars always count.",
+        ),
     ]
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:

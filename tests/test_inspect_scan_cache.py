@@ -6,7 +6,7 @@ from factories import make_record, write_run
 
 from exporter.inspect.sources import scan_findings
 from exporter.scan.cache import CacheKey, store_cached
-from exporter.scan.types import Finding
+from exporter.scan.findings import Finding
 from exporter.shared.runs import list_runs
 
 

@@ -17,7 +17,7 @@ checks that its schema strings are the ones below).
 from __future__ import annotations
 
 import re
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import msgspec
 
@@ -41,6 +41,13 @@ ERROR_KINDS: Final = (
     "proxy_error",
 )
 RUN_STATUSES: Final = ("running", "complete", "interrupted")
+
+# Numbers must fit their parquet column: a value that does not (a turn of 10**40 in an old file) makes
+# the line malformed, reported like any other, instead of an OverflowError half-way through a file.
+Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+Int32 = Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31 - 1)]
+# Seconds since 1970 whose microseconds fit the int64 timestamp column (years 1 to 9999 and more).
+Epoch = Annotated[float, msgspec.Meta(ge=-6e10, le=2.5e11)]
 
 MISSING: Final = msgspec.Raw()
 """An absent JSON-valued field: distinguishable from a JSON `null` (see `present`)."""
@@ -76,7 +83,7 @@ class Message(msgspec.Struct, kw_only=True):
     or for a streamed response the stream text (`raw`, or `raw_base64` when it is not UTF-8)."""
 
     headers: list[tuple[str, str]] = []
-    status_code: int | None = None  # response only
+    status_code: Int32 | None = None  # response only
     content_encoding: str | None = None
     size: int | None = None
     wire_size: int | None = None
@@ -131,12 +138,12 @@ class RecordHead(msgspec.Struct, kw_only=True):
 
     schema: str
     request_id: str
-    seq: int
-    captured_at: float
+    seq: Int64
+    captured_at: Epoch
     run_id: str | None = None
     agent: str | None = None
     task_id: str | None = None
-    turn: int | None = None
+    turn: Int64 | None = None
     api: str | None = None
     transport: str = "http"
     upstream_url: str | None = None

@@ -101,8 +101,20 @@ def content_text(content: Any) -> str:
     return join_text(parts)
 
 
+def clip_words(text: str, limit: int) -> str:
+    """At most `limit` characters, never ending in part of a word.
+
+    A cut word could be part of a secret: such a piece matches no exact replacement and no
+    scanner pattern, yet gives away most of the key. A first word longer than `limit` gives "".
+    """
+    if len(text) <= limit:
+        return text
+    clipped = text[: limit + 1]
+    return clipped[: clipped.rfind(" ")].rstrip() if " " in clipped else ""
+
+
 def first_user_prompt(body: bytes | msgspec.Raw) -> str:
-    """The first user message of a request body, on one line, at most 200 characters (a task's label)."""
+    """The first user message of a request body, on one line, at most 200 characters, whole words (a task's label)."""
     try:
         request = msgspec.json.decode(body) if len(body) else None
     except msgspec.DecodeError:
@@ -111,8 +123,8 @@ def first_user_prompt(body: bytes | msgspec.Raw) -> str:
         return ""
     messages = request.get("messages") or request.get("input") or []
     if isinstance(messages, str):
-        return " ".join(messages.split())[:PROMPT_PREVIEW_CHARS]
+        return clip_words(" ".join(messages.split()), PROMPT_PREVIEW_CHARS)
     for message in as_list(messages):
         if isinstance(message, dict) and message.get("role") == "user":
-            return " ".join(content_text(message.get("content")).split())[:PROMPT_PREVIEW_CHARS]
+            return clip_words(" ".join(content_text(message.get("content")).split()), PROMPT_PREVIEW_CHARS)
     return ""

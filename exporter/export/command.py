@@ -78,12 +78,15 @@ def export_command(
     block_on: str | None,
     no_verify: bool,
     rescan: bool,
+    values_file: Path | None,
 ) -> None:
     """Export runs as datasets: <BASE>-captures (parquet) and <BASE>-<agent>-traces.
 
     TARGET is a directory holding runs, one run directory, or a run id under --runs-dir.
     Without --push, writes under --output exactly what a push would publish.
     """
+    if not scan and values_file is not None:
+        raise UserError("--redact-values needs the secret scan to find the values; drop --no-scan")
     push = _push_options(name, push_to, public=public, dry_run=dry_run)
     target = push.target if push else parse_export_name(name or DEFAULT_NAME, option="--name")
     options = ExportOptions(
@@ -94,7 +97,9 @@ def export_command(
         owner=target.owner,
         base=target.name,
         strict=strict,
-        scan=ScanOptions.from_flags(scanner=scanner, block_on=block_on, no_verify=no_verify, rescan=rescan)
+        scan=ScanOptions.from_flags(
+            scanner=scanner, block_on=block_on, no_verify=no_verify, rescan=rescan, values_file=values_file
+        )
         if scan
         else None,
         redact=redact,

@@ -9,7 +9,6 @@ Publishing goes to `output` (the same folders a Hub push would create) unless a 
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +23,9 @@ from exporter.scan.engine import ready_scanner
 from exporter.scan.report import REPORT_FILE
 from exporter.scan.types import ScanOptions
 from exporter.shared.hub_client import connect_hub
+from exporter.shared.paths import contained
 from exporter.shared.runs import resolve_targets
+from exporter.shared.staging import private_workdir
 
 
 @dataclass(frozen=True)
@@ -50,12 +51,13 @@ def run_export(options: ExportOptions, *, console: Console, summary: Console) ->
     runs = resolve_targets(options.targets, all_runs=options.all_runs, runs_dir=options.runs_dir)
     # Token and endpoint are settled before the build; the first network call comes after the scan.
     hub_api = connect_hub(require_token=not options.push.dry_run) if options.push else None
-    with tempfile.TemporaryDirectory(prefix="agentcap-export-") as staging:
+    # Staged beside the output, private, and removed on every exit we can catch (see shared.staging).
+    with private_workdir(options.output) as staging:
         built = build_export(
             runs,
             owner=options.owner,
             base=options.base,
-            staging=Path(staging),
+            staging=staging,
             console=console,
             strict=options.strict,
         )
@@ -71,7 +73,7 @@ def run_export(options: ExportOptions, *, console: Console, summary: Console) ->
             built,
             options.scan,
             redact=options.redact,
-            report_path=options.output / options.owner / REPORT_FILE,
+            report_path=contained(options.output, options.owner, REPORT_FILE),
             console=console,
         )
         publish(

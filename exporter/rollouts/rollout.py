@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from exporter.core.values import arguments_json, to_json
+from exporter.core.values import arguments_json, as_int, to_json
 
 # Claude Code writes this model name on messages it made up itself (API errors, interrupts).
 SYNTHETIC_MODELS = frozenset({"<synthetic>"})
@@ -98,7 +98,8 @@ class Usage:
                 + (self.cache_read_tokens or 0)
                 + (self.cache_write_tokens or 0)
             )
-        return row
+        # A sum of in-range counters can still overflow the int64 column: such a total is unknown.
+        return {key: as_int(value) if type(value) is int else value for key, value in row.items()}
 
 
 @dataclass(slots=True)

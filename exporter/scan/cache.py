@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from exporter.scan.findings import Finding
 from exporter.scan.inputs import CACHE_FILE_NAME
-from exporter.scan.types import Finding
 
 CACHE_SCHEMA = "agentcap.scan-cache/1"
 

@@ -7,6 +7,7 @@ The scanner flags are shared with `agentcap export` (`exporter.cli_base.scanner_
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import click
@@ -17,6 +18,7 @@ from exporter.scan.report import render_result, report_dict
 from exporter.scan.scanners import DEFAULT_SCANNER, scanner_names
 from exporter.scan.types import ScanOptions
 from exporter.shared.runs import resolve_targets
+from exporter.shared.staging import private_workdir
 from exporter.shared.tables import output_console
 
 EXIT_BLOCKED = 1
@@ -34,6 +36,7 @@ def scan_command(
     block_on: str | None,
     no_verify: bool,
     rescan: bool,
+    values_file: Path | None,
     as_json: bool,
 ) -> None:
     """Scan runs for secrets exactly as `agentcap export` would, without exporting anything.
@@ -41,10 +44,14 @@ def scan_command(
     TARGET is a directory holding runs, one run directory, or a run id under --runs-dir.
     Exit 0: nothing blocks; 1: blocking findings; 2: the scan could not run.
     """
-    options = ScanOptions.from_flags(scanner=scanner, block_on=block_on, no_verify=no_verify, rescan=rescan)
+    options = ScanOptions.from_flags(
+        scanner=scanner, block_on=block_on, no_verify=no_verify, rescan=rescan, values_file=values_file
+    )
     ready_scanner(options.scanner)  # a missing scanner is the first thing said, before any run is read
     runs = resolve_targets(targets, all_runs=all_runs, runs_dir=runs_dir)
-    result = scan_runs(runs, options)
+    # The decoded views hold what the runs hold: a private folder, removed however the scan ends.
+    with private_workdir(Path(tempfile.gettempdir())) as workdir:
+        result = scan_runs(runs, options, workdir=workdir)
     if as_json:
         click.echo(json.dumps(report_dict(result), indent=2, ensure_ascii=False))
     else:

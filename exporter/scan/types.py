@@ -1,128 +1,29 @@
-"""The scan's types, for every scanner and every caller: findings, options, results, the adapter protocol.
-
-A finding says where a secret is and how sure we are, never what it is. The raw secret exists
-only between parsing a scanner's output and hashing it. Redaction needs it a little longer, so
-the parsers also hand it to a `SecretBook`, which lives in memory only and refuses to be printed
-or serialised.
+"""The scan's types, for every scanner and every caller: options, targets, results, the adapter protocol.
 
 Policy (`ScanOptions`): a verified hit blocks; pattern-only hits (unverified, unknown) are listed.
 `--block-on any` makes every hit block. Without verification nothing can ever be "verified", so
-`--no-verify` blocks on any hit unless `--block-on verified` is given explicitly.
+`--no-verify` blocks on any hit unless `--block-on verified` is given explicitly. Exact values
+(`exporter.scan.known`) always block.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, NoReturn, Protocol
+from typing import Any, Literal, Protocol
 
 from exporter.core.errors import UserError
-from exporter.scan.inputs import ScanInputs
+from exporter.scan.decoded import LineMap
+from exporter.scan.findings import Finding, SecretBook
+from exporter.scan.known import KnownValues, known_values
 
 DEFAULT_SCANNER = "kingfisher"
 """The scanner the gate runs unless told otherwise: a dependency of agentcap, so always installed."""
 
-Status = Literal["verified", "unknown", "unverified"]
-STATUSES: tuple[Status, ...] = ("verified", "unknown", "unverified")
-
-# Below this length first4…last4 would reveal most of the secret, so it is fully masked.
-_MIN_PREVIEW_LENGTH = 16
-
-
-def secret_sha256(secret: str) -> str:
-    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def masked_preview(secret: str) -> str:
-    if len(secret) < _MIN_PREVIEW_LENGTH:
-        return "*" * 8
-    return f"{secret[:4]}…{secret[-4:]}"
-
-
-@dataclass(frozen=True)
-class Finding:
-    """A secret a scanner reported. `file` is POSIX and relative to the run (or bundle) directory."""
-
-    scanner: str
-    detector: str
-    file: str
-    line: int | None
-    status: Status
-    sha256: str
-    preview: str
-
-    @property
-    def sha8(self) -> str:
-        return self.sha256[:8]
-
-    @property
-    def location(self) -> str:
-        return f"{self.file}:{self.line}" if self.line else self.file
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Finding:
-        if data.get("status") not in STATUSES:
-            raise ValueError(f"unknown finding status {data.get('status')!r}")
-        return cls(
-            scanner=str(data["scanner"]),
-            detector=str(data["detector"]),
-            file=str(data["file"]),
-            line=None if data.get("line") is None else int(data["line"]),
-            status=data["status"],
-            sha256=str(data["sha256"]),
-            preview=str(data["preview"]),
-        )
-
-
-class SecretBook:
-    """Raw secrets seen by this process, by sha256, kept in memory for `--redact` only."""
-
-    def __init__(self) -> None:
-        self._by_sha256: dict[str, str] = {}
-
-    def remember(self, secret: str) -> str:
-        digest = secret_sha256(secret)
-        self._by_sha256[digest] = secret
-        return digest
-
-    def secret(self, sha256: str) -> str | None:
-        return self._by_sha256.get(sha256)
-
-    def __len__(self) -> int:
-        return len(self._by_sha256)
-
-    def __repr__(self) -> str:
-        return f"SecretBook({len(self)} secrets)"
-
-    def __reduce__(self) -> NoReturn:
-        raise TypeError("a SecretBook holds raw secrets and is never serialised")
-
-
-def make_finding(
-    book: SecretBook,
-    *,
-    scanner: str,
-    detector: str,
-    file: str,
-    line: int | None,
-    status: Status,
-    secret: str,
-) -> Finding:
-    """Hash and mask `secret`; only `book` keeps the raw value."""
-    return Finding(
-        scanner=scanner,
-        detector=detector,
-        file=file,
-        line=line if line and line > 0 else None,
-        status=status,
-        sha256=book.remember(secret),
-        preview=masked_preview(secret),
-    )
+# Bumped whenever the decoded views change what the scanner reads: older cached results are stale.
+VIEWS_VERSION = "1"
+SCAN_TIMEOUT_S = 3600
 
 
 class ScanFailed(UserError):
@@ -131,10 +32,13 @@ class ScanFailed(UserError):
 
 @dataclass
 class ParsedScan:
-    """A scanner's findings (file = absolute path as reported) and its proof that it really ran."""
+    """A scanner's findings (file = path as reported) and its proof that it really ran.
+
+    `bytes_read` maps each input path (as given) to the bytes the scanner says it read of it.
+    """
 
     findings: list[Finding]
-    bytes_scanned: int
+    bytes_read: dict[str, int]
     secrets: SecretBook = field(default_factory=SecretBook, repr=False)
 
 
@@ -143,6 +47,8 @@ class ScannerAdapter(Protocol):
 
     name: str
     install_hint: str
+    # How many files one process may get: 1 when the scanner only reports a total for its inputs.
+    files_per_process: int
 
     def command(self, binary: str, paths: Sequence[Path], *, verify: bool) -> list[str]: ...
 
@@ -150,7 +56,27 @@ class ScannerAdapter(Protocol):
         """The version from `<binary> --version` output; raise ScanFailed for an unusable one."""
         ...
 
-    def parse(self, *, stdout: str, stderr: str, returncode: int) -> ParsedScan: ...
+    def parse(self, *, stdout: str, stderr: str, returncode: int, paths: Sequence[Path]) -> ParsedScan: ...
+
+
+@dataclass(frozen=True)
+class ScanTarget:
+    """One file for the scanner, and where its findings are filed.
+
+    `path` is what the scanner reads: a published file, or the decoded view of one (`lines` then
+    maps the view's lines back to the published file's). Findings are filed under `root` (a run
+    or a bundle folder) as `label`, the published file relative to it; `owner` names the root.
+    """
+
+    path: Path
+    root: Path
+    owner: str
+    label: str
+    lines: LineMap | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.owner}/{self.label}" + (" (decoded view)" if self.lines is not None else "")
 
 
 BlockOn = Literal["verified", "any"]
@@ -162,14 +88,18 @@ class ScanOptions:
     verify: bool = True
     block_on: BlockOn | None = None  # None: "verified" when verifying, else "any"
     rescan: bool = False
+    known: KnownValues = field(default_factory=KnownValues)  # exact values that must never be published
 
     @classmethod
-    def from_flags(cls, *, scanner: str, block_on: str | None, no_verify: bool, rescan: bool) -> ScanOptions:
+    def from_flags(
+        cls, *, scanner: str, block_on: str | None, no_verify: bool, rescan: bool, values_file: Path | None
+    ) -> ScanOptions:
         """From the shared scanner flags (`exporter.cli_base.scanner_options`)."""
         policy: BlockOn | None = (
             "any" if block_on == "any" else "verified" if block_on == "verified" else None
         )
-        return cls(scanner=scanner, verify=not no_verify, block_on=policy, rescan=rescan)
+        known = known_values(values_file=values_file)
+        return cls(scanner=scanner, verify=not no_verify, block_on=policy, rescan=rescan, known=known)
 
     @property
     def policy(self) -> BlockOn:
@@ -184,8 +114,12 @@ class ScanOptions:
         return f"{blocking}; {verification}"
 
     def cache_options(self) -> tuple[tuple[str, str], ...]:
-        # Only what changes the scanner's output; the policy is applied afterwards.
-        return (("verify", str(self.verify).lower()),)
+        # Only what changes the findings; the policy is applied afterwards.
+        return (
+            ("verify", str(self.verify).lower()),
+            ("decoded-views", VIEWS_VERSION),
+            ("known-values", self.known.digest),
+        )
 
 
 @dataclass(frozen=True)
@@ -204,6 +138,16 @@ class RedactionSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return {"secrets": self.secrets, "files_changed": list(self.files_changed), "rescan": "clean"}
+
+
+@dataclass(frozen=True)
+class ScanInputs:
+    """`files` go to the scanner; `content_sha256` covers every one of them (path, size, content)."""
+
+    root: Path
+    files: tuple[Path, ...]
+    bytes: int
+    content_sha256: str
 
 
 @dataclass

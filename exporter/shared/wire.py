@@ -26,7 +26,7 @@ from typing import Any
 import msgspec
 
 from exporter.core.record import CaptureRecord
-from exporter.core.values import arguments_json, as_dict, as_str, as_text, join_text, to_json
+from exporter.core.values import arguments_json, as_dict, as_str, as_text, clip_words, join_text, to_json
 
 CHAT = "chat.completions"
 COMPLETIONS = "completions"
@@ -165,7 +165,7 @@ def decode_response(response: dict[str, Any] | None, api: str | None = None) -> 
         detail = response.get("decode_error") or "not JSON"
         body_text = as_str(response.get("body_text"))
         if body_text is not None and (response.get("status_code") or 0) >= 400:
-            decoded.error = body_text[:2000]
+            decoded.error = clip_words(body_text, 2000)
         elif "body_text" in response or "body_base64" in response:
             decoded.problems.append(f"response body is {detail}; see the raw record")
         else:

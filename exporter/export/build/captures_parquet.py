@@ -26,10 +26,19 @@ import pyarrow as pa
 
 from exporter import __version__
 from exporter.core.names import provider_for
-from exporter.core.record import CAPTURE_SCHEMA, MISSING, IndexRecord, Message, RawRecord, present
+from exporter.core.record import (
+    CAPTURE_SCHEMA,
+    CAPTURES_FILE,
+    MISSING,
+    IndexRecord,
+    Message,
+    RawRecord,
+    present,
+)
 from exporter.core.values import first_user_prompt
 from exporter.export.build.dataset_schema import CAPTURES_SCHEMA, DATASET_SCHEMA_VERSION
 from exporter.shared.parquet_io import ROW_GROUP_BYTES, ParquetFileWriter
+from exporter.shared.paths import open_beneath
 from exporter.shared.runs import (
     SNAPSHOT_KEY,
     CaptureSnapshot,
@@ -250,7 +259,7 @@ class _Batch:
 def _records_in_seq_order(
     run: RunDir, group: CallGroup, policy: LinePolicy, progress: Progress | None
 ) -> Iterator[RawRecord]:
-    descriptor = os.open(run.captures_path, os.O_RDONLY)
+    descriptor = open_beneath(run.path, CAPTURES_FILE)
     try:
         for _seq, offset, length, number in sorted(group.calls):
             content = os.pread(descriptor, length, offset)

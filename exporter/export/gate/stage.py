@@ -40,7 +40,7 @@ def gate_export(
         )
         annotate_cards(built, None)
         return None
-    result = scan_runs(built.runs, options, need_secrets=redact)
+    result = scan_runs(built.runs, options, workdir=built.staging, need_secrets=redact)
     if redact and result.findings():
         result.redaction = redact_export(built, result, console=console)
     render_result(result, console)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from exporter.scan.types import ScanFailed, masked_preview
+from exporter.scan.findings import masked_preview
+from exporter.scan.types import ScanFailed
 
 _VERSION_PATTERN = re.compile(r"\b(\d+\.\d+\.\d+)\b")
 _TOKEN_LIKE = re.compile(r"[A-Za-z0-9_+=-]{20,}")
