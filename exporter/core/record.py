@@ -150,25 +150,30 @@ class RecordHead(msgspec.Struct, kw_only=True):
     served_model: str | None = None
 
 
-class CaptureRecord(RecordHead, kw_only=True):
-    """One `captures.jsonl` line: one LLM call (or one Responses WebSocket connection)."""
+class RecordBody(RecordHead, kw_only=True):
+    """The head plus timings and messages: what the full record and the export's view share."""
 
-    method: str | None = None
-    url: str | None = None
-    http_version: str | None = None
     ttfb_ms: float | None = None
     duration_ms: float | None = None
     request: Message | None = None
     response: Message | None = None
     served_by: str | None = None
     served_build_info: str | None = None
-    usage: dict[str, Any] | None = None
-    error: CallError | None = None
-    websocket: WebSocketLog | None = None  # only for transport "websocket"
 
     @property
     def status_code(self) -> int | None:
         return self.response.status_code if self.response else None
+
+
+class CaptureRecord(RecordBody, kw_only=True):
+    """One `captures.jsonl` line: one LLM call (or one Responses WebSocket connection)."""
+
+    method: str | None = None
+    url: str | None = None
+    http_version: str | None = None
+    usage: dict[str, Any] | None = None
+    error: CallError | None = None
+    websocket: WebSocketLog | None = None  # only for transport "websocket"
 
     @property
     def failed(self) -> bool:
@@ -188,22 +193,12 @@ class CaptureRecord(RecordHead, kw_only=True):
         return self.request_model() or self.served_model or ""
 
 
-class RawRecord(RecordHead, kw_only=True):
+class RawRecord(RecordBody, kw_only=True):
     """The export's view: the JSON-valued fields stay the bytes the addon wrote (copied, never re-encoded)."""
 
-    ttfb_ms: float | None = None
-    duration_ms: float | None = None
-    request: Message | None = None
-    response: Message | None = None
-    served_by: str | None = None
-    served_build_info: str | None = None
     usage: msgspec.Raw = MISSING
     error: msgspec.Raw = MISSING
     websocket: msgspec.Raw = MISSING
-
-    @property
-    def status_code(self) -> int | None:
-        return self.response.status_code if self.response else None
 
     @property
     def failed(self) -> bool:
