@@ -97,9 +97,6 @@ class DatasetName:
     def repo_id(self) -> str:
         return f"{self.owner}/{self.name}"
 
-    def __str__(self) -> str:
-        return self.repo_id
-
 
 def parse_dataset_name(text: str, *, option: str) -> DatasetName:
     """A dataset on the Hub, by the Hub's own rules (huggingface_hub's URI parser and `validate_repo_id`).
