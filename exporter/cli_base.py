@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from exporter.core.errors import AbortExport, AgentcapError, UserError
+from exporter.core.errors import AbortExport, AbortRun, AgentcapError, UserError
 from exporter.shared.runs import DEFAULT_RUNS_DIR, RUNS_DIR_ENV
 
 HELP_OPTIONS: dict[str, Any] = {"help_option_names": ["-h", "--help"]}
@@ -25,7 +25,7 @@ class OneLineError(click.ClickException):
 
 
 class RefusedError(OneLineError):
-    """A stage refused to go on (blocking findings, failed push): exit 1."""
+    """A stage refused to go on (blocking findings, failed push, a capture proxy that died): exit 1."""
 
     exit_code = 1
 
@@ -33,6 +33,7 @@ class RefusedError(OneLineError):
 # Most specific type first: the first match decides how an error ends the command.
 ERROR_CLASSES: tuple[tuple[type[AgentcapError], type[OneLineError]], ...] = (
     (AbortExport, RefusedError),
+    (AbortRun, RefusedError),
     (UserError, OneLineError),
     (AgentcapError, OneLineError),
 )
@@ -70,14 +71,14 @@ def warn(message: str) -> None:
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
-def runs_dir_option(looked_up: str = "run ids and --all") -> Decorator:
+def runs_dir_option(looked_up: str = "run ids and --all", *, purpose: str | None = None) -> Decorator:
     return click.option(
         "--runs-dir",
         type=click.Path(file_okay=False, path_type=Path),
         envvar=RUNS_DIR_ENV,
         default=DEFAULT_RUNS_DIR,
         show_default=True,
-        help=f"Where {looked_up} are looked up (env {RUNS_DIR_ENV}).",
+        help=f"{purpose or f'Where {looked_up} are looked up'} (env {RUNS_DIR_ENV}).",
     )
 
 

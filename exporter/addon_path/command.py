@@ -1,29 +1,9 @@
-"""`agentcap addon-path`: where the capture addon is, for `mitmdump -s "$(agentcap addon-path)"`.
-
-The addon ships inside the package as `agentcap_addon/agentcap.py` (built from addons/agentcap.py;
-an editable install maps it to that very file), so this works after a plain `pip install agentcap`.
-"""
-
-from importlib.util import find_spec
-from pathlib import Path
+"""`agentcap addon-path`: where the capture addon is, for `mitmdump -s "$(agentcap addon-path)"`."""
 
 import click
 
 from exporter.cli_base import Command
-from exporter.core.errors import UserError
-
-ADDON_MODULE = "agentcap_addon.agentcap"
-
-
-def addon_path() -> Path:
-    """The installed addon script, found without importing it (it imports mitmproxy)."""
-    try:
-        spec = find_spec(ADDON_MODULE)
-    except ModuleNotFoundError:
-        spec = None
-    if spec is None or spec.origin is None or not Path(spec.origin).is_file():
-        raise UserError("the capture addon is not installed with this agentcap; reinstall agentcap")
-    return Path(spec.origin)
+from exporter.shared.addon import addon_path
 
 
 @click.command("addon-path", cls=Command)

@@ -19,3 +19,7 @@ class UserError(AgentcapError):
 
 class AbortExport(AgentcapError):
     """A stage refused to go on (blocking findings, failed push): exit 1."""
+
+
+class AbortRun(AgentcapError):
+    """`agentcap run` could not go on (the capture proxy failed): exit 1; what was recorded stays."""

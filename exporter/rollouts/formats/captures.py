@@ -7,6 +7,8 @@ summed over every call of the task. Records are streamed; per task only the late
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +44,7 @@ class CapturesFormat(JsonlFormat):
     source_kind = "captures"
     file_pattern = CAPTURES_FILE
 
-    def default_roots(self) -> list[Path]:
+    def default_roots(self, env: Mapping[str, str] = os.environ) -> list[Path]:
         return [default_runs_dir()]
 
     def detects(self, probe: Probe) -> bool:
@@ -75,7 +77,7 @@ def _observe(task: _Task, record: CaptureRecord) -> None:
         task.latest = record
     if answered and (task.final is None or record.seq >= task.final.seq):
         task.final = record
-    task.usage.add(_usage(record.usage or {}))
+    task.usage.add(provider_usage(record.usage or {}))
     model = record.served_model or record.request_model()
     if model and model not in task.models:
         task.models.append(model)
@@ -85,7 +87,7 @@ def _observe(task: _Task, record: CaptureRecord) -> None:
     task.last_at = ended if task.last_at is None else max(task.last_at, ended)
 
 
-def _usage(raw: dict[str, Any]) -> Usage:
+def provider_usage(raw: dict[str, Any]) -> Usage:
     """One provider usage object → our counters (input excludes cached tokens, as Anthropic reports)."""
     if not raw:
         return Usage()

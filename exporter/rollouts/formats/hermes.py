@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import msgspec
 
 from exporter.core.values import as_dict, as_float, as_int, as_list, as_str, join_text
-from exporter.rollouts.base import SqliteFormat, Unit
+from exporter.rollouts.base import SqliteFormat, Unit, home_of
 from exporter.rollouts.rollout import Rollout, Usage, make_message, make_tool_call, to_utc
 from exporter.rollouts.sqlite_source import chain_root, table_columns
 
@@ -43,8 +43,8 @@ class HermesFormat(SqliteFormat):
         "CREATE INDEX IF NOT EXISTS agentcap_messages_session ON messages(session_id, timestamp)",
     )
 
-    def default_roots(self) -> list[Path]:
-        return [Path(os.environ.get("HERMES_HOME") or Path.home() / ".hermes") / "state.db"]
+    def default_roots(self, env: Mapping[str, str] = os.environ) -> list[Path]:
+        return [Path(env.get("HERMES_HOME") or home_of(env) / ".hermes") / "state.db"]
 
     def list_sessions(self, connection: sqlite3.Connection) -> list[str]:
         return [row[0] for row in connection.execute("SELECT id FROM sessions ORDER BY started_at, id")]

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import msgspec
 
 from exporter.core.values import as_dict, as_float, as_int, as_str, join_text, to_json
-from exporter.rollouts.base import SqliteFormat, Unit
+from exporter.rollouts.base import SqliteFormat, Unit, home_of
 from exporter.rollouts.rollout import Rollout, Usage, make_message, make_tool_call, to_utc
 from exporter.rollouts.sqlite_source import chain_root
 
@@ -68,8 +68,8 @@ class OpencodeFormat(SqliteFormat):
         "CREATE INDEX IF NOT EXISTS agentcap_part_message ON part(message_id)",
     )
 
-    def default_roots(self) -> list[Path]:
-        data = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    def default_roots(self, env: Mapping[str, str] = os.environ) -> list[Path]:
+        data = Path(env.get("XDG_DATA_HOME") or home_of(env) / ".local" / "share")
         directory = data / "opencode"
         return sorted(directory.glob("opencode*.db")) if directory.is_dir() else [directory / "opencode.db"]
 
