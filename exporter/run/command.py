@@ -32,9 +32,9 @@ from exporter.core.record import CaptureRecord
 from exporter.rollouts.formats.captures import provider_usage
 from exporter.rollouts.registry import get_format
 from exporter.rollouts.rollout import Usage
+from exporter.run.agent_run import SESSIONS_DIR, AgentRunRecord, utc_iso
 from exporter.run.keys import UpstreamKey, isolate_environment, new_placeholder, read_upstream_key
 from exporter.run.proxy import Proxy, ProxySettings, find_mitmdump
-from exporter.run.agent_run import SESSIONS_DIR, AgentRunRecord, utc_iso
 from exporter.run.runner import AgentRunner, TurnOutcome, sigint_ignored
 from exporter.run.tasks import Task, plan_tasks
 from exporter.run.wiring import AGENTS, Wiring, render, turn_arguments, write_config_files
