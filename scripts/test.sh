@@ -21,5 +21,8 @@ if ! command -v chromium >/dev/null 2>&1; then
         exit 1
     fi
 fi
+# The architecture (docs/architecture.md): allowed import directions, then strict types.
+lint-imports --no-cache
+mypy --strict exporter
 export HF_HUB_DISABLE_TELEMETRY=1 HF_HUB_DISABLE_UPDATE_CHECK=1 HF_HUB_OFFLINE=0
 exec python -m pytest -q "$@"

@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 from factories import make_record, write_run
 
-from exporter.card_stats import (
+from exporter.export.card_sections import (
     card_license,
     generated,
     refresh_card,
@@ -14,7 +14,7 @@ from exporter.card_stats import (
     size_category,
     stats_section,
 )
-from exporter.export import export_command
+from exporter.export.command import export_command
 
 CARD = """---
 pretty_name: x

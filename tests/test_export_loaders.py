@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 from factories import make_record, write_run
 
-from exporter.export import export_command
-from exporter.schema import COLUMN_NAMES
+from exporter.export.build.dataset_schema import COLUMN_NAMES
+from exporter.export.command import export_command
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +72,7 @@ def test_files_of_the_previous_schema_load_beside_new_ones(data_glob: str, tmp_p
     import polars as pl
     import pyarrow.parquet as pq
 
-    from exporter.usage import TOKEN_KEYS
+    from exporter.core.usage import TOKEN_KEYS
 
     folder = tmp_path / "captures"
     shutil.copytree(Path(data_glob).parent.parent, folder)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from exporter.errors import UserError
-from exporter.prices import load_prices, parse_prices
-from exporter.usage import TokenUsage, normalise_usage
+from exporter.core.errors import UserError
+from exporter.core.usage import TokenUsage, normalise_usage
+from exporter.shared.prices import load_prices, parse_prices
 
 TABLE = """
 [table]

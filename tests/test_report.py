@@ -16,7 +16,7 @@ from fake_hub import FakeHub
 from scan_fakes import canary_secrets
 
 from exporter.report.command import NOT_SCANNED, report_command
-from exporter.stats import display
+from exporter.shared import totals_display as display
 from exporter.stats.command import stats_command
 
 KINGFISHER = Path(sys.executable).parent / "kingfisher"

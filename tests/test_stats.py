@@ -13,10 +13,10 @@ from click.testing import CliRunner
 from factories import export_parquet, make_record, write_run
 from fake_hub import FakeHub
 
-from exporter.ls import ls_command
-from exporter.stats.aggregate import percentile
+from exporter.core.usage import TOKEN_KEYS
+from exporter.ls.command import ls_command
+from exporter.shared.totals import percentile
 from exporter.stats.command import stats_command
-from exporter.usage import TOKEN_KEYS
 
 PRICES = """
 [table]
@@ -200,7 +200,7 @@ def test_inspect_previews_show_the_same_totals(
 ) -> None:
     from exporter.inspect.rows import call_preview, run_preview
     from exporter.inspect.sources import RunsDirSource, load_run_calls
-    from exporter.prices import env_prices
+    from exporter.shared.prices import env_prices
 
     prices = tmp_path / "prices.toml"
     prices.write_text(PRICES)

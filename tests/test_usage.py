@@ -15,9 +15,9 @@ from openai.types.completion_usage import CompletionTokensDetails, PromptTokensD
 from openai.types.responses import ResponseUsage
 from openai.types.responses.response_usage import InputTokensDetails, OutputTokensDetails
 
-from exporter.rollouts.record import Usage
-from exporter.usage import TOKEN_KEYS, TokenUsage, normalise_usage
-from exporter.wire import decode_body
+from exporter.core.usage import TOKEN_KEYS, TokenUsage, normalise_usage
+from exporter.rollouts.rollout import Usage
+from exporter.shared.wire import decode_body
 
 
 def tokens(usage: TokenUsage) -> tuple[int | None, ...]:

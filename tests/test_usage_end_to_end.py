@@ -23,12 +23,12 @@ from factories import CANARY_KEY
 from fake_model_server import FakeModelServer
 from proxy_harness import ProxyHarness
 
-from exporter.export import export_command
-from exporter.ls import ls_command
+from exporter.core.usage import TOKEN_KEYS
+from exporter.export.command import export_command
+from exporter.ls.command import ls_command
 from exporter.report.command import report_command
-from exporter.stats import display
+from exporter.shared import totals_display as display
 from exporter.stats.command import stats_command
-from exporter.usage import TOKEN_KEYS
 
 DETAILED = {"x-fake-usage": "detailed"}
 PRICES = """

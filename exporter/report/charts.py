@@ -8,7 +8,7 @@ from __future__ import annotations
 from html import escape
 
 from exporter.inspect.calls import Call
-from exporter.stats import display
+from exporter.shared import totals_display as display
 
 WIDTH, HEIGHT, MARGIN = 720, 160, 48
 SERIES = (  # (normalised counter, legend label, CSS class)

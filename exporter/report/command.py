@@ -9,22 +9,23 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from exporter.errors import UserError
-from exporter.options import prices_option
-from exporter.prices import load_prices
+from exporter.cli_base import SCANNER_ENV, Command, prices_option
+from exporter.core.errors import UserError
+from exporter.inspect.targets import calls_source
 from exporter.report.mask import mask_secrets
 from exporter.report.model import build_report, load_calls
 from exporter.report.render import render
-from exporter.runs import RUNS_DIR_ENV, default_runs_dir
-from exporter.scan.command import SCANNER_ENV
-from exporter.scan.registry import DEFAULT_SCANNER, ready_scanner, scanner_names
-from exporter.stats.sources import target_source
-from exporter.tables import output_console
+from exporter.scan.engine import ready_scanner
+from exporter.scan.scanners import scanner_names
+from exporter.scan.types import DEFAULT_SCANNER
+from exporter.shared.prices import load_prices
+from exporter.shared.runs import RUNS_DIR_ENV, default_runs_dir
+from exporter.shared.tables import output_console
 
 NOT_SCANNED = "NOT SCANNED (--no-scan): secrets in these calls are shown as recorded"
 
 
-@click.command("report")
+@click.command("report", cls=Command)
 @click.argument("target", required=False)
 @click.option(
     "-o",
@@ -81,7 +82,7 @@ def report_command(
     console = output_console(stderr=True)
     ready = None if no_scan else ready_scanner(scanner)  # a missing scanner is the first thing said
     table = load_prices(prices)
-    source = target_source(target, runs_dir=runs_dir or default_runs_dir(), revision=revision)
+    source = calls_source(target, runs_dir=runs_dir or default_runs_dir(), revision=revision)
     calls = load_calls(
         source, reports=list(scan_reports), warn=lambda m: console.print(f"warning: {escape(m)}")
     )

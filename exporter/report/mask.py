@@ -15,11 +15,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from exporter.export.gate.redact import redaction_token
 from exporter.scan.decoded import Replacer
+from exporter.scan.engine import ReadyScanner, scan_files
 from exporter.scan.findings import Finding
 from exporter.scan.known import KnownValues, known_values, written_forms
-from exporter.scan.redact import redaction_token
-from exporter.scan.registry import ReadyScanner, ScanFailed, ScanTarget, scan_files
+from exporter.scan.types import ScanFailed, ScanTarget
 
 PAGE = "report.html"
 

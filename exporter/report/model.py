@@ -15,10 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from exporter.inspect.calls import Call, label_calls
-from exporter.inspect.command import Source
-from exporter.inspect.hub import HubSource
+from exporter.inspect.hub_source import HubSource
 from exporter.inspect.sources import (
-    SCAN_REPORT_FILE,
     ParquetSource,
     RunsDirSource,
     RunSource,
@@ -26,10 +24,12 @@ from exporter.inspect.sources import (
     read_parquet_calls,
     scan_findings,
 )
-from exporter.prices import PriceTable
-from exporter.runs import Warn, list_runs
-from exporter.stats.aggregate import Totals, call_cost, group_totals, totals_of
-from exporter.wire import ToolCall
+from exporter.inspect.targets import Source
+from exporter.scan.report import REPORT_FILE
+from exporter.shared.prices import PriceTable
+from exporter.shared.runs import Warn, list_runs
+from exporter.shared.totals import Totals, call_cost, group_totals, totals_of
+from exporter.shared.wire import ToolCall
 
 
 @dataclass
@@ -73,13 +73,13 @@ class Report:
 def load_calls(source: Source, *, reports: list[Path], warn: Warn) -> list[Call]:
     """Every call of the source, labelled as `inspect` labels them, with the run's scan findings."""
     if isinstance(source, RunsDirSource):
-        found = [source.runs_dir / SCAN_REPORT_FILE, *reports]
+        found = [source.runs_dir / REPORT_FILE, *reports]
         calls = []
         for run in list_runs(source.runs_dir):
             calls += load_run_calls(run, findings=scan_findings(run, found), warn=warn)
         return calls
     if isinstance(source, RunSource):
-        found = [source.run.path.parent / SCAN_REPORT_FILE, *reports]
+        found = [source.run.path.parent / REPORT_FILE, *reports]
         return load_run_calls(source.run, findings=scan_findings(source.run, found), warn=warn)
     if isinstance(source, ParquetSource):
         return read_parquet_calls(source.path)

@@ -15,14 +15,15 @@ from importlib import resources
 from typing import Any
 
 from exporter import __version__
+from exporter.core.values import content_text
 from exporter.inspect.calls import Call
-from exporter.inspect.rows import content_text, pretty_arguments, when
+from exporter.inspect.rows import pretty_arguments, when
 from exporter.report import charts
 from exporter.report.model import Report, Section
-from exporter.stats import display
-from exporter.stats.aggregate import Totals, iso
-from exporter.summary import human_bytes
-from exporter.wire import DecodedResponse, ToolCall
+from exporter.shared import totals_display as display
+from exporter.shared.tables import human_bytes
+from exporter.shared.totals import Totals, iso
+from exporter.shared.wire import DecodedResponse, ToolCall
 
 TEXT_LIMIT = 4000  # characters of one message shown; the rest is cut, its size said
 PREVIEW_CHARS = 140
@@ -303,19 +304,7 @@ def _message(report: Report, call: Call, message: dict[str, Any]) -> str:
         parts.append(_text(text))
     for tool_call in message.get("tool_calls") or []:
         if isinstance(tool_call, dict):
-            function = tool_call.get("function") if isinstance(tool_call.get("function"), dict) else {}
-            parts.append(
-                _tool_call(
-                    report,
-                    call,
-                    ToolCall(
-                        str(tool_call.get("id") or ""),
-                        str(function.get("name") or ""),
-                        str(function.get("arguments") or ""),
-                    ),
-                    stitched=False,
-                )
-            )
+            parts.append(_tool_call(report, call, ToolCall.from_openai(tool_call), stitched=False))
     return f'<div class="msg role-{escape(role)}">{"".join(parts)}</div>'
 
 

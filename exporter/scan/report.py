@@ -8,17 +8,14 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 
 from exporter.scan.findings import STATUSES
-from exporter.tables import new_table
-
-if TYPE_CHECKING:
-    from exporter.bundle import BuiltExport
-    from exporter.scan.gate import ScanResult
+from exporter.scan.types import ScanResult
+from exporter.shared.tables import new_table
 
 REPORT_SCHEMA = "agentcap.scan-report/1"
 REPORT_FILE = "scan-report.json"  # written to <output>/<owner>/, never published
@@ -124,24 +121,3 @@ def card_section(result: ScanResult | None) -> str:
             "of the published files found nothing"
         )
     return "\n".join(lines) + "\n"
-
-
-def annotate_cards(built: BuiltExport, result: ScanResult | None) -> None:
-    """Give the cards what they say about the scan: this export's scan section, and each run's result
-    (kept in the repo's index, so a card counts the results of every run it holds)."""
-    built.scan_section = card_section(result)
-    for run in built.runs:
-        built.scans[run.run_id] = {"result": "not scanned", "scanner": None}
-    for run in result.runs if result else []:
-        outcome = (
-            "redacted"
-            if result.redaction and run.findings
-            else "passed with findings"
-            if run.findings
-            else "clean"
-        )
-        built.scans[run.run_id] = {
-            "result": outcome,
-            "scanner": f"{result.options.scanner} {result.scanner_version}",
-            "findings": len(run.findings),
-        }

@@ -9,13 +9,14 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from exporter.options import prices_option
-from exporter.prices import load_prices
-from exporter.runs import RUNS_DIR_ENV, default_runs_dir
-from exporter.stats import display
-from exporter.stats.aggregate import Stats, Totals, compute_stats, iso
-from exporter.stats.sources import source_facts, target_source
-from exporter.tables import ColumnKind, new_table, output_console
+from exporter.cli_base import Command, prices_option
+from exporter.inspect.targets import calls_source
+from exporter.shared import totals_display as display
+from exporter.shared.prices import load_prices
+from exporter.shared.runs import RUNS_DIR_ENV, default_runs_dir
+from exporter.shared.tables import ColumnKind, new_table, output_console
+from exporter.shared.totals import Stats, Totals, compute_stats, iso
+from exporter.stats.sources import source_facts
 
 TOTALS_COLUMNS: list[tuple[str, ColumnKind]] = [
     ("calls", "number"),
@@ -54,7 +55,7 @@ def totals_cells(totals: Totals) -> list[str]:
     ]
 
 
-@click.command("stats")
+@click.command("stats", cls=Command)
 @click.argument("target", required=False)
 @click.option(
     "--runs-dir",
@@ -77,7 +78,7 @@ def stats_command(
     "no price", never $0.
     """
     table = load_prices(prices)
-    source = target_source(target, runs_dir=runs_dir or default_runs_dir(), revision=revision)
+    source = calls_source(target, runs_dir=runs_dir or default_runs_dir(), revision=revision)
     stats = compute_stats(source_facts(source), table)
     if as_json:
         click.echo(json.dumps(stats.as_json(), indent=2, ensure_ascii=False))

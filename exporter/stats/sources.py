@@ -7,30 +7,18 @@ user can point `stats`, `report` and `inspect` at the same thing.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import BinaryIO
 
 import httpx2
 import pyarrow as pa
 
-from exporter.errors import UserError
-from exporter.hub.retry import short_reason, unreachable
-from exporter.inspect.command import Source, resolve_source
-from exporter.inspect.hub import HubSource
+from exporter.core.errors import UserError
+from exporter.inspect.hub_source import HubSource
 from exporter.inspect.sources import ParquetSource, RunsDirSource, RunSource
-from exporter.runs import Warn, list_runs, warn_on_stderr
-from exporter.stats.facts import CallFacts, parquet_facts, run_facts
-
-
-def target_source(target: str | None, *, runs_dir: Path, revision: str | None = None) -> Source:
-    """The source TARGET names; a request id (which `inspect` accepts) is not something to total."""
-    source = resolve_source(target, runs_dir=runs_dir, reports=[], revision=revision)
-    if source is None:
-        raise UserError(
-            f"{target}: a request id names one call (`agentcap inspect {target}` shows it); pass a runs dir, "
-            "a run directory or run id, a .parquet file, or hf://datasets/OWNER/NAME"
-        )
-    return source
+from exporter.inspect.targets import Source
+from exporter.shared.hub_client import short_reason, unreachable
+from exporter.shared.runs import Warn, list_runs, warn_on_stderr
+from exporter.shared.totals import CallFacts, parquet_facts, run_facts
 
 
 def source_facts(source: Source, *, warn: Warn = warn_on_stderr) -> Iterator[CallFacts]:

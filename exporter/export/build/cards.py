@@ -1,0 +1,161 @@
+"""Dataset cards (README.md) for the captures and traces datasets: the card a new repo starts with.
+
+People edit cards, so after the first export agentcap only rewrites their generated sections (the
+statistics, the scan, the captures card's list of traces datasets) and a few front-matter keys
+(exporter/export/card_sections.py); what a reader needs to use the data is in the first version, and
+the schema table comes from `exporter.export.build.dataset_schema`, so the card cannot drift from the
+files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from huggingface_hub import DatasetCardData
+
+from exporter.core.names import captures_repo, traces_repo
+from exporter.export.build.dataset_schema import CAPTURES_SCHEMA, COLUMN_DESCRIPTIONS, COLUMN_NAMES, type_name
+from exporter.export.card_sections import HUB, PENDING, TASK_CATEGORIES, generated
+
+# Arrow type names that `datasets` spells differently in `dataset_info.features`.
+DATASETS_DTYPES = {"double": "float64", "float": "float32"}
+
+
+def front_matter(**fields: Any) -> str:
+    """The card's YAML header, written by huggingface_hub's own DatasetCardData."""
+    return "---\n" + DatasetCardData(**fields).to_yaml() + "\n---\n"
+
+
+def captures_features() -> list[dict[str, str]]:
+    """`dataset_info.features` for the card: `load_dataset` then reads files of every schema version
+    together (older files lack the newest columns; declared columns they lack load as null)."""
+    return [
+        {"name": field.name, "dtype": DATASETS_DTYPES.get(str(field.type), str(field.type))}
+        for field in CAPTURES_SCHEMA
+    ]
+
+
+def column_table(columns: Iterable[tuple[str, object, str]]) -> str:
+    """The `## Columns` table of every card: (name, type, meaning) per column, in schema order."""
+    rows = [f"| `{name}` | `{kind}` | {meaning} |" for name, kind, meaning in columns]
+    return "\n".join(["| column | type | meaning |", "|---|---|---|", *rows])
+
+
+def schema_table() -> str:
+    """The captures dataset's columns (also in docs/export.md; a test keeps the two equal)."""
+    return column_table((name, type_name(name), COLUMN_DESCRIPTIONS[name]) for name in COLUMN_NAMES)
+
+
+def captures_card(owner: str, base: str, agents: Sequence[str]) -> str:
+    repo_id = f"{owner}/{captures_repo(base)}"
+    traces = [f"{owner}/{traces_repo(base, agent)}" for agent in agents]
+    trace_links = "\n".join(f"- [{repo}]({HUB}/{repo})" for repo in traces) or "- (none yet)"
+    front = front_matter(
+        pretty_name=f"{base} captures",
+        task_categories=TASK_CATEGORIES,
+        tags=["agentcap", "agentcap-captures", "llm-calls", "agents", "tokens"],
+        configs=[{"config_name": "default", "data_files": [{"split": "train", "path": "data/*.parquet"}]}],
+    )
+    return f"""{front}
+# {base}: LLM calls captured with agentcap
+
+Every LLM call a coding agent made, recorded by the agentcap
+proxy: one row per call, with the exact request body, the response body (or the raw stream), the
+task and turn it belonged to, latency, usage and errors. Each parquet file holds one run's calls to
+one model at one upstream, sorted by `seq` (arrival order).
+
+{generated("stats", PENDING)}
+
+The agents' own session logs are in the traces datasets (`<base>-<agent>-traces`), one folder per run
+under `traces/<run_id>/`; join them to these rows on `run_id`:
+
+{generated("traces", trace_links)}
+
+## Columns
+
+{schema_table()}
+
+`request`, `response`, `usage` and `error` are JSON strings (not structs), so tool-call arguments of
+any shape never change the schema. The token columns are `usage` normalised the same way for every
+API (`input + cache_read + cache_write + output = total`; null where the provider reported nothing).
+Parquet footer metadata of each file: `agent`, `model`,
+`provider`, `upstream_url`, `run_id`, `schema_version`, `exporter_version` and `tasks` (id, turns,
+calls and a preview of the first user prompt: at most 200 characters, whole words).
+
+## Load it
+
+```python
+from datasets import load_dataset
+
+calls = load_dataset("{repo_id}", split="train")
+```
+
+```sql
+-- DuckDB
+SELECT run_id, seq, task_id, turn, model, status_code, duration_ms
+FROM read_parquet('hf://datasets/{repo_id}/data/*.parquet', union_by_name = true)
+ORDER BY run_id, seq;
+```
+
+```python
+import polars as pl
+from huggingface_hub import HfFileSystem
+
+# Files of older agentcap versions lack the newest columns: a diagonal concat fills them with null.
+files = ["hf://" + path for path in HfFileSystem().glob("datasets/{repo_id}/data/*.parquet")]
+calls = pl.concat([pl.read_parquet(file) for file in files], how="diagonal_relaxed")
+```
+
+## Decode a streamed response
+
+A streamed call's `response` is `{{"stream": true, "raw": "<SSE text>"}}`: the stream exactly as the
+agent received it. To get its events:
+
+```python
+import json
+
+response = json.loads(row["response"])
+if response.get("stream"):
+    events = [
+        json.loads(line.removeprefix("data:").strip())
+        for line in response["raw"].splitlines()
+        if line.startswith("data:") and line.strip() != "data: [DONE]"
+    ]
+```
+
+A call that failed before a complete answer has an `error` (`{{"kind", "message"}}`), and its
+`response` carries that error too.
+
+{generated("scan", PENDING)}
+"""
+
+
+def traces_card(owner: str, base: str, agent: str) -> str:
+    captures = f"{owner}/{captures_repo(base)}"
+    front = front_matter(
+        pretty_name=f"{base} {agent} traces",
+        task_categories=TASK_CATEGORIES,
+        tags=["agent-traces", "agentcap", "agentcap-traces", f"agentcap-traces-{agent}"],
+        source_datasets=[captures],
+    )
+    return f"""{front}
+# {base}: {agent} session traces
+
+The native session files of the **{agent}** agent, bundled unmodified by
+agentcap: one folder per run under `traces/<run_id>/`
+(subfolders kept).
+
+The LLM calls behind these sessions are in [{captures}]({HUB}/{captures}): join on `run_id` (the
+folder name here, a column there).
+
+```python
+from huggingface_hub import snapshot_download
+
+folder = snapshot_download("{owner}/{traces_repo(base, agent)}", repo_type="dataset")
+```
+
+{generated("stats", PENDING)}
+
+{generated("scan", PENDING)}
+"""
