@@ -1,1 +1,1 @@
-"""Rules every command shares, with no I/O libraries: the capture contract, names, values, errors (docs/architecture.md)."""
+"""Rules every command shares, with no I/O libraries: the capture contract, names, values, usage, errors (docs/architecture.md)."""
