@@ -98,8 +98,14 @@ class Mitmdump:
         raise RuntimeError(f"mitmdump did not start within 30 s:\n{self.log()}")
 
     def run_to_exit(self, timeout: float = 60) -> int:
-        """For a start that must fail: mitmdump's exit status."""
-        return self.spawn().wait(timeout)
+        """For a start that must fail: mitmdump's exit status (killed if it keeps running)."""
+        process = self.spawn()
+        try:
+            return process.wait(timeout)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
