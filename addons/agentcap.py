@@ -74,8 +74,8 @@ API_BY_SUFFIX = (
     ("/messages", "messages"),
     ("/completions", "completions"),
 )
-# A header or query parameter carries a credential when its lowercased name is one of these or ends
-# in one of the suffixes (x-goog-api-key, x-amz-security-token, x-portkey-api-key, cf-access-client-secret...).
+# A header or query parameter carries a credential when its lowercased name is one of these or ends in
+# one of the suffixes (x-goog-api-key, x-amz-security-token, x-portkey-api-key, cf-access-client-secret).
 CREDENTIAL_NAMES = frozenset(
     {
         # headers
@@ -129,8 +129,435 @@ class AgentCapError(Exception):
     """A problem the user can fix, said in one line (never a traceback)."""
 
 
-def utc_iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+# ==================================================================================================
+# The addon: options and hooks
+# ==================================================================================================
+
+
+class AgentCap:
+    """The addon: tags LLM calls, tees their bodies and hands finished calls to the writer."""
+
+    def __init__(self) -> None:
+        self.last_seq: dict[str, int] = {}  # run id -> last seq handed out; the writer owns the files
+        self.main_run_id: str | None = None
+        self.context: dict[str, Any] = {"run": None, "task": None, "turn": None}
+        self.path_patterns: list[re.Pattern[str]] = [re.compile(p) for p in DEFAULT_PATHS]
+        self.calls: dict[str, CallState] = {}  # flow id -> call in flight (kept off flow.metadata)
+        self.recorder: Recorder | None = None
+        self.redactor: Redactor | None = None
+        self.base: Path | None = None
+        self.base_fd: int | None = None
+        self.problems: dict[str, str] = {}  # option (or "start") -> why the addon is not recording
+        self.control_token = ""
+
+    # ------------------------------------------------------------ lifecycle
+    def load(self, loader: Any) -> None:
+        loader.add_option("agentcap_dir", str, "runs", "Directory that holds one sub-directory per run.")
+        loader.add_option(
+            "agentcap_run",
+            str,
+            "",
+            "Run id (directory name) for this proxy. Default: <agent>-<UTC yyyymmddTHHMMSS>-<6 hex>, "
+            "created exclusively so two runs never share a directory. An existing run is appended to.",
+        )
+        loader.add_option("agentcap_agent", str, "unknown", "Agent behind this proxy, e.g. opencode.")
+        loader.add_option(
+            "agentcap_paths",
+            Sequence[str],
+            list(DEFAULT_PATHS),
+            "Regular expressions searched in the request path (query excluded); a POST whose path matches "
+            "one is recorded as an LLM call. Default: chat completions, Responses, Messages and legacy "
+            "completions, with or without a /v1 prefix.",
+        )
+        loader.add_option(
+            "agentcap_redact_headers",
+            Sequence[str],
+            [],
+            "Extra header names whose values are replaced by a keyed fingerprint, on top of the credential "
+            "headers of the supported providers (authorization, cookie, www-authenticate, api-key, ...) and "
+            "every name ending in -api-key, -token or -secret.",
+        )
+        loader.add_option(
+            "agentcap_lazy_connect",
+            bool,
+            True,
+            "Set mitmproxy's connection_strategy to lazy. With eager connections an unreachable upstream "
+            "closes the agent's connection before the request is read: no answer and nothing to record. "
+            "Lazy reads the request first, so the agent gets a 502 and the record says why.",
+        )
+        loader.add_option(
+            "agentcap_control_token",
+            str,
+            "",
+            "Require this value in the X-Agentcap-Token header of requests to the control endpoint "
+            "(/_agentcap/context). 'auto' makes a random token and prints it at start. Empty: no token "
+            "(the endpoint still only answers loopback, same-origin JSON requests).",
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        for name in sorted(updated):
+            try:
+                self.configure_option(name)
+                self.problems.pop(name, None)
+            except AgentCapError as exc:
+                if self.recorder is not None:
+                    raise exceptions.OptionsError(str(exc)) from None
+                # At start-up a script's OptionsError is printed with a traceback; one line is enough,
+                # and mitmdump exits on an error logged while it starts.
+                self.problems[name] = str(exc)
+                log.error("agentcap: %s", exc)
+
+    def configure_option(self, name: str) -> None:
+        value = getattr(ctx.options, name)
+        if name == "agentcap_lazy_connect" and value:
+            ctx.options.update(connection_strategy="lazy")
+        elif name == "agentcap_paths":
+            try:
+                self.path_patterns = [re.compile(p) for p in value]
+            except re.error as exc:
+                raise AgentCapError(f"agentcap_paths: invalid regular expression: {exc}") from None
+        elif name == "agentcap_run" and value and sanitize_tag(value) != value:
+            raise AgentCapError(
+                f"agentcap_run={value!r}: use letters, digits, '.', '_' and '-' only, "
+                "not starting with '.' or '-'"
+            )
+        elif name == "agentcap_control_token":
+            self.control_token = secrets.token_urlsafe(32) if value == "auto" else value
+            if value == "auto":
+                log.warning(
+                    "agentcap: control endpoint token (send it as X-Agentcap-Token): %s", self.control_token
+                )
+        elif name in ("agentcap_dir", "agentcap_redact_headers") and self.recorder is not None:
+            log.warning("agentcap: agentcap_dir/agentcap_redact_headers changes apply after a restart")
+
+    def running(self) -> None:
+        self.ensure_started()
+        self.warn_if_open_relay()
+
+    def done(self) -> None:
+        if self.recorder is None:
+            return
+        now = time.time()
+        for state in list(self.calls.values()):
+            assert state.flow is not None
+            self.finish(
+                state.flow, {"kind": "shutdown", "message": "proxy shut down before the call ended"}, now
+            )
+        self.recorder.close("complete")
+        self.recorder = None
+        if self.base_fd is not None:
+            os.close(self.base_fd)
+            self.base_fd = None
+
+    # ------------------------------------------------------------ HTTP hooks
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        self.ensure_started()
+        if flow.response is not None or self.recorder is None:
+            return  # already answered by mitmproxy (proxyauth's 407/401), or not recording at all
+        request = flow.request
+        path = request.path.split("?", 1)[0]
+        if path.startswith(CONTROL_PREFIX):
+            return  # answered in `request`
+        # Tags are ours, not the upstream's: read them, then strip them before the request is forwarded.
+        # One pass over the raw fields: this runs for every request the proxy sees.
+        fields = request.headers.fields
+        tag_fields = [
+            (name, value)
+            for name, value in fields
+            if name[: len(TAG_HEADER_PREFIX)].lower() == TAG_HEADER_PREFIX
+        ]
+        tags: dict[str, str] = {}
+        if tag_fields:
+            request.headers.fields = tuple(field for field in fields if field not in tag_fields)
+            for name, value in tag_fields:
+                text = value.decode("utf-8", "replace").strip()
+                if text:  # empty (an unset env var in the agent's config) means "not given": context applies
+                    tags[name[len(TAG_HEADER_PREFIX) :].decode("latin-1").lower()] = text
+        run_id = self.run_for(tags.get("run"))
+        method = request.method
+        is_call = method == "POST" or (
+            method == "GET" and request.headers.get("upgrade", "").lower() == "websocket"
+        )
+        if not is_call or not any(pattern.search(path) for pattern in self.path_patterns):
+            self.recorder.passthrough(run_id)
+            return
+        task = sanitize_tag(tags["task"]) if "task" in tags else self.context["task"]
+        turn = parse_turn(tags["turn"]) if "turn" in tags else self.context["turn"]
+        self.last_seq[run_id] += 1  # only the event loop touches it
+        self.calls[flow.id] = CallState(
+            request_id=uuid.uuid4().hex,
+            seq=self.last_seq[run_id],
+            run_id=run_id,
+            task_id=task,
+            turn=turn,
+            api=api_for_path(path.rstrip("/")),
+            started_at=request.timestamp_start or time.time(),
+            flow=flow,
+        )
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        # flow.response is already set when proxyauth rejected the client: the endpoint stays protected.
+        if (
+            flow.response is None
+            and flow.request.path.startswith(CONTROL_PREFIX)
+            and self.recorder is not None
+        ):
+            flow.response = self.control_response(flow)
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        state = self.calls.get(flow.id)
+        if state is None or flow.response is None:
+            return
+        # Appended as a raw field: a keyed assignment would scan every header first.
+        flow.response.headers.fields += ((b"X-Agentcap-Request-Id", state.request_id.encode()),)
+        content_type = flow.response.headers.get("content-type", "").lower()
+        # Also take over when another addon (stream_large_bodies) already chose streaming:
+        # the tee forwards identically and keeps the copy that plain streaming would lose.
+        if content_type.startswith("text/event-stream") or flow.response.stream:
+            state.streamed = True
+            flow.response.stream = state.tee
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        # mitmproxy sends the end of the response only after this hook: the call is journaled first.
+        if flow.id in self.calls and flow.websocket is None:
+            self.finish(flow, None, time.time())
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        if flow.id in self.calls:
+            self.finish(flow, classify_error(flow), time.time())
+
+    def websocket_end(self, flow: http.HTTPFlow) -> None:
+        if flow.id in self.calls:
+            self.finish(flow, None, time.time())
+
+    # ------------------------------------------------------------ internals
+    def ensure_started(self) -> None:
+        if self.recorder is not None or self.problems:
+            return
+        try:
+            self.start()
+        except AgentCapError as exc:
+            self.problems["start"] = str(exc)
+            log.error("agentcap: %s", exc)
+            if self.base_fd is not None:
+                os.close(self.base_fd)
+                self.base_fd = None
+
+    def start(self) -> None:
+        self.base = base = Path(ctx.options.agentcap_dir)
+        self.base_fd = base_fd = open_base(base)
+        self.redactor = Redactor(Redactor.load_key(base_fd, base), ctx.options.agentcap_redact_headers)
+        try:
+            replay_orphans(base_fd, base)
+            recorder = Recorder(base, base_fd)
+        except OSError as exc:
+            raise AgentCapError(f"agentcap_dir={base}: cannot write the journal ({exc.strerror})") from None
+        self.recorder = recorder
+        agent = sanitize_tag(ctx.options.agentcap_agent) or "unknown"
+        try:
+            if ctx.options.agentcap_run:
+                run_id = self.open_run(ctx.options.agentcap_run)
+            else:
+                run_id = self.create_unique_run(agent)
+        except (AgentCapError, OSError):
+            self.recorder = None
+            recorder.close("complete")
+            raise
+        self.main_run_id = run_id
+        log.info("agentcap: recording %s calls into %s", agent, base / run_id / CAPTURES_FILE)
+
+    def create_unique_run(self, agent: str) -> str:
+        assert self.base_fd is not None
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        while True:
+            run_id = f"{agent}-{stamp}-{secrets.token_hex(3)}"
+            try:
+                os.mkdir(run_id, 0o700, dir_fd=self.base_fd)
+            except FileExistsError:
+                continue
+            return self.register_run(run_id, seq=0)
+
+    def open_run(self, run_id: str) -> str:
+        """Create or reuse a run directory; a planted link or unreadable file is refused (AgentCapError)."""
+        assert self.base_fd is not None and self.base is not None
+        try:
+            os.mkdir(run_id, 0o700, dir_fd=self.base_fd)
+            return self.register_run(run_id, seq=0)
+        except FileExistsError:
+            pass
+        run_fd = open_run_dir(self.base_fd, self.base, run_id)
+        try:
+            seq = existing_max_seq(run_fd, self.base / run_id)
+        finally:
+            os.close(run_fd)
+        log.info("agentcap: appending to existing run %s", run_id)
+        return self.register_run(run_id, seq)
+
+    def register_run(self, run_id: str, seq: int) -> str:
+        assert self.recorder is not None
+        self.last_seq[run_id] = seq
+        self.recorder.open_run(run_id, sanitize_tag(ctx.options.agentcap_agent) or "unknown")
+        return run_id
+
+    def run_for(self, header_run: str | None) -> str:
+        """Header beats context beats the proxy's own run; a run that cannot be opened falls back to ours."""
+        requested = sanitize_tag(header_run) if header_run is not None else self.context["run"]
+        run_id = requested or self.main_run_id
+        assert run_id is not None and self.main_run_id is not None
+        if run_id not in self.last_seq:
+            try:
+                self.open_run(run_id)
+            except (AgentCapError, OSError) as exc:
+                log.error(
+                    "agentcap: cannot use run %s (%s); filing its calls in %s", run_id, exc, self.main_run_id
+                )
+                return self.main_run_id
+        return run_id
+
+    def control_refusal(self, flow: http.HTTPFlow) -> str | None:
+        """Why a control request may come from a web page (or lacks the token), or None when it may not."""
+        request = flow.request
+        # In reverse mode mitmproxy replaces the Host header with the upstream's before any hook runs.
+        host_rewritten = (
+            isinstance(flow.client_conn.proxy_mode, ReverseMode) and not ctx.options.keep_host_header
+        )
+        if not host_rewritten:
+            host, _ = parse_authority(request.host_header or request.host, check=False)
+            if not is_loopback(host):
+                return "refused: the Host must be 127.0.0.1, ::1 or localhost (DNS rebinding)"
+        origin = request.headers.get("origin")
+        if origin is not None and not is_loopback(urlsplit(origin).hostname or ""):
+            return f"refused: a request with Origin {origin[:80]} comes from a web page"
+        if request.method == "POST":
+            content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+            if content_type != "application/json":
+                return "refused: send the body with Content-Type: application/json"
+        if self.control_token and not hmac.compare_digest(
+            request.headers.get(CONTROL_TOKEN_HEADER, "").encode(), self.control_token.encode()
+        ):
+            return "refused: missing or wrong X-Agentcap-Token (see agentcap_control_token)"
+        return None
+
+    def control_response(self, flow: http.HTTPFlow) -> http.Response:
+        """The out-of-band context endpoint; answered here, never forwarded upstream."""
+        request = flow.request
+        path = request.path.split("?", 1)[0].rstrip("/")
+        if path != CONTROL_PREFIX + "context":
+            return self.json_response(404, {"error": f"unknown endpoint {path}; use /_agentcap/context"})
+        if request.method not in ("GET", "HEAD", "POST"):
+            return self.json_response(405, {"error": "use GET or POST"})
+        refusal = self.control_refusal(flow)
+        if refusal is not None:
+            log.warning("agentcap: control request %s", refusal)
+            return self.json_response(403, {"error": refusal})
+        if request.method == "POST":
+            try:
+                update = json.loads(request.get_content(strict=False) or b"{}")
+                if not isinstance(update, dict):
+                    raise ValueError("expected a JSON object")
+            except ValueError as exc:
+                return self.json_response(400, {"error": f"body must be a JSON object: {exc}"})
+            for key in ("run", "task", "turn"):
+                for spelled in (key, f"{key}_id"):
+                    if spelled in update:
+                        value = update[spelled]
+                        if key == "turn":
+                            self.context[key] = parse_turn(value)
+                        else:
+                            self.context[key] = sanitize_tag(None if value is None else str(value))
+            if self.context["run"]:
+                self.context["run"] = self.run_for(self.context["run"])
+        return self.json_response(200, dict(self.context))
+
+    @staticmethod
+    def json_response(status: int, payload: dict[str, Any]) -> http.Response:
+        return http.Response.make(status, json.dumps(payload).encode(), {"content-type": "application/json"})
+
+    def finish(self, flow: http.HTTPFlow, error: dict[str, str] | None, ended_at: float) -> None:
+        state = self.calls.pop(flow.id, None)
+        if state is None or self.recorder is None or self.redactor is None:
+            return
+        response = flow.response
+        websocket = None
+        if flow.websocket is not None:
+            websocket = {
+                "messages": [websocket_message(m) for m in flow.websocket.messages],
+                "close_code": None if flow.websocket.close_code is None else int(flow.websocket.close_code),
+                "close_reason": flow.websocket.close_reason,
+                "closed_by_client": flow.websocket.closed_by_client,
+            }
+        response_raw: bytes | None = None
+        if response is not None:
+            response_raw = b"".join(state.chunks) if state.streamed else response.raw_content
+        redactor = self.redactor
+        snapshot = CallSnapshot(
+            **state.identity(),
+            method=flow.request.method,
+            url=redactor.url(flow.request.url),
+            upstream_url=upstream_of(flow.request),
+            http_version=flow.request.http_version,
+            request_headers=redactor.header_fields(flow.request.headers.fields),
+            request_raw=flow.request.raw_content,
+            response_status=None if response is None else response.status_code,
+            response_headers=() if response is None else redactor.header_fields(response.headers.fields),
+            response_raw=response_raw,
+            response_streamed=state.streamed,
+            response_started_at=None if response is None else response.timestamp_start,
+            ended_at=ended_at,
+            error=error,
+            websocket=websocket,
+        )
+        state.chunks = []
+        state.flow = None
+        self.recorder.record(snapshot)
+
+    def warn_if_open_relay(self) -> None:
+        proxyserver = ctx.master.addons.get("proxyserver")
+        addresses = proxyserver.listen_addrs() if proxyserver else []
+        exposed = [f"{host}:{port}" for host, port, *_ in addresses if not is_loopback(host)]
+        if exposed and not ("proxyauth" in ctx.options and ctx.options.proxyauth):
+            log.warning(
+                "agentcap: WARNING: listening on %s without proxy authentication - anyone who can reach it "
+                "can use your upstream through it and rewrite its tags. Use --listen-host 127.0.0.1 "
+                "(in regular mode, --set proxyauth=user:pass also works; see docs/security.md).",
+                ", ".join(exposed),
+            )
+
+
+# ==================================================================================================
+# Call state: what the hooks keep about a call in flight and read from its flow
+# ==================================================================================================
+
+
+@dataclass
+class CallIdentity:
+    """Who a call is: fixed when its request headers arrive."""
+
+    request_id: str
+    seq: int
+    run_id: str
+    task_id: str | None
+    turn: int | None
+    api: str
+    started_at: float
+
+    def identity(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in CallIdentity.__dataclass_fields__}
+
+
+@dataclass
+class CallState(CallIdentity):
+    """Everything the addon keeps about one recorded call while it is in flight (never in the flow)."""
+
+    flow: http.HTTPFlow | None = None
+    chunks: list[bytes] = field(default_factory=list)
+    streamed: bool = False
+
+    def tee(self, chunk: bytes) -> bytes:
+        # Called by mitmproxy per received chunk; returning it unchanged forwards it at once.
+        if chunk:
+            self.chunks.append(chunk)
+        return chunk
 
 
 def sanitize_tag(value: str | None) -> str | None:
@@ -171,177 +598,48 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def classify_error(flow: http.HTTPFlow) -> dict[str, str]:
+    message = flow.error.msg if flow.error else "unknown error"
+    lowered = message.lower()
+    server = flow.server_conn
+    connected = server.timestamp_tcp_setup is not None and (
+        not server.tls or server.timestamp_tls_setup is not None
+    )
+    if "client disconnected" in lowered or "client closed" in lowered:
+        kind = "client_disconnected"
+    elif "timeout" in lowered or "timed out" in lowered:
+        kind = "timeout"
+    elif flow.response is None and not connected:
+        kind = "upstream_unreachable"  # no connection was ever made, whatever the message says
+    elif any(word in lowered for word in ("peer closed", "reset", "incomplete", "disconnected", "closed")):
+        kind = "upstream_reset"
+    else:
+        kind = "proxy_error"
+    return {"kind": kind, "message": message}
+
+
+def upstream_of(request: http.Request) -> str:
+    host = f"[{request.host}]" if ":" in request.host else request.host
+    default_port = {"http": 80, "https": 443}.get(request.scheme)
+    port = "" if request.port == default_port else f":{request.port}"
+    return f"{request.scheme}://{host}{port}"
+
+
+def websocket_message(message: Any) -> dict[str, Any]:
+    entry = {"from": "client" if message.from_client else "server", "timestamp": message.timestamp}
+    if message.is_text:
+        return entry | {"text": message.text}
+    return entry | {"base64": base64.b64encode(message.content).decode("ascii")}
+
+
+# ==================================================================================================
+# Redaction: credentials are masked in the proxy, before anything reaches the disk
+# ==================================================================================================
+
+
 def is_credential_name(name: str) -> bool:
     lowered = name.lower()
     return lowered in CREDENTIAL_NAMES or lowered.endswith(CREDENTIAL_SUFFIXES)
-
-
-class RawJson:
-    """A body that is already strict JSON text: written into the line as is, never re-encoded.
-
-    Re-encoding a large prompt dominated the writer's time; splicing keeps the client's own bytes
-    (CR/LF between tokens become spaces, so the record stays on one line).
-    """
-
-    __slots__ = ("text", "value")
-
-    def __init__(self, text: str, value: Any) -> None:
-        self.text = text.replace("\r", " ").replace("\n", " ")
-        self.value = value
-
-
-# Unguessable, so no string a client or upstream sends can be mistaken for a splice point.
-SPLICE_MARK = f"\x00agentcap-splice-{secrets.token_hex(16)}\x00"
-ENCODED_SPLICE_MARK = json.dumps(SPLICE_MARK)
-
-
-def dumps_line(record: dict[str, Any]) -> bytes:
-    """One compact JSON line; falls back to \\u escapes when a string holds lone surrogates."""
-    try:
-        return encode_line(record, ensure_ascii=False)
-    except UnicodeEncodeError:
-        # Spliced bodies are strictly decoded UTF-8, so the surrogate is elsewhere: escaping fixes it.
-        return encode_line(record, ensure_ascii=True)
-
-
-def encode_line(record: dict[str, Any], *, ensure_ascii: bool) -> bytes:
-    spliced: list[str] = []
-
-    def splice(value: Any) -> str:
-        if isinstance(value, RawJson):
-            spliced.append(value.text)
-            return SPLICE_MARK
-        raise TypeError(f"cannot serialise {type(value).__name__}")
-
-    text = json.dumps(record, ensure_ascii=ensure_ascii, separators=(",", ":"), default=splice)
-    pieces = text.split(ENCODED_SPLICE_MARK)
-    parts = [pieces[0]]
-    for body, piece in zip(spliced, pieces[1:], strict=True):
-        parts += [body, piece]
-    return ("".join(parts) + "\n").encode("utf-8")
-
-
-def reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-SSE_LINE_END = re.compile(r"\r\n|\r|\n")  # only these end an SSE line (not U+2028 and friends)
-
-
-def iter_sse_data(text: str) -> Iterator[str]:
-    """The `data:` payload of each SSE event (multi-line data joined); CRLF, LF and bare CR end lines."""
-    data_lines: list[str] = []
-    for line in SSE_LINE_END.split(text) if "\r" in text else text.split("\n"):
-        if not line:
-            if data_lines:
-                yield "\n".join(data_lines)
-                data_lines = []
-        elif line.startswith("data:"):
-            data_lines.append(line[5:].removeprefix(" "))
-    if data_lines:
-        yield "\n".join(data_lines)
-
-
-class Fingerprint:
-    """served_model from the first event that names one; usage from the last event that has one.
-
-    Anthropic splits usage between message_start and message_delta, so later keys overlay earlier.
-    """
-
-    def __init__(self) -> None:
-        self.model: str | None = None
-        self.usage: dict[str, Any] | None = None
-
-    def absorb(self, event: dict[str, Any]) -> None:
-        holders = [event] + [event[k] for k in ("response", "message") if isinstance(event.get(k), dict)]
-        for holder in holders:
-            if self.model is None and isinstance(holder.get("model"), str) and holder["model"]:
-                self.model = holder["model"]
-            if isinstance(holder.get("usage"), dict):
-                overlay = event.get("type") == "message_delta" and self.usage
-                self.usage = {**self.usage, **holder["usage"]} if overlay else holder["usage"]
-
-    def absorb_payloads(self, payloads: Iterable[str]) -> "Fingerprint":
-        for payload in payloads:
-            # Once the model is known only usage can change: most deltas need no parsing at all.
-            if not payload.startswith("{") or (self.model is not None and '"usage"' not in payload):
-                continue
-            try:
-                event = json.loads(payload)
-            except ValueError:
-                continue
-            if isinstance(event, dict):
-                self.absorb(event)
-        return self
-
-
-# ---------------------------------------------------------------- files that refuse links
-# Anyone who can write into agentcap_dir (a co-tenant, the recorded agent) could plant a symbolic
-# link where the addon writes. Every file and run directory is therefore opened relative to a
-# directory descriptor with O_NOFOLLOW, and a link is refused with a message instead of followed.
-
-
-def open_base(directory: Path) -> int:
-    """agentcap_dir itself (created if missing): the user's choice, so a link to it is fine."""
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        return os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError as exc:
-        raise AgentCapError(
-            f"agentcap_dir={directory}: cannot use it ({exc.strerror}); pick a writable directory "
-            "with --set agentcap_dir=PATH"
-        ) from None
-
-
-def open_nofollow(name: str, flags: int, dir_fd: int, where: Path, mode: int = 0o600) -> int:
-    """`name` inside `dir_fd`; a symbolic link there is refused, never followed."""
-    try:
-        return os.open(name, flags | NOFOLLOW, mode, dir_fd=dir_fd)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP or (exc.errno == errno.ENOTDIR and flags & os.O_DIRECTORY):
-            raise AgentCapError(
-                f"{where / name} is a symbolic link (or not what it should be); refusing to follow it. "
-                "Remove it if you did not put it there."
-            ) from None
-        raise
-
-
-def open_run_dir(base_fd: int, base: Path, run_id: str) -> int:
-    return open_nofollow(run_id, os.O_RDONLY | os.O_DIRECTORY, base_fd, base)
-
-
-def read_small_file(name: str, dir_fd: int, where: Path, limit: int = 1 << 20) -> bytes | None:
-    """A small regular file, or None when it does not exist."""
-    try:
-        fd = open_nofollow(name, os.O_RDONLY | os.O_NONBLOCK, dir_fd, where)
-    except FileNotFoundError:
-        return None
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise AgentCapError(f"{where / name} is not a regular file; remove it")
-        return handle.read(limit)
-
-
-def write_replacing(name: str, data: bytes, dir_fd: int, where: Path, mode: int = 0o644) -> None:
-    """Write `name` whole under a temporary name, then rename it into place (readers never see half)."""
-    temporary = f".{name}.{secrets.token_hex(6)}.tmp"
-    try:
-        fd = open_nofollow(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, dir_fd, where, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary, dir_fd=dir_fd)
-        if exc.errno not in DISK_FULL:
-            raise
-        # No room for a second copy: overwrite the existing file's blocks instead (shrinking is free).
-        fd = open_nofollow(name, os.O_WRONLY, dir_fd, where)
-        try:
-            os.pwrite(fd, data, 0)
-            os.ftruncate(fd, len(data))
-        finally:
-            os.close(fd)
 
 
 class Redactor:
@@ -427,13 +725,390 @@ class Redactor:
             key = handle.read(4096).strip()
             if len(key) < 32:
                 log.warning(
-                    "agentcap: %s is empty or too short (interrupted creation?); making a new key", base
+                    "agentcap: %s is empty or too short (interrupted creation?); making a new key",
+                    base / KEY_FILE,
                 )
                 return None
             if info.st_mode & 0o077:
                 log.warning("agentcap: %s was readable by others; setting it to 0600", base / KEY_FILE)
                 os.fchmod(fd, 0o600)
         return key
+
+
+# ==================================================================================================
+# Writer messages: what the proxy journals for the writer, typed
+# Each is framed as a marshal of (kind, fields): builtins only, and both ends run the same interpreter.
+# ==================================================================================================
+
+
+@dataclass
+class CallSnapshot(CallIdentity):
+    """Plain values taken from a finished flow on the event loop; the writer builds the record.
+
+    Credential headers and query values are already masked: this is what reaches the journal.
+    """
+
+    KIND: ClassVar[str] = "call"
+
+    method: str
+    url: str
+    upstream_url: str
+    http_version: str
+    request_headers: Sequence[tuple[bytes, bytes]]  # raw fields: decoding is the writer's work
+    request_raw: bytes | None
+    response_status: int | None
+    response_headers: Sequence[tuple[bytes, bytes]]
+    response_raw: bytes | None
+    response_streamed: bool
+    response_started_at: float | None
+    ended_at: float
+    error: dict[str, str] | None
+    websocket: dict[str, Any] | None = None
+
+
+@dataclass
+class RunTally:
+    """A run the proxy files calls under, with what only the proxy can count (cumulative, so replay-safe)."""
+
+    KIND: ClassVar[str] = "run"
+
+    run_id: str
+    agent: str
+    opened_at: float  # when this proxy first filed a call under it (the start of a new run)
+    passthrough: int = 0  # requests relayed without a record
+    lost: int = 0  # calls relayed but not journaled (no space for the journal)
+
+
+@dataclass
+class CloseRuns:
+    """The proxy stopped cleanly: finish every run with this status."""
+
+    KIND: ClassVar[str] = "close"
+
+    status: str
+
+
+@dataclass
+class NextSegment:
+    """The journal continues in segment `number` (written last in a full segment)."""
+
+    KIND: ClassVar[str] = "next"
+
+    number: int
+
+
+Message = CallSnapshot | RunTally | CloseRuns | NextSegment
+
+MESSAGE_TYPES: dict[str, type[Message]] = {
+    kind.KIND: kind for kind in (CallSnapshot, RunTally, CloseRuns, NextSegment)
+}
+
+
+def encode_message(message: Message) -> bytes:
+    return marshal.dumps((message.KIND, vars(message)))
+
+
+def decode_message(payload: bytes) -> Message:
+    kind, fields = marshal.loads(payload)
+    return MESSAGE_TYPES[kind](**fields)
+
+
+# ==================================================================================================
+# Record building: a snapshot becomes one JSON line (in the writer)
+# ==================================================================================================
+
+
+class RawJson:
+    """A body that is already strict JSON text: written into the line as is, never re-encoded.
+
+    Re-encoding a large prompt dominated the writer's time; splicing keeps the client's own bytes
+    (CR/LF between tokens become spaces, so the record stays on one line).
+    """
+
+    __slots__ = ("text", "value")
+
+    def __init__(self, text: str, value: Any) -> None:
+        self.text = text.replace("\r", " ").replace("\n", " ")
+        self.value = value
+
+
+# Unguessable, so no string a client or upstream sends can be mistaken for a splice point.
+SPLICE_MARK = f"\x00agentcap-splice-{secrets.token_hex(16)}\x00"
+
+ENCODED_SPLICE_MARK = json.dumps(SPLICE_MARK)
+
+
+def dumps_line(record: dict[str, Any]) -> bytes:
+    """One compact JSON line; falls back to \\u escapes when a string holds lone surrogates."""
+    try:
+        return encode_line(record, ensure_ascii=False)
+    except UnicodeEncodeError:
+        # Spliced bodies are strictly decoded UTF-8, so the surrogate is elsewhere: escaping fixes it.
+        return encode_line(record, ensure_ascii=True)
+
+
+def encode_line(record: dict[str, Any], *, ensure_ascii: bool) -> bytes:
+    spliced: list[str] = []
+
+    def splice(value: Any) -> str:
+        if isinstance(value, RawJson):
+            spliced.append(value.text)
+            return SPLICE_MARK
+        raise TypeError(f"cannot serialise {type(value).__name__}")
+
+    text = json.dumps(record, ensure_ascii=ensure_ascii, separators=(",", ":"), default=splice)
+    pieces = text.split(ENCODED_SPLICE_MARK)
+    parts = [pieces[0]]
+    for body, piece in zip(spliced, pieces[1:], strict=True):
+        parts += [body, piece]
+    return ("".join(parts) + "\n").encode("utf-8")
+
+
+def reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+SSE_LINE_END = re.compile(r"\r\n|\r|\n")  # only these end an SSE line (not U+2028 and friends)
+
+
+def iter_sse_data(text: str) -> Iterator[str]:
+    """The `data:` payload of each SSE event (multi-line data joined); CRLF, LF and bare CR end lines."""
+    data_lines: list[str] = []
+    for line in SSE_LINE_END.split(text) if "\r" in text else text.split("\n"):
+        if not line:
+            if data_lines:
+                yield "\n".join(data_lines)
+                data_lines = []
+        elif line.startswith("data:"):
+            data_lines.append(line[5:].removeprefix(" "))
+    if data_lines:
+        yield "\n".join(data_lines)
+
+
+class ModelAndUsage:
+    """What the upstream reported about itself: served_model from the first event that names one,
+    usage from the last event that has one.
+
+    Anthropic splits usage between message_start and message_delta, so later keys overlay earlier.
+    """
+
+    def __init__(self) -> None:
+        self.model: str | None = None
+        self.usage: dict[str, Any] | None = None
+
+    def absorb(self, event: dict[str, Any]) -> None:
+        holders = [event] + [event[k] for k in ("response", "message") if isinstance(event.get(k), dict)]
+        for holder in holders:
+            if self.model is None and isinstance(holder.get("model"), str) and holder["model"]:
+                self.model = holder["model"]
+            if isinstance(holder.get("usage"), dict):
+                overlay = event.get("type") == "message_delta" and self.usage
+                self.usage = {**self.usage, **holder["usage"]} if overlay else holder["usage"]
+
+    def absorb_payloads(self, payloads: Iterable[str]) -> "ModelAndUsage":
+        for payload in payloads:
+            # Once the model is known only usage can change: most deltas need no parsing at all.
+            if not payload.startswith("{") or (self.model is not None and '"usage"' not in payload):
+                continue
+            try:
+                event = json.loads(payload)
+            except ValueError:
+                continue
+            if isinstance(event, dict):
+                self.absorb(event)
+        return self
+
+
+def header_pairs(fields: Sequence[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    """Raw header fields (as the event loop hands them over, undecoded) → lowercased text pairs."""
+    return [
+        (name.decode("latin-1").lower(), value.decode("utf-8", "surrogateescape")) for name, value in fields
+    ]
+
+
+def header_value(headers: list[tuple[str, str]], name: str) -> str | None:
+    for key, value in headers:
+        if key == name:
+            return value or None
+    return None
+
+
+def body_fields(raw: bytes | None, encoding: str | None) -> dict[str, Any]:
+    """Decoded body as `body` (JSON), `body_text` or `body_base64`, with sizes."""
+    fields: dict[str, Any] = {"content_encoding": encoding, "wire_size": len(raw or b"")}
+    data = raw or b""
+    if encoding and data:
+        try:
+            data = content_encoding.decode(data, encoding)
+        except (ValueError, binascii.Error, OSError) as exc:
+            fields["decode_error"] = f"cannot decode {encoding}: {exc}"
+    fields["size"] = len(data)
+    if not data:
+        return fields
+    if "decode_error" not in fields:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        if text is not None:
+            try:
+                fields["body"] = RawJson(text, json.loads(text, parse_constant=reject_constant))
+            except ValueError:
+                fields["body_text"] = text
+            return fields
+    fields["body_base64"] = base64.b64encode(data).decode("ascii")
+    return fields
+
+
+def stream_fields(raw: bytes, encoding: str | None) -> tuple[dict[str, Any], str | None]:
+    """Streamed body as `raw` text exactly as received (after content decoding); returns the text too."""
+    fields: dict[str, Any] = {"content_encoding": encoding, "wire_size": len(raw), "stream": True}
+    data = raw
+    if encoding and data:
+        try:
+            data = content_encoding.decode(data, encoding)
+        except (ValueError, binascii.Error, OSError) as exc:
+            # A cut compressed stream cannot be fully decoded: keep the bytes that arrived.
+            fields["decode_error"] = f"cannot decode {encoding}: {exc}"
+    fields["size"] = len(data)
+    try:
+        text = data.decode("utf-8")
+        fields["raw"] = text
+        return fields, text
+    except UnicodeDecodeError:
+        fields["raw_base64"] = base64.b64encode(data).decode("ascii")
+        return fields, data.decode("utf-8", "replace")
+
+
+def build_record(snapshot: CallSnapshot, agent: str) -> dict[str, Any]:
+    request_headers = header_pairs(snapshot.request_headers)
+    response_headers = header_pairs(snapshot.response_headers)
+    request: dict[str, Any] = {"headers": request_headers}
+    request_encoding = header_value(request_headers, "content-encoding")
+    request.update(body_fields(snapshot.request_raw, request_encoding))
+    reported = ModelAndUsage()
+    response: dict[str, Any] | None = None
+    if snapshot.response_status is not None:
+        response = {"status_code": snapshot.response_status, "headers": response_headers}
+        response_encoding = header_value(response_headers, "content-encoding")
+        if snapshot.response_streamed:
+            fields, text = stream_fields(snapshot.response_raw or b"", response_encoding)
+            response.update(fields)
+            reported.absorb_payloads(iter_sse_data(text or ""))
+        else:
+            response.update(body_fields(snapshot.response_raw, response_encoding))
+            response["stream"] = False
+            body = response.get("body")
+            if isinstance(body, RawJson) and isinstance(body.value, dict):
+                reported.absorb(body.value)
+    if snapshot.websocket is not None:
+        messages = snapshot.websocket["messages"]
+        reported.absorb_payloads(m["text"] for m in messages if m["from"] == "server" and "text" in m)
+    record: dict[str, Any] = {
+        "schema": CAPTURE_SCHEMA,
+        "request_id": snapshot.request_id,
+        "seq": snapshot.seq,
+        "run_id": snapshot.run_id,
+        "agent": agent,
+        "task_id": snapshot.task_id,
+        "turn": snapshot.turn,
+        "api": snapshot.api,
+        "transport": "http" if snapshot.websocket is None else "websocket",
+        "method": snapshot.method,
+        "url": snapshot.url,
+        "upstream_url": snapshot.upstream_url,
+        "http_version": snapshot.http_version,
+        "captured_at": round(snapshot.started_at, 6),
+        "ttfb_ms": None
+        if snapshot.response_started_at is None
+        else round((snapshot.response_started_at - snapshot.started_at) * 1000, 3),
+        "duration_ms": round((snapshot.ended_at - snapshot.started_at) * 1000, 3),
+        "request": request,
+        "response": response,
+        "served_by": header_value(response_headers, "x-served-by"),
+        "served_build_info": header_value(response_headers, "x-build-info"),
+        "served_model": reported.model,
+        "usage": reported.usage,
+        "error": snapshot.error,
+    }
+    if snapshot.websocket is not None:
+        record["websocket"] = snapshot.websocket
+    return record
+
+
+# ==================================================================================================
+# Run files: captures.jsonl and run.json, never through a symbolic link
+# Anyone who can write into agentcap_dir (a co-tenant, the recorded agent) could plant a symbolic
+# link where the addon writes. Every file and run directory is therefore opened relative to a
+# directory descriptor with O_NOFOLLOW, and a link is refused with a message instead of followed.
+# ==================================================================================================
+
+
+def open_base(directory: Path) -> int:
+    """agentcap_dir itself (created if missing): the user's choice, so a link to it is fine."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        return os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise AgentCapError(
+            f"agentcap_dir={directory}: cannot use it ({exc.strerror}); pick a writable directory "
+            "with --set agentcap_dir=PATH"
+        ) from None
+
+
+def open_nofollow(name: str, flags: int, dir_fd: int, where: Path, mode: int = 0o600) -> int:
+    """`name` inside `dir_fd`; a symbolic link there is refused, never followed."""
+    try:
+        return os.open(name, flags | NOFOLLOW, mode, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP or (exc.errno == errno.ENOTDIR and flags & os.O_DIRECTORY):
+            raise AgentCapError(
+                f"{where / name} is a symbolic link (or not what it should be); refusing to follow it. "
+                "Remove it if you did not put it there."
+            ) from None
+        raise
+
+
+def open_run_dir(base_fd: int, base: Path, run_id: str) -> int:
+    return open_nofollow(run_id, os.O_RDONLY | os.O_DIRECTORY, base_fd, base)
+
+
+def read_small_file(name: str, dir_fd: int, where: Path, limit: int = 1 << 20) -> bytes | None:
+    """A small regular file, or None when it does not exist."""
+    try:
+        fd = open_nofollow(name, os.O_RDONLY | os.O_NONBLOCK, dir_fd, where)
+    except FileNotFoundError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise AgentCapError(f"{where / name} is not a regular file; remove it")
+        return handle.read(limit)
+
+
+def write_replacing(name: str, data: bytes, dir_fd: int, where: Path, mode: int = 0o644) -> None:
+    """Write `name` whole under a temporary name, then rename it into place (readers never see half)."""
+    temporary = f".{name}.{secrets.token_hex(6)}.tmp"
+    try:
+        fd = open_nofollow(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, dir_fd, where, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary, dir_fd=dir_fd)
+        if exc.errno not in DISK_FULL:
+            raise
+        # No room for a second copy: overwrite the existing file's blocks instead (shrinking is free).
+        fd = open_nofollow(name, os.O_WRONLY, dir_fd, where)
+        try:
+            os.pwrite(fd, data, 0)
+            os.ftruncate(fd, len(data))
+        finally:
+            os.close(fd)
+
+
+def utc_iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 SEQ_FIELD = re.compile(rb'"seq":(\d+)')
@@ -632,119 +1307,14 @@ class RunLog:
         self.dirty = False
 
 
-@dataclass
-class CallIdentity:
-    """Who a call is: fixed when its request headers arrive."""
-
-    request_id: str
-    seq: int
-    run_id: str
-    task_id: str | None
-    turn: int | None
-    api: str
-    started_at: float
-
-    def identity(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in CallIdentity.__dataclass_fields__}
-
-
-@dataclass
-class CallState(CallIdentity):
-    """Everything the addon keeps about one recorded call while it is in flight (never in the flow)."""
-
-    flow: http.HTTPFlow | None = None
-    chunks: list[bytes] = field(default_factory=list)
-    streamed: bool = False
-
-    def tee(self, chunk: bytes) -> bytes:
-        # Called by mitmproxy per received chunk; returning it unchanged forwards it at once.
-        if chunk:
-            self.chunks.append(chunk)
-        return chunk
-
-
-# ---------------------------------------------------------------- writer messages
-# The proxy journals typed messages; each is framed as a marshal of (kind, fields) - builtins only,
-# and both ends run the same interpreter.
-
-
-@dataclass
-class CallSnapshot(CallIdentity):
-    """Plain values taken from a finished flow on the event loop; the writer builds the record.
-
-    Credential headers and query values are already masked: this is what reaches the journal.
-    """
-
-    KIND: ClassVar[str] = "call"
-
-    method: str
-    url: str
-    upstream_url: str
-    http_version: str
-    request_headers: Sequence[tuple[bytes, bytes]]  # raw fields: decoding is the writer's work
-    request_raw: bytes | None
-    response_status: int | None
-    response_headers: Sequence[tuple[bytes, bytes]]
-    response_raw: bytes | None
-    response_streamed: bool
-    response_started_at: float | None
-    ended_at: float
-    error: dict[str, str] | None
-    websocket: dict[str, Any] | None = None
-
-
-@dataclass
-class RunTally:
-    """A run the proxy files calls under, with what only the proxy can count (cumulative, so replay-safe)."""
-
-    KIND: ClassVar[str] = "run"
-
-    run_id: str
-    agent: str
-    opened_at: float  # when this proxy first filed a call under it (the start of a new run)
-    passthrough: int = 0  # requests relayed without a record
-    lost: int = 0  # calls relayed but not journaled (no space for the journal)
-
-
-@dataclass
-class CloseRuns:
-    """The proxy stopped cleanly: finish every run with this status."""
-
-    KIND: ClassVar[str] = "close"
-
-    status: str
-
-
-@dataclass
-class NextSegment:
-    """The journal continues in segment `number` (written last in a full segment)."""
-
-    KIND: ClassVar[str] = "next"
-
-    number: int
-
-
-Message = CallSnapshot | RunTally | CloseRuns | NextSegment
-MESSAGE_TYPES: dict[str, type[Message]] = {
-    kind.KIND: kind for kind in (CallSnapshot, RunTally, CloseRuns, NextSegment)
-}
-
-
-def encode_message(message: Message) -> bytes:
-    return marshal.dumps((message.KIND, vars(message)))
-
-
-def decode_message(payload: bytes) -> Message:
-    kind, fields = marshal.loads(payload)
-    return MESSAGE_TYPES[kind](**fields)
-
-
-# ---------------------------------------------------------------- the journal (spool)
+# ==================================================================================================
+# The journal: finished calls on their way to the writer
 # <agentcap_dir>/.spool/<name>/: `lock` (held shared by the proxy and its writer while they live),
 # `checkpoint.json` (where the writer stands, and each run's counts there) and numbered segments.
 # A segment is allocated whole up front, so a frame that fits never meets a full disk halfway; a
 # frame is its payload followed by its header written last, so a reader (or a crash) sees either the
 # whole frame or none of it.
+# ==================================================================================================
 
 
 def segment_name(number: int) -> str:
@@ -752,7 +1322,7 @@ def segment_name(number: int) -> str:
 
 
 class Journal:
-    """The proxy's side of the spool: every message becomes a committed frame before the hook returns."""
+    """The proxy's side of the journal: every message becomes a committed frame before the hook returns."""
 
     def __init__(self, base_fd: int, base: Path) -> None:
         spool = base / SPOOL_DIR
@@ -844,8 +1414,8 @@ class Journal:
         self.segment_fd = None
 
 
-class SpoolReader:
-    """The writer's side of the spool: committed frames in order, from the checkpoint on."""
+class JournalReader:
+    """The writer's side of the journal: committed frames in order, from the checkpoint on."""
 
     def __init__(self, base_fd: int, base: Path, name: str) -> None:
         spool_fd = open_nofollow(SPOOL_DIR, os.O_RDONLY | os.O_DIRECTORY, base_fd, base)
@@ -921,6 +1491,42 @@ class SpoolReader:
             os.rmdir(self.directory)
 
 
+def orphaned_journals(base_fd: int, base: Path) -> Iterator[str]:
+    """Journals of proxies that died with their writer: nobody holds their lock any more."""
+    try:
+        spool_fd = open_nofollow(SPOOL_DIR, os.O_RDONLY | os.O_DIRECTORY, base_fd, base)
+    except FileNotFoundError:
+        return
+    try:
+        for name in sorted(os.listdir(spool_fd)):
+            try:
+                journal_fd = open_nofollow(name, os.O_RDONLY | os.O_DIRECTORY, spool_fd, base / SPOOL_DIR)
+            except (AgentCapError, OSError) as exc:
+                log.warning("agentcap: ignoring %s in the journal directory: %s", name, exc)
+                continue
+            try:
+                lock_fd = open_nofollow("lock", os.O_RDWR, journal_fd, base / SPOOL_DIR / name)
+            except FileNotFoundError:
+                os.close(journal_fd)
+                continue  # still being created
+            try:
+                fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # alive
+            else:
+                yield name
+            finally:
+                os.close(lock_fd)
+                os.close(journal_fd)
+    finally:
+        os.close(spool_fd)
+
+
+# ==================================================================================================
+# Writers: the journal becomes run files, in a process (or thread) the proxy keeps alive
+# ==================================================================================================
+
+
 class RecordWriter:
     """Turns journaled calls into JSON lines: captures.jsonl per run, run.json, the checkpoint.
 
@@ -929,21 +1535,21 @@ class RecordWriter:
     writer already wrote after that checkpoint, so a takeover neither loses nor repeats a record.
     """
 
-    def __init__(self, base: Path, spool_name: str, *, lock: bool = False) -> None:
+    def __init__(self, base: Path, journal_name: str, *, lock: bool = False) -> None:
         self.base = base
         self.base_fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        self.spool = SpoolReader(self.base_fd, base, spool_name)
+        self.journal = JournalReader(self.base_fd, base, journal_name)
         self.lock_fd: int | None = None
         if lock:  # a writer process: the journal is not orphaned while it lives
-            self.lock_fd = open_nofollow("lock", os.O_RDWR, self.spool.fd, self.spool.directory)
+            self.lock_fd = open_nofollow("lock", os.O_RDWR, self.journal.fd, self.journal.directory)
             fcntl.flock(self.lock_fd, fcntl.LOCK_SH)
-        self.applied = self.spool.saved_at  # every message before this position is in the run files
+        self.applied = self.journal.saved_at  # every message before this position is in the run files
         self.runs: dict[str, RunLog] = {}
         self.open_files: OrderedDict[str, RunLog] = OrderedDict()  # least recently used first
         self.persisted_at = time.monotonic()
         self.lost_logged_at = 0.0
         self.last_error = ""
-        for run_id, state in self.spool.runs.items():
+        for run_id, state in self.journal.runs.items():
             run = RunLog.from_state(run_id, state, base)
             self.runs[run_id] = run
             with self.logged(run):
@@ -953,7 +1559,7 @@ class RecordWriter:
     def serve(self, bell_fd: int) -> None:
         """Until the proxy closes the journal (or dies: then the runs end `interrupted`)."""
         while True:
-            dirty = self.applied != self.spool.saved_at or any(run.dirty for run in self.runs.values())
+            dirty = self.applied != self.journal.saved_at or any(run.dirty for run in self.runs.values())
             ready, _, _ = select.select([bell_fd], [], [], IDLE_PERSIST_S if dirty else None)
             if not ready:
                 self.persist()
@@ -972,7 +1578,7 @@ class RecordWriter:
 
     def catch_up(self) -> str | None:
         """Write every committed message; the status if the proxy closed the runs."""
-        while messages := self.spool.read():
+        while messages := self.journal.read():
             status = self.apply(messages)
             if status is not None:
                 return status
@@ -1112,10 +1718,10 @@ class RecordWriter:
     def persist(self) -> None:
         """Checkpoint first, then run.json: run.json never says more than a takeover would start from."""
         try:
-            self.spool.save(self.applied, {run_id: run.state() for run_id, run in self.runs.items()})
+            self.journal.save(self.applied, {run_id: run.state() for run_id, run in self.runs.items()})
         except OSError as exc:
             log.error(
-                "agentcap: cannot save the journal checkpoint in %s: %s", self.spool.directory, exc.strerror
+                "agentcap: cannot save the journal checkpoint in %s: %s", self.journal.directory, exc.strerror
             )
             return
         for run in self.runs.values():
@@ -1132,7 +1738,7 @@ class RecordWriter:
             run.ended_at = now
         unwritten = self.write_final(status)
         self.close_files()
-        self.spool.remove()
+        self.journal.remove()
         if unwritten:  # a full disk: the journal's space is free now
             self.write_final(status, unwritten)
         for fd in (self.base_fd, self.lock_fd):
@@ -1150,37 +1756,6 @@ class RecordWriter:
         return unwritten
 
 
-def orphaned_journals(base_fd: int, base: Path) -> Iterator[str]:
-    """Journals of proxies that died with their writer: nobody holds their lock any more."""
-    try:
-        spool_fd = open_nofollow(SPOOL_DIR, os.O_RDONLY | os.O_DIRECTORY, base_fd, base)
-    except FileNotFoundError:
-        return
-    try:
-        for name in sorted(os.listdir(spool_fd)):
-            try:
-                journal_fd = open_nofollow(name, os.O_RDONLY | os.O_DIRECTORY, spool_fd, base / SPOOL_DIR)
-            except (AgentCapError, OSError) as exc:
-                log.warning("agentcap: ignoring %s in the journal directory: %s", name, exc)
-                continue
-            try:
-                lock_fd = open_nofollow("lock", os.O_RDWR, journal_fd, base / SPOOL_DIR / name)
-            except FileNotFoundError:
-                os.close(journal_fd)
-                continue  # still being created
-            try:
-                fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue  # alive
-            else:
-                yield name
-            finally:
-                os.close(lock_fd)
-                os.close(journal_fd)
-    finally:
-        os.close(spool_fd)
-
-
 def replay_orphans(base_fd: int, base: Path) -> None:
     for name in orphaned_journals(base_fd, base):
         log.warning(
@@ -1195,8 +1770,8 @@ class WriterProcess:
     Its stdin is the doorbell: a byte per journaled message wakes it, EOF means the proxy is gone.
     """
 
-    def __init__(self, base: Path, spool_name: str) -> None:
-        config = json.dumps({"dir": os.path.abspath(base), "spool": spool_name})
+    def __init__(self, base: Path, journal_name: str) -> None:
+        config = json.dumps({"dir": os.path.abspath(base), "journal": journal_name})
         self.process = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), WRITER_FLAG, config],
             stdin=subprocess.PIPE,
@@ -1236,16 +1811,16 @@ class WriterProcess:
 class WriterThread:
     """The writer on a thread of the proxy: for a frozen mitmdump, or a writer process that keeps dying."""
 
-    def __init__(self, base: Path, spool_name: str) -> None:
+    def __init__(self, base: Path, journal_name: str) -> None:
         read_fd, self.bell_fd = os.pipe()
         os.set_blocking(self.bell_fd, False)
         self.failed = False
-        self.thread = threading.Thread(target=self.work, args=(base, spool_name, read_fd), daemon=True)
+        self.thread = threading.Thread(target=self.work, args=(base, journal_name, read_fd), daemon=True)
         self.thread.start()
 
-    def work(self, base: Path, spool_name: str, read_fd: int) -> None:
+    def work(self, base: Path, journal_name: str, read_fd: int) -> None:
         try:
-            RecordWriter(base, spool_name, lock=True).serve(read_fd)
+            RecordWriter(base, journal_name, lock=True).serve(read_fd)
         except Exception:
             self.failed = True
             log.exception("agentcap: the writer thread failed")
@@ -1369,547 +1944,7 @@ def writer_main(config_json: str) -> None:
     """The writer process: consume the journal until the proxy closes it or dies."""
     config = json.loads(config_json)
     logging.basicConfig(format="%(message)s", level=logging.INFO)
-    RecordWriter(Path(config["dir"]), config["spool"], lock=True).serve(sys.stdin.fileno())
-
-
-def header_pairs(fields: Sequence[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
-    """Raw header fields (as the event loop hands them over, undecoded) → lowercased text pairs."""
-    return [
-        (name.decode("latin-1").lower(), value.decode("utf-8", "surrogateescape")) for name, value in fields
-    ]
-
-
-def header_value(headers: list[tuple[str, str]], name: str) -> str | None:
-    for key, value in headers:
-        if key == name:
-            return value or None
-    return None
-
-
-def body_fields(raw: bytes | None, encoding: str | None) -> dict[str, Any]:
-    """Decoded body as `body` (JSON), `body_text` or `body_base64`, with sizes."""
-    fields: dict[str, Any] = {"content_encoding": encoding, "wire_size": len(raw or b"")}
-    data = raw or b""
-    if encoding and data:
-        try:
-            data = content_encoding.decode(data, encoding)
-        except (ValueError, binascii.Error, OSError) as exc:
-            fields["decode_error"] = f"cannot decode {encoding}: {exc}"
-    fields["size"] = len(data)
-    if not data:
-        return fields
-    if "decode_error" not in fields:
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            text = None
-        if text is not None:
-            try:
-                fields["body"] = RawJson(text, json.loads(text, parse_constant=reject_constant))
-            except ValueError:
-                fields["body_text"] = text
-            return fields
-    fields["body_base64"] = base64.b64encode(data).decode("ascii")
-    return fields
-
-
-def stream_fields(raw: bytes, encoding: str | None) -> tuple[dict[str, Any], str | None]:
-    """Streamed body as `raw` text exactly as received (after content decoding); returns the text too."""
-    fields: dict[str, Any] = {"content_encoding": encoding, "wire_size": len(raw), "stream": True}
-    data = raw
-    if encoding and data:
-        try:
-            data = content_encoding.decode(data, encoding)
-        except (ValueError, binascii.Error, OSError) as exc:
-            # A cut compressed stream cannot be fully decoded: keep the bytes that arrived.
-            fields["decode_error"] = f"cannot decode {encoding}: {exc}"
-    fields["size"] = len(data)
-    try:
-        text = data.decode("utf-8")
-        fields["raw"] = text
-        return fields, text
-    except UnicodeDecodeError:
-        fields["raw_base64"] = base64.b64encode(data).decode("ascii")
-        return fields, data.decode("utf-8", "replace")
-
-
-def build_record(snapshot: CallSnapshot, agent: str) -> dict[str, Any]:
-    request_headers = header_pairs(snapshot.request_headers)
-    response_headers = header_pairs(snapshot.response_headers)
-    request: dict[str, Any] = {"headers": request_headers}
-    request_encoding = header_value(request_headers, "content-encoding")
-    request.update(body_fields(snapshot.request_raw, request_encoding))
-    fingerprint = Fingerprint()
-    response: dict[str, Any] | None = None
-    if snapshot.response_status is not None:
-        response = {"status_code": snapshot.response_status, "headers": response_headers}
-        response_encoding = header_value(response_headers, "content-encoding")
-        if snapshot.response_streamed:
-            fields, text = stream_fields(snapshot.response_raw or b"", response_encoding)
-            response.update(fields)
-            fingerprint.absorb_payloads(iter_sse_data(text or ""))
-        else:
-            response.update(body_fields(snapshot.response_raw, response_encoding))
-            response["stream"] = False
-            body = response.get("body")
-            if isinstance(body, RawJson) and isinstance(body.value, dict):
-                fingerprint.absorb(body.value)
-    if snapshot.websocket is not None:
-        messages = snapshot.websocket["messages"]
-        fingerprint.absorb_payloads(m["text"] for m in messages if m["from"] == "server" and "text" in m)
-    record: dict[str, Any] = {
-        "schema": CAPTURE_SCHEMA,
-        "request_id": snapshot.request_id,
-        "seq": snapshot.seq,
-        "run_id": snapshot.run_id,
-        "agent": agent,
-        "task_id": snapshot.task_id,
-        "turn": snapshot.turn,
-        "api": snapshot.api,
-        "transport": "http" if snapshot.websocket is None else "websocket",
-        "method": snapshot.method,
-        "url": snapshot.url,
-        "upstream_url": snapshot.upstream_url,
-        "http_version": snapshot.http_version,
-        "captured_at": round(snapshot.started_at, 6),
-        "ttfb_ms": None
-        if snapshot.response_started_at is None
-        else round((snapshot.response_started_at - snapshot.started_at) * 1000, 3),
-        "duration_ms": round((snapshot.ended_at - snapshot.started_at) * 1000, 3),
-        "request": request,
-        "response": response,
-        "served_by": header_value(response_headers, "x-served-by"),
-        "served_build_info": header_value(response_headers, "x-build-info"),
-        "served_model": fingerprint.model,
-        "usage": fingerprint.usage,
-        "error": snapshot.error,
-    }
-    if snapshot.websocket is not None:
-        record["websocket"] = snapshot.websocket
-    return record
-
-
-def websocket_message(message: Any) -> dict[str, Any]:
-    entry = {"from": "client" if message.from_client else "server", "timestamp": message.timestamp}
-    if message.is_text:
-        return entry | {"text": message.text}
-    return entry | {"base64": base64.b64encode(message.content).decode("ascii")}
-
-
-def upstream_of(request: http.Request) -> str:
-    host = f"[{request.host}]" if ":" in request.host else request.host
-    default_port = {"http": 80, "https": 443}.get(request.scheme)
-    port = "" if request.port == default_port else f":{request.port}"
-    return f"{request.scheme}://{host}{port}"
-
-
-def classify_error(flow: http.HTTPFlow) -> dict[str, str]:
-    message = flow.error.msg if flow.error else "unknown error"
-    lowered = message.lower()
-    server = flow.server_conn
-    connected = server.timestamp_tcp_setup is not None and (
-        not server.tls or server.timestamp_tls_setup is not None
-    )
-    if "client disconnected" in lowered or "client closed" in lowered:
-        kind = "client_disconnected"
-    elif "timeout" in lowered or "timed out" in lowered:
-        kind = "timeout"
-    elif flow.response is None and not connected:
-        kind = "upstream_unreachable"  # no connection was ever made, whatever the message says
-    elif any(word in lowered for word in ("peer closed", "reset", "incomplete", "disconnected", "closed")):
-        kind = "upstream_reset"
-    else:
-        kind = "proxy_error"
-    return {"kind": kind, "message": message}
-
-
-class AgentCap:
-    """The addon: tags LLM calls, tees their bodies and hands finished calls to the writer."""
-
-    def __init__(self) -> None:
-        self.last_seq: dict[str, int] = {}  # run id -> last seq handed out; the writer owns the files
-        self.main_run_id: str | None = None
-        self.context: dict[str, Any] = {"run": None, "task": None, "turn": None}
-        self.path_patterns: list[re.Pattern[str]] = [re.compile(p) for p in DEFAULT_PATHS]
-        self.calls: dict[str, CallState] = {}  # flow id -> call in flight (kept off flow.metadata)
-        self.recorder: Recorder | None = None
-        self.redactor: Redactor | None = None
-        self.base: Path | None = None
-        self.base_fd: int | None = None
-        self.option_errors: dict[str, str] = {}
-        self.control_token = ""
-
-    # ------------------------------------------------------------ lifecycle
-    def load(self, loader: Any) -> None:
-        loader.add_option("agentcap_dir", str, "runs", "Directory that holds one sub-directory per run.")
-        loader.add_option(
-            "agentcap_run",
-            str,
-            "",
-            "Run id (directory name) for this proxy. Default: <agent>-<UTC yyyymmddTHHMMSS>-<6 hex>, "
-            "created exclusively so two runs never share a directory. An existing run is appended to.",
-        )
-        loader.add_option("agentcap_agent", str, "unknown", "Agent behind this proxy, e.g. opencode.")
-        loader.add_option(
-            "agentcap_paths",
-            Sequence[str],
-            list(DEFAULT_PATHS),
-            "Regular expressions searched in the request path (query excluded); a POST whose path matches "
-            "one is recorded as an LLM call. Default: chat completions, Responses, Messages and legacy "
-            "completions, with or without a /v1 prefix.",
-        )
-        loader.add_option(
-            "agentcap_redact_headers",
-            Sequence[str],
-            [],
-            "Extra header names whose values are replaced by a keyed fingerprint, on top of the credential "
-            "headers of the supported providers (authorization, cookie, www-authenticate, api-key, ...) and "
-            "every name ending in -api-key, -token or -secret.",
-        )
-        loader.add_option(
-            "agentcap_lazy_connect",
-            bool,
-            True,
-            "Set mitmproxy's connection_strategy to lazy. With eager connections an unreachable upstream "
-            "closes the agent's connection before the request is read: no answer and nothing to record. "
-            "Lazy reads the request first, so the agent gets a 502 and the record says why.",
-        )
-        loader.add_option(
-            "agentcap_control_token",
-            str,
-            "",
-            "Require this value in the X-Agentcap-Token header of requests to the control endpoint "
-            "(/_agentcap/context). 'auto' makes a random token and prints it at start. Empty: no token "
-            "(the endpoint still only answers loopback, same-origin JSON requests).",
-        )
-
-    def configure(self, updated: set[str]) -> None:
-        for name in sorted(updated):
-            try:
-                self.configure_option(name)
-                self.option_errors.pop(name, None)
-            except AgentCapError as exc:
-                if self.recorder is not None:
-                    raise exceptions.OptionsError(str(exc)) from None
-                # At start-up a script's OptionsError is printed with a traceback; one line is enough,
-                # and mitmdump exits on an error logged while it starts.
-                self.option_errors[name] = str(exc)
-                log.error("agentcap: %s", exc)
-
-    def configure_option(self, name: str) -> None:
-        value = getattr(ctx.options, name)
-        if name == "agentcap_lazy_connect" and value:
-            ctx.options.update(connection_strategy="lazy")
-        elif name == "agentcap_paths":
-            try:
-                self.path_patterns = [re.compile(p) for p in value]
-            except re.error as exc:
-                raise AgentCapError(f"agentcap_paths: invalid regular expression: {exc}") from None
-        elif name == "agentcap_run" and value and sanitize_tag(value) != value:
-            raise AgentCapError(
-                f"agentcap_run={value!r}: use letters, digits, '.', '_' and '-' only, not starting with '.' or '-'"
-            )
-        elif name == "agentcap_control_token":
-            self.control_token = secrets.token_urlsafe(32) if value == "auto" else value
-            if value == "auto":
-                log.warning(
-                    "agentcap: control endpoint token (send it as X-Agentcap-Token): %s", self.control_token
-                )
-        elif name in ("agentcap_dir", "agentcap_redact_headers") and self.recorder is not None:
-            log.warning("agentcap: agentcap_dir/agentcap_redact_headers changes apply after a restart")
-
-    def running(self) -> None:
-        self.ensure_started()
-        self.warn_if_open_relay()
-
-    def done(self) -> None:
-        if self.recorder is None:
-            return
-        now = time.time()
-        for state in list(self.calls.values()):
-            assert state.flow is not None
-            self.finish(
-                state.flow, {"kind": "shutdown", "message": "proxy shut down before the call ended"}, now
-            )
-        self.recorder.close("complete")
-        self.recorder = None
-        if self.base_fd is not None:
-            os.close(self.base_fd)
-            self.base_fd = None
-
-    # ------------------------------------------------------------ HTTP hooks
-    def requestheaders(self, flow: http.HTTPFlow) -> None:
-        self.ensure_started()
-        if flow.response is not None or self.recorder is None:
-            return  # already answered by mitmproxy (proxyauth's 407/401), or not recording at all
-        request = flow.request
-        path = request.path.split("?", 1)[0]
-        if path.startswith(CONTROL_PREFIX):
-            return  # answered in `request`
-        # Tags are ours, not the upstream's: read them, then strip them before the request is forwarded.
-        # One pass over the raw fields: this runs for every request the proxy sees.
-        fields = request.headers.fields
-        tag_fields = [
-            (name, value)
-            for name, value in fields
-            if name[: len(TAG_HEADER_PREFIX)].lower() == TAG_HEADER_PREFIX
-        ]
-        tags: dict[str, str] = {}
-        if tag_fields:
-            request.headers.fields = tuple(field for field in fields if field not in tag_fields)
-            for name, value in tag_fields:
-                text = value.decode("utf-8", "replace").strip()
-                if text:  # empty (an unset env var in the agent's config) means "not given": context applies
-                    tags[name[len(TAG_HEADER_PREFIX) :].decode("latin-1").lower()] = text
-        run_id = self.run_for(tags.get("run"))
-        method = request.method
-        is_call = method == "POST" or (
-            method == "GET" and request.headers.get("upgrade", "").lower() == "websocket"
-        )
-        if not is_call or not any(pattern.search(path) for pattern in self.path_patterns):
-            self.recorder.passthrough(run_id)
-            return
-        task = sanitize_tag(tags["task"]) if "task" in tags else self.context["task"]
-        turn = parse_turn(tags["turn"]) if "turn" in tags else self.context["turn"]
-        self.last_seq[run_id] += 1  # only the event loop touches it
-        self.calls[flow.id] = CallState(
-            request_id=uuid.uuid4().hex,
-            seq=self.last_seq[run_id],
-            run_id=run_id,
-            task_id=task,
-            turn=turn,
-            api=api_for_path(path.rstrip("/")),
-            started_at=request.timestamp_start or time.time(),
-            flow=flow,
-        )
-
-    def request(self, flow: http.HTTPFlow) -> None:
-        # flow.response is already set when proxyauth rejected the client: the endpoint stays protected.
-        if (
-            flow.response is None
-            and flow.request.path.startswith(CONTROL_PREFIX)
-            and self.recorder is not None
-        ):
-            flow.response = self.control_response(flow)
-
-    def responseheaders(self, flow: http.HTTPFlow) -> None:
-        state = self.calls.get(flow.id)
-        if state is None or flow.response is None:
-            return
-        # Appended as a raw field: a keyed assignment would scan every header first.
-        flow.response.headers.fields += ((b"X-Agentcap-Request-Id", state.request_id.encode()),)
-        content_type = flow.response.headers.get("content-type", "").lower()
-        # Also take over when another addon (stream_large_bodies) already chose streaming:
-        # the tee forwards identically and keeps the copy that plain streaming would lose.
-        if content_type.startswith("text/event-stream") or flow.response.stream:
-            state.streamed = True
-            flow.response.stream = state.tee
-
-    def response(self, flow: http.HTTPFlow) -> None:
-        # mitmproxy sends the end of the response only after this hook: the call is journaled first.
-        if flow.id in self.calls and flow.websocket is None:
-            self.finish(flow, None, time.time())
-
-    def error(self, flow: http.HTTPFlow) -> None:
-        if flow.id in self.calls:
-            self.finish(flow, classify_error(flow), time.time())
-
-    def websocket_end(self, flow: http.HTTPFlow) -> None:
-        if flow.id in self.calls:
-            self.finish(flow, None, time.time())
-
-    # ------------------------------------------------------------ internals
-    def ensure_started(self) -> None:
-        if self.recorder is not None or self.option_errors:
-            return
-        try:
-            self.start()
-        except AgentCapError as exc:
-            self.option_errors["start"] = str(exc)
-            log.error("agentcap: %s", exc)
-            if self.base_fd is not None:
-                os.close(self.base_fd)
-                self.base_fd = None
-
-    def start(self) -> None:
-        self.base = base = Path(ctx.options.agentcap_dir)
-        self.base_fd = base_fd = open_base(base)
-        self.redactor = Redactor(Redactor.load_key(base_fd, base), ctx.options.agentcap_redact_headers)
-        try:
-            replay_orphans(base_fd, base)
-            recorder = Recorder(base, base_fd)
-        except OSError as exc:
-            raise AgentCapError(f"agentcap_dir={base}: cannot write the journal ({exc.strerror})") from None
-        self.recorder = recorder
-        agent = sanitize_tag(ctx.options.agentcap_agent) or "unknown"
-        try:
-            if ctx.options.agentcap_run:
-                run_id = self.open_run(ctx.options.agentcap_run)
-            else:
-                run_id = self.create_unique_run(agent)
-        except (AgentCapError, OSError):
-            self.recorder = None
-            recorder.close("complete")
-            raise
-        self.main_run_id = run_id
-        log.info("agentcap: recording %s calls into %s", agent, base / run_id / CAPTURES_FILE)
-
-    def create_unique_run(self, agent: str) -> str:
-        assert self.base_fd is not None
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-        while True:
-            run_id = f"{agent}-{stamp}-{secrets.token_hex(3)}"
-            try:
-                os.mkdir(run_id, 0o700, dir_fd=self.base_fd)
-            except FileExistsError:
-                continue
-            return self.register_run(run_id, seq=0)
-
-    def open_run(self, run_id: str) -> str:
-        """Create or reuse a run directory; a planted link or unreadable file is refused (AgentCapError)."""
-        assert self.base_fd is not None and self.base is not None
-        try:
-            os.mkdir(run_id, 0o700, dir_fd=self.base_fd)
-            return self.register_run(run_id, seq=0)
-        except FileExistsError:
-            pass
-        run_fd = open_run_dir(self.base_fd, self.base, run_id)
-        try:
-            seq = existing_max_seq(run_fd, self.base / run_id)
-        finally:
-            os.close(run_fd)
-        log.info("agentcap: appending to existing run %s", run_id)
-        return self.register_run(run_id, seq)
-
-    def register_run(self, run_id: str, seq: int) -> str:
-        assert self.recorder is not None
-        self.last_seq[run_id] = seq
-        self.recorder.open_run(run_id, sanitize_tag(ctx.options.agentcap_agent) or "unknown")
-        return run_id
-
-    def run_for(self, header_run: str | None) -> str:
-        """Header beats context beats the proxy's own run; a run that cannot be opened falls back to ours."""
-        requested = sanitize_tag(header_run) if header_run is not None else self.context["run"]
-        run_id = requested or self.main_run_id
-        assert run_id is not None and self.main_run_id is not None
-        if run_id not in self.last_seq:
-            try:
-                self.open_run(run_id)
-            except (AgentCapError, OSError) as exc:
-                log.error(
-                    "agentcap: cannot use run %s (%s); filing its calls in %s", run_id, exc, self.main_run_id
-                )
-                return self.main_run_id
-        return run_id
-
-    def control_refusal(self, flow: http.HTTPFlow) -> str | None:
-        """Why a control request is not from the local agent, or None. Browsers cannot pass all four."""
-        request = flow.request
-        # In reverse mode mitmproxy replaces the Host header with the upstream's before any hook runs.
-        host_rewritten = (
-            isinstance(flow.client_conn.proxy_mode, ReverseMode) and not ctx.options.keep_host_header
-        )
-        if not host_rewritten:
-            host, _ = parse_authority(request.host_header or request.host, check=False)
-            if not is_loopback(host):
-                return "refused: the Host must be 127.0.0.1, ::1 or localhost (DNS rebinding)"
-        origin = request.headers.get("origin")
-        if origin is not None and not is_loopback(urlsplit(origin).hostname or ""):
-            return f"refused: a request with Origin {origin[:80]} comes from a web page"
-        if request.method == "POST":
-            content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-            if content_type != "application/json":
-                return "refused: send the body with Content-Type: application/json"
-        if self.control_token and not hmac.compare_digest(
-            request.headers.get(CONTROL_TOKEN_HEADER, "").encode(), self.control_token.encode()
-        ):
-            return "refused: missing or wrong X-Agentcap-Token (see agentcap_control_token)"
-        return None
-
-    def control_response(self, flow: http.HTTPFlow) -> http.Response:
-        """The out-of-band context endpoint; answered here, never forwarded upstream."""
-        request = flow.request
-        path = request.path.split("?", 1)[0].rstrip("/")
-        if path != CONTROL_PREFIX + "context":
-            return self.json_response(404, {"error": f"unknown endpoint {path}; use /_agentcap/context"})
-        if request.method not in ("GET", "HEAD", "POST"):
-            return self.json_response(405, {"error": "use GET or POST"})
-        refusal = self.control_refusal(flow)
-        if refusal is not None:
-            log.warning("agentcap: control request %s", refusal)
-            return self.json_response(403, {"error": refusal})
-        if request.method == "POST":
-            try:
-                update = json.loads(request.get_content(strict=False) or b"{}")
-                if not isinstance(update, dict):
-                    raise ValueError("expected a JSON object")
-            except ValueError as exc:
-                return self.json_response(400, {"error": f"body must be a JSON object: {exc}"})
-            for key in ("run", "task", "turn"):
-                for spelled in (key, f"{key}_id"):
-                    if spelled in update:
-                        value = update[spelled]
-                        if key == "turn":
-                            self.context[key] = parse_turn(value)
-                        else:
-                            self.context[key] = sanitize_tag(None if value is None else str(value))
-            if self.context["run"]:
-                self.context["run"] = self.run_for(self.context["run"])
-        return self.json_response(200, dict(self.context))
-
-    @staticmethod
-    def json_response(status: int, payload: dict[str, Any]) -> http.Response:
-        return http.Response.make(status, json.dumps(payload).encode(), {"content-type": "application/json"})
-
-    def finish(self, flow: http.HTTPFlow, error: dict[str, str] | None, ended_at: float) -> None:
-        state = self.calls.pop(flow.id, None)
-        if state is None or self.recorder is None or self.redactor is None:
-            return
-        response = flow.response
-        websocket = None
-        if flow.websocket is not None:
-            websocket = {
-                "messages": [websocket_message(m) for m in flow.websocket.messages],
-                "close_code": None if flow.websocket.close_code is None else int(flow.websocket.close_code),
-                "close_reason": flow.websocket.close_reason,
-                "closed_by_client": flow.websocket.closed_by_client,
-            }
-        response_raw: bytes | None = None
-        if response is not None:
-            response_raw = b"".join(state.chunks) if state.streamed else response.raw_content
-        redactor = self.redactor
-        snapshot = CallSnapshot(
-            **state.identity(),
-            method=flow.request.method,
-            url=redactor.url(flow.request.url),
-            upstream_url=upstream_of(flow.request),
-            http_version=flow.request.http_version,
-            request_headers=redactor.header_fields(flow.request.headers.fields),
-            request_raw=flow.request.raw_content,
-            response_status=None if response is None else response.status_code,
-            response_headers=() if response is None else redactor.header_fields(response.headers.fields),
-            response_raw=response_raw,
-            response_streamed=state.streamed,
-            response_started_at=None if response is None else response.timestamp_start,
-            ended_at=ended_at,
-            error=error,
-            websocket=websocket,
-        )
-        state.chunks = []
-        state.flow = None
-        self.recorder.record(snapshot)
-
-    def warn_if_open_relay(self) -> None:
-        proxyserver = ctx.master.addons.get("proxyserver")
-        addresses = proxyserver.listen_addrs() if proxyserver else []
-        exposed = [f"{host}:{port}" for host, port, *_ in addresses if not is_loopback(host)]
-        if exposed and not ("proxyauth" in ctx.options and ctx.options.proxyauth):
-            log.warning(
-                "agentcap: WARNING: listening on %s without proxy authentication - anyone who can reach it "
-                "can use your upstream through it and rewrite its tags. Use --listen-host 127.0.0.1 "
-                "(in regular mode, --set proxyauth=user:pass also works; see docs/security.md).",
-                ", ".join(exposed),
-            )
+    RecordWriter(Path(config["dir"]), config["journal"], lock=True).serve(sys.stdin.fileno())
 
 
 addons = [AgentCap()]

@@ -84,24 +84,24 @@ def test_only_strict_utf8_json_counts_as_json(body: bytes, kind: str) -> None:
     assert kind in fields and json.loads(agentcap.dumps_line(fields))[kind]
 
 
-def test_fingerprints_from_each_stream_kind() -> None:
+def test_served_model_and_usage_from_each_stream_kind() -> None:
     anthropic = [
         '{"type":"message_start","message":{"model":"claude-x","usage":{"input_tokens":5,"output_tokens":1}}}',
         '{"type":"message_delta","usage":{"output_tokens":9}}',
     ]
-    fingerprint = agentcap.Fingerprint().absorb_payloads(anthropic)
-    assert (fingerprint.model, fingerprint.usage) == ("claude-x", {"input_tokens": 5, "output_tokens": 9})
+    reported = agentcap.ModelAndUsage().absorb_payloads(anthropic)
+    assert (reported.model, reported.usage) == ("claude-x", {"input_tokens": 5, "output_tokens": 9})
     responses = [
         '{"type":"response.created","response":{"model":"gpt-r","usage":null}}',
         "not json",
         "[DONE]",
     ]
     responses.append('{"type":"response.completed","response":{"model":"gpt-r","usage":{"total_tokens":3}}}')
-    fingerprint = agentcap.Fingerprint().absorb_payloads(responses)
-    assert (fingerprint.model, fingerprint.usage) == ("gpt-r", {"total_tokens": 3})
+    reported = agentcap.ModelAndUsage().absorb_payloads(responses)
+    assert (reported.model, reported.usage) == ("gpt-r", {"total_tokens": 3})
     sse = 'data: {"model":"m1","usage":null}\r\n\r\n: ping\n\ndata: {"usage":{"total_tokens":2},\ndata: "model":"m2"}\n\n'
-    fingerprint = agentcap.Fingerprint().absorb_payloads(agentcap.iter_sse_data(sse))
-    assert (fingerprint.model, fingerprint.usage) == ("m1", {"total_tokens": 2})
+    reported = agentcap.ModelAndUsage().absorb_payloads(agentcap.iter_sse_data(sse))
+    assert (reported.model, reported.usage) == ("m1", {"total_tokens": 2})
 
 
 def load_key(directory: Path) -> bytes:
