@@ -1321,6 +1321,14 @@ def segment_name(number: int) -> str:
     return f"{number:06d}.seg"
 
 
+def reserve(fd: int, size: int) -> None:
+    """Allocate a segment's blocks now, so the final tallies and the close message always fit."""
+    if hasattr(os, "posix_fallocate"):
+        os.posix_fallocate(fd, 0, size)
+    else:  # macOS has none: a sparse segment still works, frames stay all-or-nothing (header last)
+        os.ftruncate(fd, size)
+
+
 class Journal:
     """The proxy's side of the journal: every message becomes a committed frame before the hook returns."""
 
@@ -1355,7 +1363,7 @@ class Journal:
             )
             for size in dict.fromkeys((max(SEGMENT_BYTES, needed), needed)):
                 try:
-                    os.posix_fallocate(fd, 0, size)
+                    reserve(fd, size)
                     break
                 except OSError as exc:
                     if exc.errno not in DISK_FULL:
