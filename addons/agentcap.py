@@ -1111,7 +1111,8 @@ def utc_iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-SEQ_FIELD = re.compile(rb'"seq":(\d+)')
+# Every record starts {"schema":...,"request_id":...,"seq":...: read at the start of a line only.
+RECORD_HEAD = re.compile(rb'\{"schema":"[^"]*","request_id":"([0-9a-f]{32})","seq":(\d+)')
 
 
 def existing_max_seq(run_fd: int, run_dir: Path) -> int:
@@ -1125,13 +1126,9 @@ def existing_max_seq(run_fd: int, run_dir: Path) -> int:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise AgentCapError(f"{run_dir / CAPTURES_FILE} is not a regular file; refusing to use the run")
         for line in handle:
-            match = SEQ_FIELD.search(line, 0, 256)  # seq is the third key of every record
-            if match:
-                highest = max(highest, int(match.group(1)))
+            if match := RECORD_HEAD.match(line):
+                highest = max(highest, int(match.group(2)))
     return highest
-
-
-REQUEST_ID_FIELD = re.compile(rb'"request_id":"([0-9a-f]{32})"')
 
 
 class RunLog:
@@ -1279,7 +1276,7 @@ class RunLog:
                 lines = block.split(b"\n")
                 carry = lines.pop()
                 for line in lines:
-                    if match := REQUEST_ID_FIELD.search(line, 0, 256):
+                    if match := RECORD_HEAD.match(line):
                         found.add(match.group(1).decode())
             self.size = end
             return found
@@ -1598,13 +1595,14 @@ class RecordWriter:
         pending: dict[str, list[tuple[bytes, CallSnapshot]]] = {}
         for message, position in messages:
             if isinstance(message, RunTally):
-                if message.run_id not in self.runs:
-                    # The checkpoint records the counts a run started from before any of its lines.
+                new = message.run_id not in self.runs
+                if new:
                     self.flush(pending)
                     self.register(message)
+                self.tally(message)
+                if new:  # the checkpoint holds the counts a run started from, before any of its lines
                     self.applied = position
                     self.persist()
-                self.tally(message)
             elif isinstance(message, CallSnapshot):
                 self.encode(message, pending)
             elif isinstance(message, CloseRuns):

@@ -227,10 +227,11 @@ class Load:
                     writer.write(request)
                     status, headers, body = await asyncio.wait_for(read_response(reader), 60)
                     complete = body.endswith(b"data: [DONE]\n\n") if self.stream else body.startswith(b"{")
-                    if status != 200 or not complete:
+                    request_id = headers.get(b"x-agentcap-request-id")
+                    if status != 200 or not complete or request_id is None:
                         raise ValueError(f"unexpected answer {status}: {body[:100]!r}")
                     with self.changed:
-                        self.completed.append(headers[b"x-agentcap-request-id"].decode())
+                        self.completed.append(request_id.decode())
                         self.changed.notify_all()
             except (
                 OSError,
