@@ -194,6 +194,7 @@ def test_a_cut_last_line_is_repaired_before_appending(upstream: FakeModelServer,
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800 if SOAK else 300)  # the full soak runs 10 minutes, plus the final replay
 def test_soak_kill_and_restart_cycles(upstream: FakeModelServer, tmp_path: Path) -> None:
     """Cycles of load with kill -9 of the proxy, the writer or both, then a clean stop; nothing lost."""
     duration, clients = (600.0, 200) if SOAK else (20.0, 20)
