@@ -5,6 +5,7 @@ must be a process of its own (the in-process ProxyHarness cannot be SIGKILLed).
 """
 
 import asyncio
+import ctypes
 import json
 import os
 import resource
@@ -64,6 +65,8 @@ class Mitmdump:
 
     def limits(self) -> None:
         """Runs in the child before exec: the limits apply to mitmdump and the writer it starts."""
+        if sys.platform == "linux":  # PR_SET_PDEATHSIG: a test killed by its timeout leaves no proxy behind
+            ctypes.CDLL(None).prctl(1, signal.SIGKILL)
         if self.nofile is not None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
         if self.fsize is not None:
