@@ -56,7 +56,7 @@ from mitmproxy.net.http.url import parse_authority
 from mitmproxy.proxy.mode_specs import ReverseMode
 from mitmproxy.version import VERSION as MITMPROXY_VERSION
 
-ADDON_VERSION = "0.1.0"
+ADDON_VERSION = "0.2.0"
 CAPTURE_SCHEMA = "agentcap.capture/1"
 RUN_SCHEMA = "agentcap.run/1"
 
@@ -214,7 +214,7 @@ class AgentCap:
                 # At start-up a script's OptionsError is printed with a traceback; one line is enough,
                 # and mitmdump exits on an error logged while it starts.
                 self.problems[name] = str(exc)
-                log.error("agentcap: %s", exc)
+                log.error("agentcap: error: %s", exc)
 
     def configure_option(self, name: str) -> None:
         value = getattr(ctx.options, name)
@@ -351,7 +351,7 @@ class AgentCap:
             self.start()
         except AgentCapError as exc:
             self.problems["start"] = str(exc)
-            log.error("agentcap: %s", exc)
+            log.error("agentcap: error: %s", exc)
             if self.base_fd is not None:
                 os.close(self.base_fd)
                 self.base_fd = None
