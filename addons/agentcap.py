@@ -1192,7 +1192,7 @@ def existing_max_seq(run_fd: int, run_dir: Path) -> int:
 class RunLog:
     """One run directory as the writer sees it: captures.jsonl (append-only) and run.json."""
 
-    COUNTS: ClassVar[tuple[str, ...]] = ("recorded", "errors", "http_errors", "passthrough", "lost")
+    COUNTS: ClassVar[tuple[str, ...]] = ("recorded", "failed", "errors", "http_errors", "passthrough", "lost")
 
     def __init__(self, run_id: str, agent: str, base: Path) -> None:
         self.run_id = run_id
@@ -1740,9 +1740,13 @@ class RecordWriter:
 
     @staticmethod
     def count(run: RunLog, snapshot: CallSnapshot) -> None:
+        status = snapshot.response_status
         run.counts["recorded"] += 1
+        # The one failed-call rule of every agentcap reader (docs/capture-format.md): an error, no
+        # response, or an error status.
+        run.counts["failed"] += snapshot.error is not None or status is None or status >= 400
         run.counts["errors"] += snapshot.error is not None
-        run.counts["http_errors"] += (snapshot.response_status or 0) >= 400
+        run.counts["http_errors"] += (status or 0) >= 400
 
     def use(self, run: RunLog) -> None:
         """Open the run's captures.jsonl, keeping at most MAX_OPEN_CAPTURES open (a run per header value)."""
