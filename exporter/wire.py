@@ -128,7 +128,9 @@ class DecodedResponse:
     model: str | None = None
     error: str | None = None
     problems: list[str] = field(default_factory=list)
-    response_id: str | None = None  # the provider's id of this answer (Responses: `previous_response_id` links)
+    response_id: str | None = (
+        None  # the provider's id of this answer (Responses: `previous_response_id` links)
+    )
 
     def to_message(self) -> dict[str, Any]:
         """The OpenAI-style assistant message; `reasoning_content`/`tool_calls` only when present."""
@@ -773,7 +775,9 @@ def _gemini_parts(parts: Iterable[Any], decoded: DecodedResponse) -> None:
         if isinstance(part.get("functionCall"), dict):
             call = part["functionCall"]
             call_id = gemini_call_id(call, len(decoded.tool_calls))
-            decoded.tool_calls.append(ToolCall(call_id, _text(call.get("name")), _arguments(call.get("args"))))
+            decoded.tool_calls.append(
+                ToolCall(call_id, _text(call.get("name")), _arguments(call.get("args")))
+            )
         elif part.get("thought") is True:
             reasoning.append(_text(part.get("text")))
         elif isinstance(part.get("text"), str):
