@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
@@ -20,7 +21,7 @@ from exporter.captures import index_run, write_group
 from exporter.cards import captures_card, captures_repo, traces_card, traces_repo
 from exporter.errors import UserError
 from exporter.naming import export_timestamp, parquet_filename
-from exporter.runs import RunDir, Warn
+from exporter.runs import CaptureSnapshot, RunDir, Warn, take_snapshot
 
 
 def build_export(
@@ -37,9 +38,10 @@ def build_export(
     parquet_files: list[BundleFile] = []
     with _run_progress(console) as progress:
         for run in runs:
-            files = _export_run(run, captures_folder, timestamp, progress, warn=warn, strict=strict)
+            snapshot, files = _export_run(run, captures_folder, timestamp, progress, warn=warn, strict=strict)
             if files:
                 built.runs.append(run)
+                built.snapshots[run.run_id] = snapshot
                 parquet_files += files
             else:
                 built.skipped.append(run)
@@ -74,25 +76,39 @@ def _run_progress(console: Console) -> Progress:
 
 def _export_run(
     run: RunDir, folder: Path, timestamp: str, progress: Progress, *, warn: Warn, strict: bool
-) -> list[BundleFile]:
-    size = run.captures_path.stat().st_size if run.captures_path.is_file() else 0
+) -> tuple[CaptureSnapshot, list[BundleFile]]:
+    # The lines this export holds are fixed here: a proxy still appending cannot change them.
+    snapshot = take_snapshot(run)
+    size = snapshot.bytes
     # Two passes over the file (index, then rows), so the bar counts its bytes twice.
     task = progress.add_task(escape(run.run_id), total=2 * size)
 
     def advance(count: int) -> None:
         progress.advance(task, count)
 
-    index = index_run(run, strict=strict, warn=warn, progress=advance)
+    index = index_run(run, strict=strict, warn=warn, progress=advance, up_to=snapshot.bytes)
+    snapshot = replace(snapshot, lines=index.lines)
+    if snapshot.recording and index.calls:
+        warn(
+            f"{run.run_id} {_still_recording(run)}: exported a snapshot of its first {snapshot.lines} lines "
+            f"({index.calls} calls); export it again once it has ended to publish the rest"
+        )
     files = []
     for key in sorted(index.groups):
         group = index.groups[key]
         name = parquet_filename(
             agent=run.agent, model=group.model, provider=group.provider, timestamp=timestamp
         )
-        write_group(run, group, folder / name, strict=strict, warn=warn, progress=advance)
+        write_group(run, group, folder / name, strict=strict, warn=warn, progress=advance, snapshot=snapshot)
         files.append(BundleFile(path=name, run_id=run.run_id))
     progress.update(task, completed=2 * size)
-    return files
+    return snapshot, files
+
+
+def _still_recording(run: RunDir) -> str:
+    if run.info.get("status") == "running":
+        return "is still recording (run.json status is running)"
+    return "ends in an unfinished line (still being written, or cut when its proxy stopped)"
 
 
 def _trace_files(run: RunDir) -> list[Path]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from exporter.runs import RunDir
+from exporter.runs import CaptureSnapshot, RunDir
 
 CARD_FILE = "README.md"
 
@@ -49,6 +49,12 @@ class BuiltExport:
     bundles: list[RepoBundle]
     staging: Path  # bundles live under staging/<owner>/<name>
     skipped: list[RunDir] = field(default_factory=list)  # runs with no recorded calls
+    snapshots: dict[str, CaptureSnapshot] = field(default_factory=dict)  # run id -> the lines exported
+
+    @property
+    def partial_runs(self) -> list[str]:
+        """Runs exported while still recording: later exports replace them."""
+        return [run for run, snapshot in self.snapshots.items() if snapshot.recording]
 
     def bundle_folder(self, name: str) -> Path:
         return self.staging / self.owner / name

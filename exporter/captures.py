@@ -27,7 +27,16 @@ import pyarrow as pa
 from exporter import __version__
 from exporter.naming import provider_for
 from exporter.parquet_io import ROW_GROUP_BYTES, ParquetFileWriter
-from exporter.runs import Line, LinePolicy, RunDir, Warn, iter_lines, warn_on_stderr
+from exporter.runs import (
+    SNAPSHOT_KEY,
+    CaptureSnapshot,
+    Line,
+    LinePolicy,
+    RunDir,
+    Warn,
+    iter_lines,
+    warn_on_stderr,
+)
 from exporter.schema import CAPTURE_SCHEMA_VERSION, CAPTURES_SCHEMA, DATASET_SCHEMA_VERSION
 
 BIG_TEXT_COLUMNS = ("request", "response", "usage", "error")
@@ -136,6 +145,7 @@ class RunIndex:
     calls: int = 0
     errors: int = 0
     skipped_lines: int = 0
+    lines: int = 0  # number of the last line read
     tasks: set[str] = field(default_factory=set)
     first_captured_at: float | None = None
 
@@ -155,11 +165,18 @@ def _model_of(record: _IndexRecord) -> str:
 
 
 def index_run(
-    run: RunDir, *, strict: bool = False, warn: Warn = warn_on_stderr, progress: Progress | None = None
+    run: RunDir,
+    *,
+    strict: bool = False,
+    warn: Warn = warn_on_stderr,
+    progress: Progress | None = None,
+    up_to: int | None = None,
 ) -> RunIndex:
+    """Pass 1 over the run's captures (only their first `up_to` bytes if given: a snapshot)."""
     policy = LinePolicy(run.captures_path, strict=strict, warn=warn)
     index = RunIndex()
-    for line in iter_lines(run.captures_path):
+    for line in iter_lines(run.captures_path, up_to):
+        index.lines = line.number
         if progress:
             progress(len(line.content) + 1)
         record = _decode_or_report(line, _IndexRecord, policy)
@@ -388,6 +405,7 @@ def write_group(
     strict: bool = False,
     warn: Warn = warn_on_stderr,
     progress: Progress | None = None,
+    snapshot: CaptureSnapshot | None = None,
 ) -> WrittenFile:
     """One parquet file holding the group's calls sorted by `seq`, with the footer metadata."""
     policy = LinePolicy(run.captures_path, strict=strict, warn=warn)
@@ -404,7 +422,8 @@ def write_group(
                 writer.write(batch.table())
                 batch = _Batch()
         writer.write(batch.table())
-        writer.metadata = file_metadata(run, group, sorted(tasks.values(), key=lambda task: task.id))
+        tasks_by_id = sorted(tasks.values(), key=lambda task: task.id)
+        writer.metadata = file_metadata(run, group, tasks_by_id, snapshot)
     return WrittenFile(path=path, rows=writer.rows)
 
 
@@ -420,9 +439,11 @@ def _note_task(tasks: dict[str, TaskSummary], record: _Record) -> None:
         task.turns = max(task.turns or 0, record.turn)
 
 
-def file_metadata(run: RunDir, group: CallGroup, tasks: list[TaskSummary]) -> dict[str, str]:
+def file_metadata(
+    run: RunDir, group: CallGroup, tasks: list[TaskSummary], snapshot: CaptureSnapshot | None = None
+) -> dict[str, str]:
     """Footer key-value metadata: a browser can label a file from a ranged read of its footer."""
-    return {
+    metadata = {
         "agent": run.agent,
         "model": group.model,
         "provider": group.provider,
@@ -434,3 +455,6 @@ def file_metadata(run: RunDir, group: CallGroup, tasks: list[TaskSummary]) -> di
         "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "tasks": json.dumps([task.as_metadata() for task in tasks], ensure_ascii=False),
     }
+    if snapshot is not None:
+        metadata[SNAPSHOT_KEY] = json.dumps(snapshot.as_json())
+    return metadata

@@ -30,6 +30,7 @@ from exporter.scan.gate import ScanOptions, gate_export
 from exporter.scan.registry import ready_scanner
 from exporter.scan.report import REPORT_FILE
 from exporter.summary import print_summary
+from exporter.tables import output_console
 
 DEFAULT_NAME = "local/agentcap"
 DEFAULT_OUTPUT = "export"
@@ -190,7 +191,7 @@ def export_command(
         push=push,
         rollouts=rollouts,
     )
-    run_export(options, console=Console(stderr=True), summary=Console())
+    run_export(options, console=output_console(stderr=True), summary=output_console())
 
 
 def _push_options(name: str | None, push_to: str | None, *, public: bool, dry_run: bool) -> HubPush | None:

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
@@ -17,6 +16,7 @@ from exporter.errors import UserError
 from exporter.naming import provider_for
 from exporter.runs import DEFAULT_RUNS_DIR, RUNS_DIR_ENV, RunDir, list_runs
 from exporter.summary import human_bytes
+from exporter.tables import ColumnKind, new_table, output_console
 
 
 @dataclass(frozen=True)
@@ -74,12 +74,18 @@ def _started_display(started: str | None) -> str:
 
 
 def render_table(summaries: list[RunSummary], *, long: bool) -> Table:
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    headers = ["run id", "agent", "models", "calls", "errors", "tasks", "started (UTC)", "size"]
-    headers += ["upstreams", "provider"] if long else []
-    for header in headers:
-        numeric = header in ("calls", "errors", "tasks", "size")
-        table.add_column(header, justify="right" if numeric else "left", overflow="fold")
+    columns: list[tuple[str, ColumnKind]] = [
+        ("run id", "id"),
+        ("agent", "id"),
+        ("models", "text"),
+        ("calls", "number"),
+        ("errors", "number"),
+        ("tasks", "number"),
+        ("started (UTC)", "id"),
+        ("size", "number"),
+    ]
+    columns += [("upstreams", "text"), ("provider", "text")] if long else []
+    table = new_table(columns, box=None, header_style="bold", pad_edge=False)
     for summary in summaries:
         cells = [
             summary.run_id,
@@ -107,11 +113,11 @@ def ls_command(runs_dir: Path | None, long: bool, as_json: bool) -> None:
     """List the recorded runs in RUNS_DIR (default: $AGENTCAP_RUNS_DIR or ./runs)."""
     runs_dir = runs_dir or Path(DEFAULT_RUNS_DIR)
     if not runs_dir.is_dir():
-        if as_json:
-            click.echo("[]")
-            return
-        click.echo(f"no runs: {runs_dir} does not exist (record one with mitmdump -s addons/agentcap.py)")
-        return
+        # Not "no runs": a mistyped path must not look like an empty listing to a script.
+        raise UserError(
+            f"{runs_dir}: no such directory; record a run with `mitmdump -s addons/agentcap.py`, "
+            f"or name the runs dir (agentcap ls DIR, or ${RUNS_DIR_ENV})"
+        )
     summaries = [summarize(run) for run in list_runs(runs_dir)]
     if as_json:
         click.echo(json.dumps([asdict(summary) for summary in summaries], indent=2))
@@ -119,7 +125,7 @@ def ls_command(runs_dir: Path | None, long: bool, as_json: bool) -> None:
     if not summaries:
         click.echo(f"no runs in {runs_dir}")
         return
-    console = Console()
+    console = output_console()
     console.print(render_table(summaries, long=long))
     for summary in summaries:
         if summary.problem:

@@ -3,7 +3,8 @@
 `<output>/<owner>/<name>/...` per bundle and `<output>/<owner>/collection.json`. What to copy is
 decided by the push's own planner (`exporter.hub.plan.plan_repo`) against what the folder already
 holds, so the two publish targets cannot drift apart:
-- a run already in the folder is skipped (with `replace`, its old files are replaced);
+- a run already in the folder is skipped (with `replace`, its old files are replaced), unless
+  it was exported while still recording: then this export replaces it (see `plan_repo`);
 - an existing dataset card is left untouched (people edit them);
 - `.agentcap/index.json` records which files belong to which run, as in a pushed repo.
 """
@@ -18,8 +19,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from exporter.bundle import CARD_FILE, BuiltExport
-from exporter.hub.plan import plan_repo
-from exporter.hub.remote import INDEX_PATH, INDEX_SCHEMA, TRACES_PREFIX, RemoteRepo
+from exporter.hub.plan import UPDATED_NOTE, plan_repo
+from exporter.hub.remote import INDEX_PATH, TRACES_PREFIX, IndexEntry, RemoteRepo, footer_of, parse_index
 
 COLLECTION_FILE = "collection.json"
 
@@ -36,6 +37,7 @@ def publish_local(
             owner=built.owner,
             remote=read_folder(target, bundle.repo_id(built.owner)),
             replace=replace,
+            snapshots=built.snapshots,
         )
         for path in plan.deletes:
             (target / path).unlink(missing_ok=True)
@@ -52,6 +54,8 @@ def publish_local(
             note(
                 f"{plan.repo_id}: run {run} is already in {target}; skipped (delete its files to export it again)"
             )
+        for run in plan.updated_runs:
+            note(f"{plan.repo_id}: {UPDATED_NOTE.format(run=run)}")
         destinations[bundle.name] = str(target)
     write_collection(built, output / built.owner / COLLECTION_FILE)
     return destinations
@@ -70,30 +74,27 @@ def read_folder(folder: Path, repo_id: str) -> RemoteRepo:
         for path in folder.rglob("*")
         if path.is_file()
     }
-    owners = {
-        path: run
-        for run, paths in _read_index(folder / INDEX_PATH).items()
-        for path in paths
-        if path in files
-    }
+    index = _read_index(folder / INDEX_PATH)
+    owners = {path: run for run, entry in index.items() for path in entry.files if path in files}
+    snapshots = {run: entry.snapshot for run, entry in index.items() if entry.snapshot}
     for path in files:
         if path not in owners and path.startswith(TRACES_PREFIX) and path.count("/") >= 2:
             owners[path] = path.split("/", 2)[1]
         elif path not in owners and path.endswith(".parquet"):
-            run = (pq.read_metadata(folder / path).metadata or {}).get(b"run_id")
-            if run:
-                owners[path] = run.decode()
+            footer = footer_of(pq.read_metadata(folder / path).metadata)
+            if footer.run:
+                owners[path] = footer.run
+                if footer.snapshot:
+                    snapshots.setdefault(footer.run, footer.snapshot)
     runs: dict[str, list[str]] = {}
     for path, run in sorted(owners.items()):
         runs.setdefault(run, []).append(path)
-    return RemoteRepo(repo_id, exists=True, files=files, runs=runs)
+    return RemoteRepo(repo_id, exists=True, files=files, runs=runs, snapshots=snapshots)
 
 
-def _read_index(path: Path) -> dict[str, list[str]]:
+def _read_index(path: Path) -> dict[str, IndexEntry]:
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-        runs = document["runs"] if document.get("schema") == INDEX_SCHEMA else {}
-        return {str(run): [str(file) for file in entry["files"]] for run, entry in runs.items()}
+        return parse_index(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}  # no index (or a damaged one): paths and footers still tell the runs apart
 

@@ -30,6 +30,8 @@ RUNS_DIR_ENV = "AGENTCAP_RUNS_DIR"
 DEFAULT_RUNS_DIR = "runs"
 UNKNOWN_AGENT = "unknown"
 _MAPPED_WINDOW = 32 * 1024 * 1024
+_TAIL_WINDOW = 64 * 1024
+SNAPSHOT_KEY = "capture_snapshot"  # where a snapshot is published: parquet footer, repo index entry
 
 TARGET_FORMS = (
     "a directory holding runs, a run directory (with captures.jsonl), "
@@ -147,17 +149,18 @@ class Line:
     complete: bool  # False only for a last line without newline: possibly cut by a killed proxy
 
 
-def iter_lines(path: Path) -> Iterator[Line]:
+def iter_lines(path: Path, up_to: int | None = None) -> Iterator[Line]:
     """The non-blank lines of a JSONL file, streamed (one line in memory at a time).
 
     Memory-mapped: captures lines are often 100 KB+, and buffered readline spends more time
     reassembling such lines than msgspec spends parsing them. Pages already read are handed back
     as we go, so the mapping never holds more than `_MAPPED_WINDOW` of the file in memory. Only the
-    part of the file that exists when reading starts is read, so a live run can be read safely.
+    part of the file that exists when reading starts is read (only its first `up_to` bytes if
+    given, see `CaptureSnapshot`), so a live run can be read safely.
     """
-    if not path.is_file() or path.stat().st_size == 0:
+    if not path.is_file() or path.stat().st_size == 0 or up_to == 0:
         return
-    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), up_to or 0, access=mmap.ACCESS_READ) as mapped:
         mapped.madvise(mmap.MADV_SEQUENTIAL)
         size, offset, number, released = len(mapped), 0, 0, 0
         while offset < size:
@@ -173,6 +176,60 @@ def iter_lines(path: Path) -> Iterator[Line]:
             if content.strip():
                 yield Line(number=number, offset=offset, content=content, complete=complete)
             offset = end + 1
+
+
+@dataclass(frozen=True)
+class CaptureSnapshot:
+    """What an export reads of a run's captures.jsonl: its complete lines when the export started.
+
+    The offset is fixed once, so both passes of the export (and its counts) see the same lines
+    however fast the proxy appends. It is published with the files (parquet footer and repo index,
+    as `as_json()`), so a later export knows a partial export when it sees one.
+    """
+
+    bytes: int  # the file is read up to here: just past its last newline when the export started
+    recording: bool  # run.json said `running`, or a line was still being written past `bytes`
+    lines: int = 0  # lines in those bytes (filled in once they are read)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"bytes": self.bytes, "lines": self.lines, "recording": self.recording}
+
+    @classmethod
+    def from_json(cls, value: object) -> CaptureSnapshot | None:
+        """The snapshot as published, or None for anything else (files of older exports have none)."""
+        if not isinstance(value, dict):
+            return None
+        try:
+            return cls(
+                bytes=int(value["bytes"]), recording=value["recording"] is True, lines=int(value["lines"])
+            )
+        except (TypeError, KeyError, ValueError):
+            return None
+
+
+def take_snapshot(run: RunDir) -> CaptureSnapshot:
+    """Fix the part of `run`'s captures.jsonl an export reads: up to the last newline, now."""
+    size = run.captures_path.stat().st_size if run.captures_path.is_file() else 0
+    end = _end_of_last_line(run.captures_path, size)
+    return CaptureSnapshot(bytes=end, recording=run.info.get("status") == "running" or end < size)
+
+
+def _end_of_last_line(path: Path, size: int) -> int:
+    """The offset just past the last newline in the first `size` bytes of `path` (0 if none)."""
+    if size == 0:
+        return 0
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        end = size
+        while end > 0:  # backwards, a window at a time: a line can be megabytes long
+            start = max(0, end - _TAIL_WINDOW)
+            newline = os.pread(descriptor, end - start, start).rfind(b"\n")
+            if newline >= 0:
+                return start + newline + 1
+            end = start
+        return 0
+    finally:
+        os.close(descriptor)
 
 
 @dataclass

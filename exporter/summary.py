@@ -6,9 +6,9 @@ from collections.abc import Mapping
 
 import pyarrow.parquet as pq
 from rich.console import Console
-from rich.table import Table
 
 from exporter.bundle import BuiltExport, RepoBundle
+from exporter.tables import ColumnKind, new_table
 
 
 def bundle_rows(bundle: RepoBundle) -> int | None:
@@ -29,11 +29,15 @@ def human_bytes(count: float) -> str:
 
 
 def print_summary(console: Console, built: BuiltExport, destinations: Mapping[str, str]) -> None:
-    table = Table(title=f"agentcap export: {len(built.runs)} run(s)", title_justify="left")
-    table.add_column("dataset", overflow="fold")
-    for column in ("runs", "rows", "files", "size"):
-        table.add_column(column, justify="right")
-    table.add_column("written to", overflow="fold")
+    columns: list[tuple[str, ColumnKind]] = [
+        ("dataset", "id"),
+        *((column, "number") for column in ("runs", "rows", "files", "size")),
+        ("written to", "id"),
+    ]
+    title = f"agentcap export: {len(built.runs)} run(s)"
+    if built.partial_runs:
+        title += f", {len(built.partial_runs)} still recording (partial)"
+    table = new_table(columns, title=title, title_justify="left")
     for bundle in built.bundles:
         rows = bundle_rows(bundle)
         table.add_row(

@@ -1,6 +1,7 @@
 """Shared test set-up: scripts/ on sys.path (fake model server) and quiet, offline huggingface_hub."""
 
 import os
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,14 @@ for extra in (ROOT / "scripts", ROOT / "tests"):
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_DISABLE_UPDATE_CHECK", "1")
 os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
+
+
+@pytest.fixture
+def refused_endpoint() -> Iterator[str]:
+    """A loopback URL whose port refuses connections: bound, never listening."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 @pytest.fixture

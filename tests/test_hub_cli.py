@@ -159,3 +159,17 @@ def test_replace_via_the_command_keeps_one_copy_of_each_row(hub, runs_dir):
         "agentcap export: add 1 parquet file from run run-1; add dataset card",
         "agentcap export: replace run run-1",
     ]
+
+
+def test_a_hub_that_refuses_connections_fails_at_once_in_one_line(runs_dir, refused_endpoint, monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", refused_endpoint)
+    monkeypatch.setenv("HF_TOKEN", "hf_test_token")
+
+    result = export(str(runs_dir), "--push", "tester/agent-runs", "--no-scan")
+
+    assert result.exit_code == 1
+    assert "retrying" not in result.stderr  # refused is not transient: no 30 s of backoff first
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"Error: pushing tester/agent-runs-captures failed: could not reach {refused_endpoint} "
+        "(ConnectError: [Errno 111] Connection refused); check the network or HF_ENDPOINT; nothing was published"
+    )

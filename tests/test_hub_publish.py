@@ -7,6 +7,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import httpx2
 import pyarrow.parquet as pq
 import pytest
 from factories import CANARY_KEY, make_record, write_run
@@ -19,6 +20,7 @@ from exporter.bundle import BuiltExport
 from exporter.errors import AbortExport, UserError
 from exporter.hub import Backoff, print_push_result, publish_to_hub
 from exporter.hub.remote import INDEX_PATH
+from exporter.hub.retry import is_transient
 from exporter.runs import RunDir
 
 FAST = Backoff(attempts=3, first_delay=0.01, max_delay=0.05)
@@ -381,3 +383,17 @@ def test_demo_like_export_loads_back_through_hf_hub_download(hub, api, export, t
     for _, repo_id in hub.repos:
         for data in hub.files(repo_id).values():
             assert CANARY_KEY.encode() not in data
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (httpx2.ConnectError("[Errno 111] Connection refused"), False),
+        (httpx2.ConnectError("[Errno -2] Name or service not known"), False),
+        (httpx2.ConnectTimeout("timed out"), True),
+        (httpx2.ReadTimeout("timed out"), True),
+        (httpx2.RemoteProtocolError("peer closed connection"), True),
+    ],
+)
+def test_only_failures_that_can_pass_are_retried(error: Exception, transient: bool) -> None:
+    assert is_transient(error) is transient

@@ -10,6 +10,7 @@ from factories import CANARY_KEY, conversation_run, export_parquet
 from fake_hub import FakeHub
 from huggingface_hub import HfApi
 from rich.text import Text
+from textual import events
 from textual.widgets import DataTable, Input, Static
 
 from exporter.inspect.app import MATCH_STYLE, InspectApp
@@ -269,3 +270,34 @@ async def test_unknown_hub_dataset_ends_with_a_one_line_failure(tmp_path: Path) 
             while app.is_running:  # the load fails in its worker, which then ends the app
                 await pilot.pause(0.05)
     assert app.failure is not None and app.failure.startswith("hf://datasets/tester/missing: no such dataset")
+
+
+async def press_at_once(app: InspectApp, pilot, *keys: str) -> None:
+    """Keys queued together, as a terminal delivers keys typed faster than the screen redraws:
+    `pilot.press` waits for the app to go idle after each key, which hides ordering bugs."""
+    for key in keys:
+        app.post_message(events.Key(key, "\r" if key == "enter" else None))
+    await settle(app, pilot)
+
+
+@pytest.mark.parametrize("downs", [1, 2, 3])
+async def test_rid_down_then_enter_at_once_picks_the_highlighted_call(runs_dir: Path, downs: int) -> None:
+    run = RunDir.load(runs_dir / RUN_ID)
+    expected = [json.loads(line)["request_id"] for line in run.captures_path.read_text().splitlines()]
+    app = InspectApp(RunSource(run), pick_rid=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await press_at_once(app, pilot, *["down"] * downs, "enter")
+    assert app.return_value == expected[downs]
+
+
+async def test_down_then_enter_at_once_opens_the_highlighted_call(runs_dir: Path) -> None:
+    app = InspectApp(RunsDirSource(runs_dir))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await press_at_once(app, pilot, "enter")
+        assert app.level.kind == "calls"
+        await press_at_once(app, pilot, "down", "enter")
+        assert app.level.kind == "messages"
+        assert app.level.title.startswith("task-1.2 ")
+        assert app.levels[-2].highlighted is not None and app.levels[-2].highlighted.cells[0] == "task-1.2"

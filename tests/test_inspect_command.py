@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,7 @@ from fake_hub import FakeHub
 from exporter.cli import main
 
 RUN_ID = "demo-20251121T081500-a1b2c3"
+AGENTCAP = Path(sys.executable).parent / "agentcap"
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None):
@@ -111,3 +115,63 @@ def test_hub_dataset_print_and_json(runs: tuple[Path, list[dict]], tmp_path: Pat
         result = run_cli("tester/nothing-here", "--print", env=env)
         assert result.exit_code == 2 and "no such dataset" in result.output
     assert not list((tmp_path / "cache").rglob("*.parquet"))  # listing never downloads
+
+
+# ---------------------------------------------------------------- user mistakes, as a user sees them
+
+
+def agentcap_process(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The real command in its own process: what reaches the terminal, tracebacks included."""
+    return subprocess.run(
+        [str(AGENTCAP), *args],
+        cwd=cwd,
+        env=os.environ | {"HF_HUB_DISABLE_TELEMETRY": "1"} | env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("target", ["runs/nope-typo", "./nope-typo", "runs/nope/deeper"])
+def test_a_mistyped_path_is_no_such_run_and_never_asks_the_hub(
+    runs: tuple[Path, list[dict]], target: str, refused_endpoint: str
+) -> None:
+    runs_dir, _ = runs
+    result = agentcap_process(
+        "inspect", target, "--print", cwd=runs_dir.parent, env={"HF_ENDPOINT": refused_endpoint}
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"Error: {target}: no such run or file; pass ")
+
+
+@pytest.mark.parametrize("target", ["hf://datasets/tester/caps-captures", "tester/caps-captures"])
+@pytest.mark.parametrize("mode", ["--print", "--json"])
+def test_an_unreachable_hub_is_one_line_at_once(
+    tmp_path: Path, target: str, mode: str, refused_endpoint: str
+) -> None:
+    result = agentcap_process("inspect", target, mode, cwd=tmp_path, env={"HF_ENDPOINT": refused_endpoint})
+    assert result.returncode == 2 and result.stdout == ""
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        f"Error: hf://datasets/tester/caps-captures: could not reach {refused_endpoint} "
+        "(ConnectError: [Errno 111] Connection refused); check the network or HF_ENDPOINT"
+    ]
+
+
+def test_a_hub_server_error_is_one_line(tmp_path: Path) -> None:
+    with FakeHub() as hub:
+        hub.create_repo("tester/caps-captures")
+        hub.fail_next("repo_info", 503)
+        result = agentcap_process(
+            "inspect",
+            "hf://datasets/tester/caps-captures",
+            "--print",
+            cwd=tmp_path,
+            env={"HF_ENDPOINT": hub.url},
+        )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("Error: hf://datasets/tester/caps-captures: the Hub answered HTTP 503")
+    assert line.endswith("; try again later")

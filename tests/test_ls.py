@@ -83,13 +83,30 @@ def test_runs_dir_from_environment(runs: Path) -> None:
     assert "goose-20261121T091500-bbbbbb" in result.output
 
 
-def test_missing_or_empty_dir_is_one_line_exit_0(tmp_path: Path) -> None:
-    missing = invoke(str(tmp_path / "nope"))
-    assert missing.exit_code == 0
-    assert missing.output.count("\n") == 1 and "does not exist" in missing.output
+@pytest.mark.parametrize("how", ["argument", "--json", "environment", "default"])
+def test_a_missing_runs_dir_is_a_one_line_error(tmp_path: Path, how: str, monkeypatch) -> None:
+    missing = tmp_path / "nope"
+    monkeypatch.chdir(tmp_path)  # the default is ./runs, missing here too
+    args, env = {
+        "argument": ([str(missing)], {}),
+        "--json": ([str(missing), "--json"], {}),
+        "environment": ([], {"AGENTCAP_RUNS_DIR": str(missing)}),
+        "default": ([], {}),
+    }[how]
+    result = CliRunner().invoke(ls_command, args, env=env)
+    assert result.exit_code == 2
+    named = "runs" if how == "default" else str(missing)
+    assert result.output.splitlines() == [
+        f"Error: {named}: no such directory; record a run with `mitmdump -s addons/agentcap.py`, "
+        f"or name the runs dir (agentcap ls DIR, or $AGENTCAP_RUNS_DIR)"
+    ]
+    assert "Traceback" not in result.output
+
+
+def test_an_empty_dir_is_one_line_exit_0(tmp_path: Path) -> None:
     empty = invoke(str(tmp_path))
     assert empty.exit_code == 0 and empty.output == f"no runs in {tmp_path}\n"
-    assert invoke(str(tmp_path / "nope"), "--json").output == "[]\n"
+    assert invoke(str(tmp_path), "--json").output == "[]\n"
 
 
 def test_unreadable_run_is_listed_with_its_problem(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ prints is what a push does.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete
@@ -15,9 +16,11 @@ from huggingface_hub._commit_api import CommitOperation
 from exporter import __version__
 from exporter.bundle import CARD_FILE, BundleFile, RepoBundle
 from exporter.hub.remote import INDEX_PATH, RemoteRepo, index_document
+from exporter.runs import CaptureSnapshot
 
 FILE_NOUNS = {"captures": "parquet file", "traces": "trace file"}
 RUN_IDS_IN_MESSAGE = 3
+UPDATED_NOTE = "run {run} was exported while still recording; replaced by this export"
 
 
 @dataclass
@@ -28,6 +31,7 @@ class RepoPlan:
     added_runs: list[str]
     replaced_runs: list[str]
     skipped_runs: list[str]  # already in the repo from an earlier export; kept because no --replace
+    updated_runs: list[str]  # their earlier export was a partial snapshot: replaced without --replace
     present_runs: list[str]  # already there with exactly these files (a re-run after an interrupted push)
     uploads: list[BundleFile]
     deletes: list[str]
@@ -63,6 +67,8 @@ class RepoPlan:
             parts.append(f"add {_count(len(new_files), noun)} from {_runs_phrase(self.added_runs)}")
         if self.replaced_runs:
             parts.append(f"replace {_runs_phrase(self.replaced_runs)}")
+        if self.updated_runs:
+            parts.append(f"update {_runs_phrase(self.updated_runs)} (exported while still recording)")
         if self.write_card:
             parts.append("add dataset card")
         return "agentcap export: " + "; ".join(parts)
@@ -72,50 +78,72 @@ class RepoPlan:
         for file in self.uploads:
             by_run[file.run_id].append(file.path)
         lines = [f"Pushed by agentcap {__version__}."]
-        for run in self.added_runs + self.replaced_runs:
-            verb = "replaced with" if run in self.replaced_runs else "added"
+        for run in self.added_runs + self.replaced_runs + self.updated_runs:
+            verb = "added" if run in self.added_runs else "replaced with"
             lines.append(f"- run `{run}`: {verb} " + ", ".join(f"`{path}`" for path in by_run[run]))
         if self.deletes:
             lines.append("- deleted (replaced runs): " + ", ".join(f"`{path}`" for path in self.deletes))
         return "\n".join(lines)
 
 
-def plan_repo(bundle: RepoBundle, *, owner: str, remote: RemoteRepo, replace: bool) -> RepoPlan:
+def plan_repo(
+    bundle: RepoBundle,
+    *,
+    owner: str,
+    remote: RemoteRepo,
+    replace: bool,
+    snapshots: Mapping[str, CaptureSnapshot] | None = None,
+) -> RepoPlan:
+    """Per run of the bundle: add it, keep what is there, or replace it.
+
+    A run already in the repo is replaced only with `replace`, or when what is there is a partial
+    export (taken while the run was still recording) and this export holds a different snapshot
+    (more lines, or the same lines now final). `snapshots` (run id -> the captures lines this export
+    holds) is recorded in the index beside each run's files.
+    """
+    snapshots = snapshots or {}
     files_by_run: dict[str, list[BundleFile]] = defaultdict(list)
     for file in bundle.files:
         files_by_run[file.run_id].append(file)
-    added, replaced, skipped, present = [], [], [], []
+    added, replaced, updated, skipped, present = [], [], [], [], []
     uploads: list[BundleFile] = []
     deletes: list[str] = []
     runs_after = {run: list(paths) for run, paths in remote.runs.items()}
+    snapshots_after = dict(remote.snapshots)
     for run, files in sorted(files_by_run.items()):
         remote_paths = remote.runs.get(run)
         new_paths = [file.path for file in files]
+        earlier = remote.snapshots.get(run)
+        partial = earlier is not None and earlier.recording
         if remote_paths is None:
             added.append(run)
-        elif _same_files(bundle, files, remote):
+        elif _same_files(bundle, files, remote) or (partial and earlier == snapshots.get(run)):
             present.append(run)
             continue
-        elif replace:
-            replaced.append(run)
+        elif replace or partial:
+            (replaced if replace else updated).append(run)
             deletes += [path for path in remote_paths if path not in new_paths]
         else:
             skipped.append(run)
             continue
         uploads += files
         runs_after[run] = new_paths
+        snapshots_after.pop(run, None)
+        if run in snapshots:
+            snapshots_after[run] = snapshots[run]
     return RepoPlan(
         bundle=bundle,
         repo_id=bundle.repo_id(owner),
         remote=remote,
         added_runs=added,
         replaced_runs=replaced,
+        updated_runs=updated,
         skipped_runs=skipped,
         present_runs=present,
         uploads=uploads,
         deletes=sorted(deletes),
         write_card=not remote.has_card,
-        index=index_document(runs_after, exporter_version=__version__),
+        index=index_document(runs_after, snapshots_after, exporter_version=__version__),
     )
 
 

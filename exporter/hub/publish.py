@@ -21,7 +21,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, Te
 
 from exporter.bundle import CARD_FILE, BuiltExport, RepoBundle
 from exporter.errors import AbortExport, UserError
-from exporter.hub.plan import RepoPlan, plan_repo
+from exporter.hub.plan import UPDATED_NOTE, RepoPlan, plan_repo
 from exporter.hub.remote import INDEX_PATH, RemoteRepo, read_remote, unknown_remote
 from exporter.hub.retry import Backoff, explain_failure, with_retries
 from exporter.hub.target import LOGIN_HINT
@@ -151,10 +151,18 @@ class _Publisher:
             self.api.create_repo(repo_id, repo_type="dataset", private=not self.public, exist_ok=True)
             self.created.add(repo_id)
             remote = self._read(repo_id)
-        plan = plan_repo(bundle, owner=self.built.owner, remote=remote, replace=self.replace)
+        plan = plan_repo(
+            bundle,
+            owner=self.built.owner,
+            remote=remote,
+            replace=self.replace,
+            snapshots=self.built.snapshots,
+        )
         outcome = RepoOutcome(plan, f"{self.endpoint}/datasets/{repo_id}", created=repo_id in self.created)
         for run in plan.skipped_runs:
             self.say(f"{repo_id}: run {run} is already in the repo; skipped (use --replace to overwrite it)")
+        for run in plan.updated_runs:
+            self.say(f"{repo_id}: {UPDATED_NOTE.format(run=run)}")
         if self.dry_run:
             self._print_plan(plan)
             return outcome
@@ -191,6 +199,8 @@ class _Publisher:
             self.dry(f"use existing dataset repo {plan.repo_id} ({kept}, visibility kept)")
         for path in plan.deletes:
             self.dry(f"  delete {path} (replaced run)")
+        for run in plan.updated_runs:
+            self.dry(f"  replace run {run}: its earlier export was partial (still recording)")
         for file in plan.uploads:
             size = plan.bundle.local_path(file).stat().st_size
             self.dry(f"  add {file.path} ({size:,} bytes, run {file.run_id})")
@@ -296,6 +306,8 @@ def _describe(outcome: RepoOutcome) -> str:
         parts.append(f"{len(plan.added_runs)} run(s) added")
     if plan.replaced_runs:
         parts.append(f"{len(plan.replaced_runs)} replaced")
+    if plan.updated_runs:
+        parts.append(f"{len(plan.updated_runs)} partial run(s) completed")
     if plan.skipped_runs:
         parts.append(f"{len(plan.skipped_runs)} skipped (already there)")
     if plan.write_card:

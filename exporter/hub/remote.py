@@ -7,6 +7,9 @@ deleted) are still understood:
 2. the path: trace files live under `traces/<run-id>/`;
 3. the parquet footer: every captures file records `run_id` in its key-value metadata (read with
    ranged requests, a few KB per file, only for files the index does not list).
+
+The index entry and the footer also carry the captures snapshot the files hold (`capture_snapshot`):
+a run exported while still recording is marked so, and the next export replaces it.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from huggingface_hub.errors import RepositoryNotFoundError
 from huggingface_hub.hf_api import RepoFile
 
 from exporter.bundle import CARD_FILE
+from exporter.runs import SNAPSHOT_KEY, CaptureSnapshot
 
 INDEX_PATH = ".agentcap/index.json"
 INDEX_SCHEMA = "agentcap.hub-index/1"
@@ -38,6 +42,8 @@ class RemoteRepo:
     sha: str | None = None
     files: dict[str, int] = field(default_factory=dict)  # path -> size at `sha`
     runs: dict[str, list[str]] = field(default_factory=dict)  # run id -> its files at `sha`
+    # run id -> the captures snapshot its files hold, when published (see runs.CaptureSnapshot)
+    snapshots: dict[str, CaptureSnapshot] = field(default_factory=dict)
     known: bool = True  # False when the state could not be read (offline dry run): assume empty
 
     @property
@@ -59,59 +65,109 @@ def read_remote(api: HfApi, repo_id: str, *, warn: Callable[[str], None]) -> Rem
     tree = api.list_repo_tree(repo_id, repo_type="dataset", recursive=True, revision=sha)
     files = {entry.path: entry.size for entry in tree if isinstance(entry, RepoFile)}
     index = _read_index(api, repo_id, sha, warn=warn) if INDEX_PATH in files else {}
-    owners = {path: run for run, paths in index.items() for path in paths if path in files}
+    owners = {path: run for run, entry in index.items() for path in entry.files if path in files}
+    snapshots = {run: entry.snapshot for run, entry in index.items() if entry.snapshot}
     for path in files:
         if path not in owners and path.startswith(TRACES_PREFIX) and path.count("/") >= 2:
             owners[path] = path.split("/", 2)[1]
     unattributed = [path for path in files if path not in owners and path.endswith(".parquet")]
-    owners |= _runs_from_footers(api, repo_id, sha, unattributed, warn=warn)
+    for path, footer in _footers(api, repo_id, sha, unattributed, warn=warn).items():
+        if footer.run is not None:
+            owners[path] = footer.run
+            if footer.snapshot is not None:
+                snapshots.setdefault(footer.run, footer.snapshot)
     runs: dict[str, list[str]] = {}
     for path, run in sorted(owners.items()):
         runs.setdefault(run, []).append(path)
-    return RemoteRepo(repo_id, exists=True, private=info.private, sha=sha, files=files, runs=runs)
+    return RemoteRepo(
+        repo_id, exists=True, private=info.private, sha=sha, files=files, runs=runs, snapshots=snapshots
+    )
 
 
-def index_document(runs: dict[str, list[str]], *, exporter_version: str) -> bytes:
+@dataclass(frozen=True)
+class IndexEntry:
+    """A run in the index: its files, and the captures snapshot they hold (None: not recorded)."""
+
+    files: list[str]
+    snapshot: CaptureSnapshot | None = None
+
+
+def index_document(
+    runs: dict[str, list[str]], snapshots: dict[str, CaptureSnapshot], *, exporter_version: str
+) -> bytes:
     """The index file's bytes: stable order so an unchanged index is an unchanged blob."""
-    document = {
-        "schema": INDEX_SCHEMA,
-        "written_by": f"agentcap {exporter_version}",
-        "runs": {run: {"files": sorted(paths)} for run, paths in sorted(runs.items())},
-    }
+    entries: dict[str, dict[str, Any]] = {}
+    for run, paths in sorted(runs.items()):
+        entries[run] = {"files": sorted(paths)}
+        if run in snapshots:
+            entries[run][SNAPSHOT_KEY] = snapshots[run].as_json()
+    document = {"schema": INDEX_SCHEMA, "written_by": f"agentcap {exporter_version}", "runs": entries}
     return (json.dumps(document, indent=1, ensure_ascii=False) + "\n").encode()
+
+
+def parse_index(document: Any) -> dict[str, IndexEntry]:
+    """The index file's runs; raises (ValueError, KeyError, TypeError, AttributeError) when malformed."""
+    runs = document["runs"] if document.get("schema") == INDEX_SCHEMA else {}
+    return {
+        str(run): IndexEntry(
+            [str(path) for path in entry["files"]], CaptureSnapshot.from_json(entry.get(SNAPSHOT_KEY))
+        )
+        for run, entry in runs.items()
+    }
+
+
+@dataclass(frozen=True)
+class Footer:
+    """What a parquet footer says about the file's origin."""
+
+    run: str | None
+    snapshot: CaptureSnapshot | None
+
+
+def footer_of(metadata: dict[bytes, bytes] | None) -> Footer:
+    values = metadata or {}
+    run = values.get(b"run_id")
+    snapshot = values.get(SNAPSHOT_KEY.encode())
+    return Footer(
+        run.decode() if run else None,
+        CaptureSnapshot.from_json(_json_or_none(snapshot)) if snapshot else None,
+    )
+
+
+def _json_or_none(data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
 
 
 def _filesystem(api: HfApi) -> HfFileSystem:
     return HfFileSystem(endpoint=api.endpoint, token=api.token, skip_instance_cache=True)
 
 
-def _read_index(api: HfApi, repo_id: str, sha: str, *, warn: Callable[[str], None]) -> dict[str, list[str]]:
+def _read_index(api: HfApi, repo_id: str, sha: str, *, warn: Callable[[str], None]) -> dict[str, IndexEntry]:
     try:
-        document: Any = json.loads(_filesystem(api).read_bytes(f"datasets/{repo_id}@{sha}/{INDEX_PATH}"))
-        runs = document["runs"] if document.get("schema") == INDEX_SCHEMA else {}
-        return {str(run): [str(path) for path in entry["files"]] for run, entry in runs.items()}
+        return parse_index(json.loads(_filesystem(api).read_bytes(f"datasets/{repo_id}@{sha}/{INDEX_PATH}")))
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         warn(f"{repo_id}: ignoring unreadable {INDEX_PATH} ({error}); finding runs from paths and footers")
         return {}
 
 
-def _runs_from_footers(
+def _footers(
     api: HfApi, repo_id: str, sha: str, paths: Iterable[str], *, warn: Callable[[str], None]
-) -> dict[str, str]:
+) -> dict[str, Footer]:
     paths = list(paths)
     if not paths:
         return {}
     filesystem = _filesystem(api)
 
-    def run_of(path: str) -> tuple[str, str | None]:
+    def footer(path: str) -> tuple[str, Footer]:
         try:
             with filesystem.open(f"datasets/{repo_id}@{sha}/{path}", "rb", block_size=64 * 1024) as handle:
-                metadata = pq.ParquetFile(handle).metadata.metadata or {}
+                return path, footer_of(pq.ParquetFile(handle).metadata.metadata)
         except ValueError as error:  # not parquet, or no footer: not ours to manage. HTTP errors propagate.
             warn(f"{repo_id}: cannot read the parquet footer of {path} ({error}); leaving it alone")
-            return path, None
-        run = metadata.get(b"run_id")
-        return path, run.decode() if run else None
+            return path, Footer(None, None)
 
     with ThreadPoolExecutor(max_workers=min(FOOTER_READERS, len(paths))) as pool:
-        return {path: run for path, run in pool.map(run_of, paths) if run}
+        return dict(pool.map(footer, paths))

@@ -37,6 +37,10 @@ def status_of(error: BaseException) -> int | None:
 
 
 def is_transient(error: BaseException) -> bool:
+    """Worth another try: a busy or failing Hub, a timeout, a dropped connection. Not a connection
+    that could not be made (refused, no such host): waiting 30 s would not change that answer."""
+    if isinstance(error, httpx2.ConnectError):
+        return False
     return status_of(error) in TRANSIENT_STATUSES or isinstance(error, httpx2.TransportError)
 
 
@@ -99,5 +103,9 @@ def explain_failure(error: BaseException, *, what: str, endpoint: str) -> str:
     if status is not None and status >= 500:
         return f"{what} failed: the Hub had a server error ({reason}); re-run the export later"
     if isinstance(error, httpx2.TransportError):
-        return f"{what} failed: could not reach {endpoint} ({reason}); check the network or HF_ENDPOINT"
+        return f"{what} failed: {unreachable(error, endpoint)}"
     return f"{what} failed: {reason}"
+
+
+def unreachable(error: httpx2.TransportError, endpoint: str) -> str:
+    return f"could not reach {endpoint} ({short_reason(error)}); check the network or HF_ENDPOINT"

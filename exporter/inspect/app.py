@@ -17,6 +17,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.coordinate import Coordinate
+from textual.driver import Driver
 from textual.widgets import DataTable, Footer, Input, Static
 
 from exporter.errors import UserError
@@ -74,8 +75,10 @@ class InspectApp(App[str | None]):
         Binding("ctrl+f", "toggle_failed", "failed only"),
     ]
 
-    def __init__(self, source: Any, *, pick_rid: bool = False) -> None:
-        super().__init__()
+    def __init__(
+        self, source: Any, *, pick_rid: bool = False, driver_class: type[Driver] | None = None
+    ) -> None:
+        super().__init__(driver_class=driver_class)
         self.source = source
         self.pick_rid = pick_rid
         self.levels: list[Level] = []
@@ -266,9 +269,20 @@ class InspectApp(App[str | None]):
             self._refresh_rows(keep=self.level.highlighted)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        visible = self.level.visible if self.levels else []
-        if 0 <= event.cursor_row < len(visible):
-            self._highlight(visible[event.cursor_row])
+        # The event's row may be stale (keys typed faster than messages travel, or a level pushed
+        # meanwhile): the table's cursor is what the user sees, so follow that.
+        self._follow_cursor()
+
+    def _follow_cursor(self) -> Row | None:
+        """The row under the table's cursor, made the level's highlighted row (preview included)."""
+        if not self.levels:
+            return None
+        visible = self.level.visible
+        position = self.query_one(DataTable).cursor_row
+        row = visible[position] if 0 <= position < len(visible) else None
+        if row is not self.level.highlighted:
+            self._highlight(row)
+        return row
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.action_open()
@@ -299,7 +313,9 @@ class InspectApp(App[str | None]):
     def action_open(self) -> None:
         if not self.levels or self.loading:
             return
-        row = self.level.highlighted
+        # Not `level.highlighted`: Enter can arrive before the RowHighlighted message of the key
+        # that moved the cursor just before it.
+        row = self._follow_cursor()
         if row is None:
             return
         item = row.item

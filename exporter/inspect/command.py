@@ -9,14 +9,13 @@ from typing import Any
 
 import click
 import msgspec
-from rich.console import Console
-from rich.table import Table
 
 from exporter.errors import UserError
 from exporter.inspect.hub import HF_DATASET_PREFIX, HubSource
 from exporter.inspect.rows import COLUMNS, Row, call_rows, file_rows, row_json, run_rows
 from exporter.inspect.sources import ParquetSource, RunsDirSource, RunSource
 from exporter.runs import RUNS_DIR_ENV, RunDir, default_runs_dir, is_run_dir, iter_lines, list_runs
+from exporter.tables import ColumnKind, new_table, output_console
 
 REQUEST_ID_PREFIX = re.compile(r"^[0-9a-f]{6,32}$")
 DATASET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -25,6 +24,12 @@ TARGET_FORMS = (
     "hf://datasets/OWNER/NAME (or OWNER/NAME), or a request-id prefix (6+ hex digits)"
 )
 MATCHES_LISTED = 5
+COLUMN_KINDS: dict[str, ColumnKind] = {
+    "MODELS": "text",
+    "MODEL": "text",
+    "SUMMARY": "preview",
+    **dict.fromkeys(("TASKS", "CALLS", "ERRORS", "ROWS", "SIZE", "#"), "number"),
+}
 
 Source = RunsDirSource | RunSource | ParquetSource | HubSource
 
@@ -112,9 +117,18 @@ def resolve_source(
         return RunSource(RunDir.load(runs_dir / target), reports)
     if REQUEST_ID_PREFIX.match(target):
         return None
+    if looks_like_a_path(target) and not path.exists():
+        raise UserError(f"{target}: no such run or file; pass {TARGET_FORMS}")
     if DATASET_ID.match(target) and not path.exists():
         return hub_source(target, revision)
     raise UserError(f"{target}: not a run, file, dataset or request id; pass {TARGET_FORMS}")
+
+
+def looks_like_a_path(target: str) -> bool:
+    """Absolute, `./`, `../`, `~`, or inside a directory that exists here (`runs/nope-typo`): a
+    mistyped local path, not OWNER/NAME on the Hub (hf://datasets/OWNER/NAME always goes there)."""
+    parts = Path(target).parts
+    return target.startswith(("/", ".", "~")) or (len(parts) > 1 and Path(parts[0]).is_dir())
 
 
 def hub_source(repo: str, revision: str | None) -> HubSource:
@@ -137,23 +151,21 @@ def first_level_rows(source: Source) -> list[Row]:
 
 
 def print_rows(kind: str, rows: list[Row]) -> None:
-    table = Table(box=None, pad_edge=False)
-    for column in COLUMNS[kind]:
-        table.add_column(
-            column, no_wrap=True, overflow="ellipsis", max_width=80 if column == "SUMMARY" else None
-        )
+    columns = [(column, COLUMN_KINDS.get(column, "id")) for column in COLUMNS[kind]]
+    table = new_table(columns, box=None, pad_edge=False)
     for row in rows:
         table.add_row(*row.cells, style="red" if row.failed else None)
-    Console(soft_wrap=False).print(table)
+    output_console().print(table)
 
 
 def browse(source: Source, *, pick_rid: bool) -> None:
     from huggingface_hub.utils import disable_progress_bars
 
     from exporter.inspect.app import InspectApp  # Textual loads only for the picker
+    from exporter.inspect.terminal import picker_driver
 
     disable_progress_bars()  # a download's progress bar would draw over the picker
-    app = InspectApp(source, pick_rid=pick_rid)
+    app = InspectApp(source, pick_rid=pick_rid, driver_class=picker_driver())
     chosen = app.run()
     if app.failure:
         raise UserError(app.failure)

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx2
 import pyarrow as pa
 import pyarrow.parquet as pq
 from huggingface_hub import HfApi, hf_hub_url
@@ -22,6 +23,7 @@ from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, Revi
 from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 
 from exporter.errors import UserError
+from exporter.hub.retry import short_reason, unreachable
 from exporter.inspect.calls import Call
 from exporter.inspect.sources import HubFile, describe_footer, read_parquet_calls
 
@@ -72,7 +74,11 @@ class HubSource:
         except HfHubHTTPError as error:
             if error.response is not None and error.response.status_code == 404:
                 return []  # a dataset without a data/ folder: nothing to list
-            raise UserError(f"{self.title}: the Hub answered {error}; try again later") from error
+            raise UserError(
+                f"{self.title}: the Hub answered {short_reason(error)}; try again later"
+            ) from error
+        except httpx2.TransportError as error:
+            raise UserError(f"{self.title}: {unreachable(error, self.api.endpoint)}") from error
         return sorted(files, key=lambda file: file.path)
 
     def read_footers(self, files: list[HubFile], on_read: Callable[[HubFile], None] | None = None) -> None:
@@ -94,7 +100,7 @@ class HubSource:
             if footer_length > len(tail):
                 tail = self._read_range(file, file.size - footer_length, file.size - len(tail)) + tail
             describe_footer(file, pq.read_metadata(pa.BufferReader(tail)))
-        except (ValueError, OSError, pa.ArrowException, HfHubHTTPError) as error:
+        except (ValueError, OSError, pa.ArrowException, HfHubHTTPError, httpx2.TransportError) as error:
             file.problem = f"footer unreadable: {error}"
         return file
 

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any, cast
 
 import click
-from rich.console import Console
 
 from exporter.options import run_targets
 from exporter.runs import resolve_targets
 from exporter.scan.gate import BlockOn, ScanOptions, scan_runs
 from exporter.scan.registry import DEFAULT_SCANNER, ready_scanner, scanner_names
 from exporter.scan.report import render_result, report_dict
+from exporter.tables import output_console
 
 SCANNER_ENV = "AGENTCAP_SCANNER"
 EXIT_BLOCKED = 1
@@ -88,6 +88,6 @@ def scan_command(
     if as_json:
         click.echo(json.dumps(report_dict(result), indent=2, ensure_ascii=False))
     else:
-        render_result(result, Console())
+        render_result(result, output_console())
     if result.blocking():
         raise SystemExit(EXIT_BLOCKED)

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from exporter.bundle import CARD_FILE
 from exporter.scan.findings import STATUSES
+from exporter.tables import new_table
 
 if TYPE_CHECKING:
     from exporter.bundle import BuiltExport
@@ -32,9 +32,11 @@ def render_result(result: ScanResult, console: Console) -> None:
     for run in result.runs:
         if not run.findings:
             continue
-        table = Table(title=f"secrets in run {escape(run.run_id)}", title_justify="left")
-        for column in ("detector", "file:line", "status", "preview", "blocks"):
-            table.add_column(column)
+        # A heading line, not the table's title: a title wraps at the table's width, cutting the run id.
+        console.print(f"[italic]secrets in run {escape(run.run_id)}[/]", highlight=False)
+        table = new_table(
+            (column, "id") for column in ("detector", "file:line", "status", "preview", "blocks")
+        )
         for finding in run.findings:
             style = _STATUS_STYLE[finding.status]
             blocks = "redacted" if result.redaction else ("yes" if result.options.blocks(finding) else "no")
@@ -46,11 +48,15 @@ def render_result(result: ScanResult, console: Console) -> None:
                 blocks,
             )
         console.print(table)
-    summary = Table(
-        title=f"secret scan: {result.options.scanner} {result.scanner_version}", title_justify="left"
+    summary = new_table(
+        [
+            ("run", "id"),
+            *((column, "number") for column in ("files", "bytes", *STATUSES, "blocking")),
+            ("result from", "id"),
+        ],
+        title=f"secret scan: {result.options.scanner} {result.scanner_version}",
+        title_justify="left",
     )
-    for column in ("run", "files", "bytes", *STATUSES, "blocking", "result from"):
-        summary.add_column(column, justify="left" if column in ("run", "result from") else "right")
     blocking_runs = [run_id for run_id, _ in result.blocking()]
     for run in result.runs:
         counts = [sum(1 for finding in run.findings if finding.status == status) for status in STATUSES]
