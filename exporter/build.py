@@ -145,6 +145,6 @@ def _traces_bundle(built: BuiltExport, agent: str) -> RepoBundle:
         name=name,
         folder=folder,
         files=files,
-        card=traces_card(built.owner, built.base, agent),
+        card=traces_card(built.owner, built.base, agent, [file.path for file in files]),
         agent=agent,
     )

@@ -29,6 +29,7 @@ from exporter.scan.command import scan_options_from, scanner_options
 from exporter.scan.gate import ScanOptions, gate_export
 from exporter.scan.registry import ready_scanner
 from exporter.scan.report import REPORT_FILE
+from exporter.sessions import add_sessions
 from exporter.summary import print_summary
 from exporter.tables import output_console
 
@@ -82,12 +83,12 @@ def run_export(options: ExportOptions, *, console: Console, summary: Console) ->
             console=console,
             strict=options.strict,
         )
+        warn = lambda m: console.print(f"[yellow]warning:[/] {escape(m)}")  # noqa: E731
+        add_sessions(built, warn=warn)
         if options.rollouts:
             from exporter.rollouts.bundle import rollouts_bundle  # pyarrow-heavy: only when asked
 
-            built.bundles.append(
-                rollouts_bundle(built, warn=lambda m: console.print(f"[yellow]warning:[/] {escape(m)}"))
-            )
+            built.bundles.append(rollouts_bundle(built, warn=warn))
         # Nothing is published unless the scan gate passes (it raises otherwise).
         gate_export(
             built,

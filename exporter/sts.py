@@ -66,7 +66,9 @@ def session_lines(row: dict[str, Any], meta: dict[str, Any]) -> list[dict[str, A
         elif out["role"] == "tool" and out.get("toolCallId") not in called:
             link = out.pop("toolCallId", None) or "?"
             out["role"] = "system"
-            out["content"] = f"[result of tool call {link}, which is not in this conversation]\n{out['content']}"
+            out["content"] = (
+                f"[result of tool call {link}, which is not in this conversation]\n{out['content']}"
+            )
         lines.append({"type": "message", "message": out})
     return lines
 
