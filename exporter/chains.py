@@ -14,7 +14,9 @@ The rules, applied within one scope (a run's task):
    continues the earlier call whose messages-plus-answer share the longest prefix with its own,
    the latest of equals (after a compaction that keeps the first messages, that is the latest
    state of the conversation). A call that shares no first message with any earlier call has
-   no parent.
+   no parent; nor has a call offering no tools that shares only its system prompt (two title
+   calls share the title instructions, not a conversation; an agent's loop offers tools, and a
+   compaction may keep nothing but its system prompt).
 2. **Chains.** Several calls can have the same parent (a title call that happens to extend the
    history, the main loop going on). The one that continues the parent's chain is the strongest:
    an *extension* (it sent all of the parent's messages) over a *rewrite* (it replaced their
@@ -122,6 +124,7 @@ class ChainCall:
     response_id: str | None = None
     previous_response_id: str | None = None
     leading_system: bool = False  # keys[0] is a system message (instructions)
+    preamble: int = 0  # how many of keys are leading system messages
 
 
 @dataclass
@@ -165,7 +168,7 @@ def build_chains(calls: Sequence[ChainCall]) -> Chains:
                 strength[index] = (True, len(keys[index]), True, -position)
             else:
                 shared, earlier = seen.longest(keys[index])
-                if earlier is not None:
+                if earlier is not None and (call.has_tools or shared > call.preamble):
                     parent[index] = earlier
                     extends = shared >= len(keys[earlier])
                     same_model = call.model == calls[earlier].model

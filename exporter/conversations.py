@@ -29,7 +29,7 @@ from exporter.rollouts.record import (
     to_json,
     to_utc,
 )
-from exporter.wire import DecodedResponse, record_exchanges, request_messages
+from exporter.wire import COMPLETIONS, DecodedResponse, record_exchanges, request_messages
 
 UNTAGGED_TASK = "-"
 PART_PREVIEW_CHARS = 200
@@ -79,6 +79,8 @@ class CapturedCall:
     response_id: str | None
     previous_response_id: str | None
     leading_system: bool  # the request's first message is its `instructions` (Responses)
+    preamble: int = 0  # leading system messages of the request
+    prompt: str | None = None  # legacy completions: the prompt text, which grows instead of a message list
 
     def chain_call(self) -> ChainCall:
         return ChainCall(
@@ -91,6 +93,7 @@ class CapturedCall:
             response_id=self.response_id,
             previous_response_id=self.previous_response_id,
             leading_system=self.leading_system,
+            preamble=self.preamble,
         )
 
 
@@ -252,6 +255,7 @@ def captured_calls(record: dict[str, Any], store: MessageStore) -> list[Captured
         model = model or request_model(record, body)
         usage = as_dict(record.get("usage")) if len(exchanges) == 1 else {}
         answer = _answer(decoded, failure, model)
+        sent = [normalize_message(m) for m in request_messages(body, api)]
         if failure is None:
             store.add(answer)  # a later stateful call's conversation includes it
         calls.append(
@@ -269,7 +273,7 @@ def captured_calls(record: dict[str, Any], store: MessageStore) -> list[Captured
                 ended_at=_turn_end(exchanges, position, ended),
                 model=model,
                 usage=provider_usage(usage or decoded.usage or {}),
-                keys=tuple(store.add(normalize_message(m)) for m in request_messages(body, api)),
+                keys=tuple(store.add(message) for message in sent),
                 answer=answer,
                 answered=failure is None,
                 error=failure,
@@ -279,6 +283,8 @@ def captured_calls(record: dict[str, Any], store: MessageStore) -> list[Captured
                 response_id=decoded.response_id,
                 previous_response_id=as_str(body.get("previous_response_id")),
                 leading_system=bool(as_str(body.get("instructions"))),
+                preamble=next((n for n, m in enumerate(sent) if m["role"] != "system"), len(sent)),
+                prompt=body["prompt"] if api == COMPLETIONS and isinstance(body.get("prompt"), str) else None,
             )
         )
     return calls
@@ -296,7 +302,31 @@ def conversations(records: Iterable[dict[str, Any]]) -> list[Conversation]:
     calls: list[CapturedCall] = []
     for record in records:
         calls += captured_calls(record, store)
+    _split_prompts(calls, store)
     return build_conversations(calls, store)
+
+
+def _split_prompts(calls: list[CapturedCall], store: MessageStore) -> None:
+    """Legacy completions send one growing prompt, not messages: cut each prompt after the longest
+    earlier prompt (or prompt + answer) it starts with, so it reads as that call's messages plus a
+    new user message, and chains like any other conversation."""
+    seen: dict[Hashable, list[tuple[str, tuple[bytes, ...]]]] = {}
+    for call in sorted((c for c in calls if c.prompt is not None), key=lambda c: (c.seq, c.connection_turn)):
+        prompt = call.prompt or ""
+        earlier = seen.setdefault((call.run_id, call.task_id), [])
+        text, keys = max(
+            ((t, k) for t, k in earlier if prompt.startswith(t)),
+            key=lambda pair: len(pair[0]),
+            default=("", ()),
+        )
+        rest = prompt[len(text) :]
+        if text:
+            call.keys = keys + (
+                (store.add(normalize_message({"role": "user", "content": rest})),) if rest else ()
+            )
+        earlier.append((prompt, call.keys))
+        if call.answered:
+            earlier.append((prompt + call.answer["content"], (*call.keys, message_key(call.answer))))
 
 
 def build_conversations(calls: list[CapturedCall], store: MessageStore) -> list[Conversation]:
