@@ -25,6 +25,7 @@ import msgspec
 import pyarrow as pa
 
 from exporter import __version__
+from exporter.conversations import URL_MODEL
 from exporter.naming import provider_for
 from exporter.parquet_io import ROW_GROUP_BYTES, ParquetFileWriter
 from exporter.runs import (
@@ -59,6 +60,7 @@ class _RecordHead(msgspec.Struct, kw_only=True):
     task_id: str | None = None
     turn: int | None = None
     upstream_url: str | None = None
+    url: str | None = None
     served_model: str | None = None
     error: msgspec.Raw = MISSING
 
@@ -161,7 +163,10 @@ class RunIndex:
 def _model_of(record: _IndexRecord) -> str:
     body = record.request.body if record.request else None
     model = body.model if isinstance(body, _ModelProbe) else None
-    return model if isinstance(model, str) and model else (record.served_model or "")
+    if isinstance(model, str) and model:
+        return model
+    in_url = URL_MODEL.search(record.url or "")  # Gemini names the model in the path, not the body
+    return in_url.group(1) if in_url else (record.served_model or "")
 
 
 def index_run(

@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 
 from exporter.chains import ChainCall, Delta, build_chains, message_key
+from exporter.conversations import request_model
 from exporter.wire import DecodedResponse, decode_record, request_messages
 
 REDACTED_PREFIX = "<redacted:"
@@ -134,7 +135,7 @@ class Call:
             task_id=record.get("task_id"),
             turn=_int(record.get("turn")),
             api=record.get("api"),
-            model=_model(body, record.get("served_model")),
+            model=request_model(record, body) or str(record.get("served_model") or ""),
             served_model=record.get("served_model"),
             captured_at=_float(record.get("captured_at")),
             status_code=_int(response.get("status_code")) if response else None,
