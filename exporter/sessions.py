@@ -180,7 +180,7 @@ agents that keep them in SQLite (opencode, goose, Hermes). One folder per run un
 | `<agent>-<session>.jsonl` | a native opencode / goose / Hermes session, converted |
 
 Line 1 of each file is the session header: `harness` (the agent), `id`, `name` (a short title from
-the first prompt) and `agentcap`: the run and task, the turns covered, models, token usage totals,
+the first prompt) and `agentcap` (JSON text, `json.loads` it): the run and task, the turns covered, models, token usage totals,
 the request ids of the calls (join them to the captures dataset's `request_id`), and whether it is
 a side chain. Then one line per message: `role`, `content`, `reasoningContent`, `toolCalls`
 (arguments as a JSON string), `toolCallId`, `timestamp` (epoch ms), `model`. A call that failed

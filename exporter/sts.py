@@ -1,7 +1,8 @@
 """Session Trace Simple Format (STS): one conversation per JSONL file, rendered by the Hub's trace viewer.
 
 Line 1 is the header `{"type": "session", "harness", "id", "name", ...}` (extra keys are allowed;
-ours go under `agentcap`), then one `{"type": "message", "message": {...}}` per message, in order.
+ours go under `agentcap`, as JSON text: a value whose fields are null in one file and numbers in
+the next would stop `datasets` from reading the files as plain JSON lines), then one `{"type": "message", "message": {...}}` per message, in order.
 Message fields: `role` (user, assistant, system, tool), `content` (text, may be empty),
 `reasoningContent`, `toolCalls` (`[{"id", "function": {"name", "arguments"}}]`, arguments a JSON
 string), `toolCallId` (a tool message's link to a `toolCalls[].id`), `timestamp` (epoch ms) and
@@ -50,7 +51,7 @@ def header(row: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
         "harness": row["agent"],
         "id": row["trace_id"],
         "name": title(row["title"] or row["first_user_message"]) or row["session_id"],
-        "agentcap": meta,
+        "agentcap": json.dumps(meta, ensure_ascii=False, separators=(",", ":"), sort_keys=True),
     }
 
 
