@@ -259,7 +259,7 @@ def _flag_sidechains(chains: list[Chain], calls: Sequence[ChainCall]) -> None:
 def merge_transcript[M](
     steps: Sequence[tuple[Sequence[bytes], Sequence[M], bytes | None, M | None]],
     *,
-    is_assistant: Callable[[M], bool],
+    resends: Callable[[M, M], bool],
 ) -> list[tuple[int, M]]:
     """A chain's calls laid end to end: (step index, message) for every message once, in order.
 
@@ -267,19 +267,20 @@ def merge_transcript[M](
     being the whole conversation it sent. A message is added by the first call that sent it; a
     call that rewrote the tail of what came before adds its new tail after the old one, which
     stays (it was said). The answer a call got is added after its messages (a failed call's
-    answer is whatever marks the failure; None adds nothing). When the next call sends back an
-    assistant message where the answer was, the decoded answer stands for both.
+    answer is whatever marks the failure; None adds nothing). When the next call sends back, where
+    the answer was, a message that `resends(answer, message)` says is the same turn written
+    differently (an agent dropping whitespace or reasoning), the decoded answer stands for both.
     """
     merged: list[tuple[int, M]] = []
     view: list[bytes] = []
-    answered = False
+    last: M | None = None  # the previous call's answer, when it got one
     for step, (keys, messages, answer_key, answer) in enumerate(steps):
         shared = common_prefix(view, keys)
-        if answered and shared == len(view) - 1 and shared < len(keys) and is_assistant(messages[shared]):
-            shared += 1  # the resent answer (maybe reformatted) is the one already shown
+        if last is not None and shared == len(view) - 1 < len(keys) and resends(last, messages[shared]):
+            shared += 1  # the resent answer is the one already shown
         merged += [(step, message) for message in messages[shared:]]
         if answer is not None:
             merged.append((step, answer))
         view = [*keys, answer_key] if answer_key is not None else list(keys)
-        answered = answer_key is not None
+        last = answer if answer_key is not None else None
     return merged

@@ -239,6 +239,13 @@ def _failure(record: dict[str, Any], decoded: DecodedResponse, status: int | Non
     return None
 
 
+def same_turn(answer: dict[str, Any], resent: dict[str, Any]) -> bool:
+    """The agent's copy of an answer, written differently (text trimmed or rewrapped, reasoning or
+    ids dropped), as opposed to another message: an assistant message calling the same tools."""
+    names = [call["function"]["name"] for call in answer["tool_calls"]]
+    return resent["role"] == "assistant" and names == [c["function"]["name"] for c in resent["tool_calls"]]
+
+
 def captured_calls(record: dict[str, Any], store: MessageStore) -> list[CapturedCall]:
     """The exchanges of one capture record, decoded, their messages added to `store`."""
     response = as_dict(record.get("response"))
@@ -349,7 +356,7 @@ def build_conversations(calls: list[CapturedCall], store: MessageStore) -> list[
             for index in chain.calls
         ]
         messages = []
-        for step, message in merge_transcript(steps, is_assistant=lambda m: m["role"] == "assistant"):
+        for step, message in merge_transcript(steps, resends=same_turn):
             call = members[step]
             stamped = dict(message)
             stamped["timestamp"] = to_utc(call.ended_at if message is call.answer else call.started_at)

@@ -155,7 +155,12 @@ def test_merge_transcript_keeps_every_message_once_in_order() -> None:
         keys = tuple(message_key(m) for m in messages)
         shown = answer if answer is not None else failed
         steps.append((keys, messages, message_key(answer) if answer else None, shown))
-    merged = merge_transcript(steps, is_assistant=lambda m: m["role"] == "assistant")
+    merged = merge_transcript(
+        steps,
+        resends=lambda answer, m: (
+            m["role"] == "assistant" and bool(m.get("tool_calls")) == bool(answer.get("tool_calls"))
+        ),
+    )
     assert [(step, m["content"]) for step, m in merged] == [
         (0, "You are an agent."),
         (0, "go"),
