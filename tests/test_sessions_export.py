@@ -125,7 +125,11 @@ def test_push_creates_the_sessions_repo_in_the_collection_and_a_second_push_chan
         f"sessions/{RUN}/task-2.jsonl",
     ]
     card = files["README.md"].decode()
-    assert "path: sessions/**/*.jsonl" in card and "Session Trace Simple Format" in card and "pip install teich" in card
+    assert (
+        "path: sessions/**/*.jsonl" in card
+        and "Session Trace Simple Format" in card
+        and "pip install teich" in card
+    )
     for path, data in files.items():
         if path.endswith(".jsonl"):
             assert validate(data.decode()) == []
@@ -142,3 +146,29 @@ def test_push_creates_the_sessions_repo_in_the_collection_and_a_second_push_chan
     assert hub.files("tester/agent-runs-sessions") == files
     [again] = hub.collections_of("tester")
     assert len(again["items"]) == len(collection["items"])
+
+
+def test_the_scan_reads_the_session_files(tmp_path: Path) -> None:
+    """A secret streamed in two deltas is never whole in captures.jsonl, but it is in the session
+    built from it: the gate must scan the session files, and block."""
+    from factories import make_record, write_run
+    from scan_fakes import canary_secrets
+
+    secret = canary_secrets()["github"]
+    record = make_record(seq=1, stream=True, reply="x")
+    chunks = [
+        {"choices": [{"index": 0, "delta": {"content": piece}}]} for piece in (secret[:12], secret[12:])
+    ]
+    raw = "".join(f"data: {json.dumps(chunk)}\n\n" for chunk in chunks) + "data: [DONE]\n\n"
+    record["response"] |= {"raw": raw, "size": len(raw), "wire_size": len(raw)}
+    runs = tmp_path / "runs"
+    write_run(runs, RUN, [record])
+    assert secret not in (runs / RUN / "captures.jsonl").read_text()
+
+    result = CliRunner().invoke(export_command, [str(runs), "--no-verify", "-o", str(tmp_path / "out")])
+
+    assert result.exit_code == 1, result.output
+    assert "secret scan blocked the export" in result.output
+    assert f"agentcap-sessions/sessions/{RUN}/task-1.jsonl" in result.output
+    assert not (tmp_path / "out" / "local" / "agentcap-sessions").exists()
+    assert secret not in result.output

@@ -8,7 +8,7 @@ blocks on any hit unless `--block-on verified` is given explicitly.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -120,6 +120,39 @@ def scan_runs(runs: Sequence[RunDir], options: ScanOptions, *, need_secrets: boo
     return ScanResult(options=options, scanner_version=version, runs=ordered, secrets=secrets)
 
 
+# Bundles whose files the build wrote from the runs' contents (decoded streams, joined deltas,
+# unwrapped bodies) rather than copied: a secret split across a stream's deltas is whole only there.
+DERIVED_TEXT_BUNDLES = ("sessions",)
+
+
+def scan_derived(built: BuiltExport, result: ScanResult) -> None:
+    """Scan the staged derived text files too, adding their findings to the run each came from.
+
+    Never cached: they are rebuilt by every export (the run's own files stay cached as before).
+    """
+    bundles = [bundle for bundle in built.bundles if bundle.kind in DERIVED_TEXT_BUNDLES and bundle.files]
+    if not bundles:
+        return
+    ready = ready_scanner(result.options.scanner)
+    owners = {bundle.folder.resolve(): bundle for bundle in bundles}
+    per_root, secrets = scan_groups(
+        ready.adapter,
+        ready.binary,
+        {root: [root / file.path for file in bundle.files] for root, bundle in owners.items()},
+        verify=result.options.verify,
+        expected_bytes=sum(bundle.total_bytes() for bundle in bundles),
+    )
+    result.secrets.merge(secrets)
+    by_run = {run.run_id: run for run in result.runs}
+    for root, findings in per_root.items():
+        bundle = owners[root]
+        run_of = {file.path: file.run_id for file in bundle.files}
+        for finding in findings:
+            by_run[run_of[finding.file]].findings.append(
+                replace(finding, file=f"{bundle.name}/{finding.file}")
+            )
+
+
 def gate_export(
     built: BuiltExport,
     options: ScanOptions | None,
@@ -146,6 +179,7 @@ def gate_export(
         annotate_cards(built, None)
         return None
     result = scan_runs(built.runs, options, need_secrets=redact)
+    scan_derived(built, result)
     if redact and result.findings():
         result.redaction = redact_export(built, result, console=console)
     render_result(result, console)
