@@ -18,7 +18,7 @@ from exporter.bundle import CARD_FILE, BundleFile, RepoBundle
 from exporter.hub.remote import INDEX_PATH, RemoteRepo, index_document
 from exporter.runs import CaptureSnapshot
 
-FILE_NOUNS = {"captures": "parquet file", "traces": "trace file"}
+FILE_NOUNS = {"captures": "parquet file", "traces": "trace file", "sessions": "session file"}
 RUN_IDS_IN_MESSAGE = 3
 UPDATED_NOTE = "run {run} was exported while still recording; replaced by this export"
 

@@ -18,7 +18,7 @@ from exporter.rollouts.writers import write_parquet
 from exporter.runs import RunDir
 
 COLUMN_DESCRIPTIONS: dict[str, str] = {
-    "trace_id": "unique id: `<agent>:<session id>[:<subagent id>]` (`captures:<run>:<task>` for captures)",
+    "trace_id": "unique id: `<agent>:<session id>[:<subagent id>]` (`captures:<run>:<task>[:<n>]` for captures)",
     "agent": "agent that produced the trace (claude_code, codex, opencode, pi, hermes, goose, or the run's)",
     "agent_version": "agent version recorded in the trace",
     "source_kind": "format read (DataDesigner's value where it has one: claude_code, codex, pi_coding_agent, …)",
@@ -27,7 +27,7 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
     "root_session_id": "top of the session chain (the session a subagent or continuation belongs to)",
     "parent_session_id": "session that spawned or preceded this one",
     "agent_id": "subagent id (Claude Code sidechains)",
-    "is_sidechain": "true for subagent runs",
+    "is_sidechain": "true for subagent runs and for a task's side conversations (titles, summaries, one-offs)",
     "title": "session title or summary the agent recorded",
     "cwd": "working directory",
     "project_path": "project root (Claude's index / opencode's worktree), else cwd",
