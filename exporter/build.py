@@ -7,7 +7,6 @@ linked), so redaction can rewrite staged files without touching the originals.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +20,7 @@ from exporter.captures import index_run, write_group
 from exporter.cards import captures_card, captures_repo, traces_card, traces_repo
 from exporter.errors import UserError
 from exporter.naming import export_timestamp, parquet_filename
+from exporter.paths import contained, copy_beneath
 from exporter.runs import CaptureSnapshot, RunDir, Warn, take_snapshot
 
 
@@ -32,6 +32,9 @@ def build_export(
     def warn(message: str) -> None:
         console.print(f"[yellow]warning:[/] {escape(message)}")
 
+    _refuse_shared_run_ids(runs)
+    # Links in traces/ are refused before anything is written, not discovered half-way.
+    traces = {run.path: run.trace_files() for run in runs}
     built = BuiltExport(owner=owner, base=base, runs=[], bundles=[], staging=staging)
     captures_folder = built.bundle_folder(captures_repo(base))
     timestamp = export_timestamp()
@@ -50,7 +53,7 @@ def build_export(
         raise UserError(
             "no recorded calls in the given runs: nothing to export (`agentcap ls` shows the counts)"
         )
-    agents = sorted({run.agent for run in built.runs if _trace_files(run)})
+    agents = sorted({run.agent for run in built.runs if traces[run.path]})
     built.bundles.append(
         write_bundle(
             kind="captures",
@@ -60,8 +63,20 @@ def build_export(
             card=captures_card(owner, base, agents),
         )
     )
-    built.bundles += [_traces_bundle(built, agent) for agent in agents]
+    built.bundles += [_traces_bundle(built, agent, traces) for agent in agents]
     return built
+
+
+def _refuse_shared_run_ids(runs: Sequence[RunDir]) -> None:
+    """Two runs with one id would write the same published paths: one could overwrite the other."""
+    seen: dict[str, RunDir] = {}
+    for run in runs:
+        other = seen.setdefault(run.run_id, run)
+        if other is not run:
+            raise UserError(
+                f"two runs have the run id {run.run_id} ({other.path} and {run.path}); a run id names its "
+                "published files, so export them separately or fix the run_id in one run.json"
+            )
 
 
 def _run_progress(console: Console) -> Progress:
@@ -99,7 +114,9 @@ def _export_run(
         name = parquet_filename(
             agent=run.agent, model=group.model, provider=group.provider, timestamp=timestamp
         )
-        write_group(run, group, folder / name, strict=strict, warn=warn, progress=advance, snapshot=snapshot)
+        write_group(
+            run, group, contained(folder, name), strict=strict, warn=warn, progress=advance, snapshot=snapshot
+        )
         files.append(BundleFile(path=name, run_id=run.run_id))
     progress.update(task, completed=2 * size)
     return snapshot, files
@@ -111,34 +128,18 @@ def _still_recording(run: RunDir) -> str:
     return "ends in an unfinished line (still being written, or cut when its proxy stopped)"
 
 
-def _trace_files(run: RunDir) -> list[Path]:
-    """The run's regular trace files; symlinks are never followed (they could point anywhere)."""
-    if not run.traces_path.is_dir() or run.traces_path.is_symlink():
-        return []
-    return sorted(
-        path
-        for path in run.traces_path.rglob("*")
-        if path.is_file() and not _has_symlink(path, run.traces_path)
-    )
-
-
-def _has_symlink(path: Path, root: Path) -> bool:
-    return any(
-        part.is_symlink() for part in [path, *path.parents] if part != root and part.is_relative_to(root)
-    )
-
-
-def _traces_bundle(built: BuiltExport, agent: str) -> RepoBundle:
+def _traces_bundle(built: BuiltExport, agent: str, traces: dict[Path, list[Path]]) -> RepoBundle:
     name = traces_repo(built.base, agent)
     folder = built.bundle_folder(name)
     files: list[BundleFile] = []
     for run in built.runs:
         if run.agent != agent:
             continue
-        for source in _trace_files(run):
+        for source in traces[run.path]:
+            inside = source.relative_to(run.path).as_posix()  # traces/…
             relative = f"traces/{run.run_id}/{source.relative_to(run.traces_path).as_posix()}"
-            (folder / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, folder / relative)
+            contained(folder, relative)
+            copy_beneath(run.path, inside, folder, relative)
             files.append(BundleFile(path=relative, run_id=run.run_id))
     return write_bundle(
         kind="traces",

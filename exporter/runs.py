@@ -21,6 +21,7 @@ import click
 import msgspec
 
 from exporter.errors import UserError
+from exporter.paths import UnsafePath, link_refusal, open_beneath, regular_files, sanitize_name
 from exporter.schema import CAPTURE_SCHEMA_VERSION
 
 CAPTURES_FILE = "captures.jsonl"
@@ -29,6 +30,7 @@ TRACES_DIR = "traces"
 RUNS_DIR_ENV = "AGENTCAP_RUNS_DIR"
 DEFAULT_RUNS_DIR = "runs"
 UNKNOWN_AGENT = "unknown"
+UNNAMED_RUN = "run"
 _MAPPED_WINDOW = 32 * 1024 * 1024
 _TAIL_WINDOW = 64 * 1024
 SNAPSHOT_KEY = "capture_snapshot"  # where a snapshot is published: parquet footer, repo index entry
@@ -47,7 +49,12 @@ def warn_on_stderr(message: str) -> None:
 
 @dataclass(frozen=True)
 class RunDir:
-    """One run directory. `info` is its parsed run.json ({} when missing or unreadable)."""
+    """One run directory. `info` is its parsed run.json ({} when missing or unreadable).
+
+    `run_id` and `agent` become folder and repo names, so they are made safe where they are read
+    (the addon's naming rule, `exporter.paths.sanitize_name`); a link in place of the run, its
+    captures.jsonl, run.json or traces/ is refused, never followed.
+    """
 
     run_id: str
     path: Path
@@ -62,11 +69,46 @@ class RunDir:
     def traces_path(self) -> Path:
         return self.path / TRACES_DIR
 
+    def trace_files(self) -> list[Path]:
+        """The run's trace files: every regular file under traces/ (a link anywhere raises UnsafePath)."""
+        if not self.traces_path.is_symlink() and not self.traces_path.is_dir():
+            return []
+        return regular_files(self.traces_path)
+
     @classmethod
-    def load(cls, path: Path) -> RunDir:
-        info = _read_run_json(path / RUN_FILE)
-        agent = info.get("agent") or _first_record_agent(path / CAPTURES_FILE) or UNKNOWN_AGENT
-        return cls(run_id=str(info.get("run_id") or path.name), path=path, agent=str(agent), info=info)
+    def load(cls, path: Path, *, warn: Warn | None = None) -> RunDir:
+        warn = warn or warn_on_stderr
+        if path.is_symlink():
+            raise UnsafePath(
+                f"{path}: a symbolic link, not read as a run (a link in the runs dir could point anywhere); "
+                "pass the directory it points to if you trust it"
+            )
+        for name in (CAPTURES_FILE, RUN_FILE, TRACES_DIR):
+            if (path / name).is_symlink():
+                raise link_refusal(path / name)
+        info = _read_run_json(path)
+        recorded = None if info.get("agent") else _first_record_agent(path / CAPTURES_FILE)
+        agent = (
+            _safe_name(info["agent"], f"{path / RUN_FILE}: run.json agent", UNKNOWN_AGENT, warn)
+            if info.get("agent")
+            else _safe_name(recorded, f"{path / CAPTURES_FILE}: agent", UNKNOWN_AGENT, warn)
+            if recorded
+            else UNKNOWN_AGENT
+        )
+        run_id = (
+            _safe_name(info["run_id"], f"{path / RUN_FILE}: run.json run_id", UNNAMED_RUN, warn)
+            if info.get("run_id")
+            else _safe_name(path.name, f"{path}: run directory name", UNNAMED_RUN, warn)
+        )
+        return cls(run_id=run_id, path=path, agent=agent, info=info)
+
+
+def _safe_name(value: object, what: str, fallback: str, warn: Warn) -> str:
+    text = str(value)
+    safe = sanitize_name(text) or fallback
+    if safe != text:
+        warn(f"{what} {text!r} is not a safe name; using {safe!r}")
+    return safe
 
 
 def default_runs_dir() -> Path:
@@ -77,13 +119,24 @@ def is_run_dir(path: Path) -> bool:
     return (path / CAPTURES_FILE).is_file() or (path / RUN_FILE).is_file()
 
 
-def list_runs(runs_dir: Path) -> list[RunDir]:
-    """Every run directly inside `runs_dir`, sorted by directory name (run ids start with a time)."""
+def list_runs(runs_dir: Path, *, warn: Warn | None = None) -> list[RunDir]:
+    """Every run directly inside `runs_dir`, sorted by directory name (run ids start with a time).
+
+    A run that cannot be read safely (a link) is left out with a warning: anyone who can write into
+    the runs dir could plant one, and it must not stop the user's own runs from being listed.
+    """
+    warn = warn or warn_on_stderr
     if not runs_dir.is_dir():
         return []
-    return [
-        RunDir.load(child) for child in sorted(runs_dir.iterdir()) if child.is_dir() and is_run_dir(child)
-    ]
+    runs = []
+    for child in sorted(runs_dir.iterdir()):
+        if not (child.is_dir() and is_run_dir(child)):
+            continue
+        try:
+            runs.append(RunDir.load(child, warn=warn))
+        except UnsafePath as error:
+            warn(str(error.message))
+    return runs
 
 
 def resolve_targets(targets: Sequence[str], *, all_runs: bool, runs_dir: Path) -> list[RunDir]:
@@ -123,9 +176,14 @@ def _resolve_one(target: str, runs_dir: Path) -> list[RunDir]:
     raise UserError(f"{target}: no such run; pass {TARGET_FORMS} (`agentcap ls` lists the runs)")
 
 
-def _read_run_json(path: Path) -> dict[str, Any]:
+def _read_run_json(run_path: Path) -> dict[str, Any]:
     try:
-        info = json.loads(path.read_text(encoding="utf-8"))
+        descriptor = open_beneath(run_path, RUN_FILE)
+    except OSError:  # missing or unreadable: the run is still exported from its records
+        return {}
+    try:
+        with os.fdopen(descriptor, "rb") as handle:
+            info = json.loads(handle.read().decode("utf-8"))
     except (OSError, ValueError):
         return {}
     return info if isinstance(info, dict) else {}
@@ -160,7 +218,10 @@ def iter_lines(path: Path, up_to: int | None = None) -> Iterator[Line]:
     """
     if not path.is_file() or path.stat().st_size == 0 or up_to == 0:
         return
-    with path.open("rb") as handle, mmap.mmap(handle.fileno(), up_to or 0, access=mmap.ACCESS_READ) as mapped:
+    with (
+        os.fdopen(open_beneath(path.parent, path.name), "rb") as handle,
+        mmap.mmap(handle.fileno(), up_to or 0, access=mmap.ACCESS_READ) as mapped,
+    ):
         mapped.madvise(mmap.MADV_SEQUENTIAL)
         size, offset, number, released = len(mapped), 0, 0, 0
         while offset < size:
@@ -218,7 +279,7 @@ def _end_of_last_line(path: Path, size: int) -> int:
     """The offset just past the last newline in the first `size` bytes of `path` (0 if none)."""
     if size == 0:
         return 0
-    descriptor = os.open(path, os.O_RDONLY)
+    descriptor = open_beneath(path.parent, path.name)  # the same no-link open as every read of a run
     try:
         end = size
         while end > 0:  # backwards, a window at a time: a line can be megabytes long

@@ -15,7 +15,6 @@ File contents depend only on the run, so exporting the same run again writes the
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from huggingface_hub import DatasetCardData
 
 from exporter.bundle import BuiltExport, BundleFile, RepoBundle, write_bundle
 from exporter.cards import traces_card
+from exporter.paths import contained, sanitize_name
 from exporter.rollouts.base import SqliteFormat
 from exporter.rollouts.hydrate import iter_rows
 from exporter.rollouts.manifest import build_manifest
@@ -36,7 +36,6 @@ SESSIONS_DIR = "sessions"
 SESSIONS_GLOB = f"{SESSIONS_DIR}/**/*.jsonl"
 # Agents whose native sessions the trace viewer does not render: their traces are SQLite.
 CONVERTED_FORMATS = frozenset(name for name, fmt in FORMATS.items() if isinstance(fmt, SqliteFormat))
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 Warn = Callable[[str], None]
 
@@ -46,8 +45,8 @@ def sessions_repo(base: str) -> str:
 
 
 def safe_name(name: str) -> str:
-    """A file name from data (task ids, session ids): never a path, never hidden."""
-    return _UNSAFE.sub("_", name).lstrip(".-") or "_"
+    """A file name from data (task ids, session ids): the exporter's one naming rule, never empty."""
+    return sanitize_name(name) or "_"
 
 
 def session_metadata(row: dict[str, Any]) -> dict[str, Any]:
@@ -88,11 +87,11 @@ def session_path(row: dict[str, Any], run: RunDir) -> str:
     return f"{folder}/{safe_name(row['agent'])}-{safe_name(row['session_id'])}.jsonl"
 
 
-def run_session_rows(run: RunDir, *, warn: Warn) -> list[dict[str, Any]]:
+def run_session_rows(run: RunDir, *, staging: Path, warn: Warn) -> list[dict[str, Any]]:
     """The rollout rows of a run that become sessions: its captures' chains, its SQLite agents' sessions."""
-    with SnapshotStore() as snapshots:
+    with SnapshotStore(staging) as snapshots:  # database snapshots stay in the private staging folder
         units = build_manifest([run.captures_path], "captures", snapshots=snapshots, warn=warn)
-        if run.traces_path.is_dir() and not run.traces_path.is_symlink():
+        if run.trace_files():  # raises on a link: the build refused those already
             native = build_manifest(
                 [run.traces_path], "auto", snapshots=snapshots, warn=warn, file_pattern="*.db"
             )
@@ -113,9 +112,9 @@ def write_sessions(built: BuiltExport, *, warn: Warn) -> tuple[RepoBundle, dict[
     files: list[BundleFile] = []
     native: dict[str, list[BundleFile]] = {}
     for run in built.runs:
-        for row in run_session_rows(run, warn=warn):
+        for row in run_session_rows(run, staging=built.staging, warn=warn):
             path = session_path(row, run)
-            target = folder / path
+            target = contained(folder, path)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(dumps(session_lines(row, session_metadata(row))), encoding="utf-8")
             file = BundleFile(path=path, run_id=run.run_id)
@@ -134,7 +133,7 @@ def add_sessions(built: BuiltExport, *, warn: Warn) -> None:
         if not extra:
             continue
         for file in extra:
-            target = traces.folder / file.path
+            target = contained(traces.folder, file.path)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(bundle.local_path(file).read_bytes())
         files = [*traces.files, *extra]

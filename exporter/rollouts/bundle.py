@@ -10,6 +10,7 @@ from typing import Any
 from huggingface_hub import DatasetCardData
 
 from exporter.bundle import BuiltExport, BundleFile, RepoBundle, write_bundle
+from exporter.paths import contained
 from exporter.rollouts.arrow_schema import ROLLOUT_SCHEMA
 from exporter.rollouts.hydrate import iter_rows
 from exporter.rollouts.manifest import build_manifest
@@ -64,15 +65,15 @@ def rollouts_bundle(built: BuiltExport, *, warn: Callable[[str], None]) -> RepoB
     files: list[BundleFile] = []
     for run in built.runs:
         path = f"data/{run.run_id}.parquet"
-        with SnapshotStore() as snapshots:
+        with SnapshotStore(built.staging) as snapshots:
             units = build_manifest([run.captures_path], "captures", snapshots=snapshots, warn=warn)
-            if run.traces_path.is_dir() and not run.traces_path.is_symlink():
+            if run.trace_files():  # raises on a link: the build refused those already
                 units += build_manifest([run.traces_path], "auto", snapshots=snapshots, warn=warn)
-            count = write_parquet(_portable(iter_rows(units, warn=warn), run), folder / path)
+            count = write_parquet(_portable(iter_rows(units, warn=warn), run), contained(folder, path))
         if count:
             files.append(BundleFile(path=path, run_id=run.run_id))
         else:
-            (folder / path).unlink(missing_ok=True)
+            contained(folder, path).unlink(missing_ok=True)
     return write_bundle(kind="rollouts", name=name, folder=folder, files=files, card=rollouts_card(built))
 
 

@@ -18,14 +18,17 @@ from exporter.errors import AbortExport, UserError
 from exporter.runs import RunDir
 from exporter.scan.cache import CacheKey, load_cached, store_cached
 from exporter.scan.findings import Finding, SecretBook
-from exporter.scan.inputs import ScanInputs, scan_inputs
-from exporter.scan.registry import DEFAULT_SCANNER, ready_scanner, scan_groups
+from exporter.scan.inputs import ScanInputs, scan_inputs, scan_targets
+from exporter.scan.known import KnownValues
+from exporter.scan.registry import DEFAULT_SCANNER, ScanTarget, ready_scanner, scan_files
 
 if TYPE_CHECKING:
     from exporter.bundle import BuiltExport
     from exporter.scan.redact import RedactionSummary
 
 BlockOn = Literal["verified", "any"]
+# Bumped whenever the decoded views change what the scanner reads: older cached results are stale.
+VIEWS_VERSION = "1"
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class ScanOptions:
     verify: bool = True
     block_on: BlockOn | None = None  # None: "verified" when verifying, else "any"
     rescan: bool = False
+    known: KnownValues = field(default_factory=KnownValues)  # exact values that must never be published
 
     @property
     def policy(self) -> BlockOn:
@@ -48,8 +52,12 @@ class ScanOptions:
         return f"{blocking}; {verification}"
 
     def cache_options(self) -> tuple[tuple[str, str], ...]:
-        # Only what changes the scanner's output; the policy is applied afterwards.
-        return (("verify", str(self.verify).lower()),)
+        # Only what changes the findings; the policy is applied afterwards.
+        return (
+            ("verify", str(self.verify).lower()),
+            ("decoded-views", VIEWS_VERSION),
+            ("known-values", self.known.digest),
+        )
 
 
 @dataclass
@@ -85,9 +93,12 @@ class ScanResult:
         return "passed with findings" if self.findings() else "clean"
 
 
-def scan_runs(runs: Sequence[RunDir], options: ScanOptions, *, need_secrets: bool = False) -> ScanResult:
+def scan_runs(
+    runs: Sequence[RunDir], options: ScanOptions, *, workdir: Path, need_secrets: bool = False
+) -> ScanResult:
     """Scan each run's published plain text, reusing cached results where content and settings match.
 
+    The decoded views are written under `workdir` (private: they hold what the runs hold).
     `need_secrets` (for --redact) rescans runs whose cached result has findings: the cache holds
     hashes, and redaction needs the secrets themselves, which only a live scan hands over.
     """
@@ -97,7 +108,7 @@ def scan_runs(runs: Sequence[RunDir], options: ScanOptions, *, need_secrets: boo
     results: dict[Path, RunScan] = {}
     pending: list[tuple[RunDir, ScanInputs]] = []
     for run in runs:
-        inputs = scan_inputs(run.path)
+        inputs = scan_inputs(run)
         key = CacheKey(inputs.content_sha256, scanner.name, version, options.cache_options())
         keys[inputs.root] = key
         cached = None if options.rescan else load_cached(inputs.root, key)
@@ -105,15 +116,15 @@ def scan_runs(runs: Sequence[RunDir], options: ScanOptions, *, need_secrets: boo
             results[inputs.root] = RunScan(run.run_id, inputs, cached, cached=True)
         else:
             pending.append((run, inputs))
-    per_root, secrets = scan_groups(
-        scanner,
-        binary,
-        {inputs.root: inputs.paths for _, inputs in pending},
-        verify=options.verify,
-        expected_bytes=sum(inputs.bytes for _, inputs in pending),
-    )
+    targets: list[ScanTarget] = []
+    for number, (run, inputs) in enumerate(pending):
+        files = [(file, file.relative_to(inputs.root).as_posix()) for file in inputs.files]
+        targets += scan_targets(
+            files, root=inputs.root, owner=run.run_id, views=workdir / "views" / str(number)
+        )
+    per_root, secrets = scan_files(scanner, binary, targets, verify=options.verify, known=options.known)
     for run, inputs in pending:
-        findings = per_root[inputs.root]
+        findings = per_root.get(inputs.root, [])
         store_cached(inputs.root, keys[inputs.root], findings)
         results[inputs.root] = RunScan(run.run_id, inputs, findings, cached=False)
     ordered = [results[run.path.resolve()] for run in runs]
@@ -125,29 +136,28 @@ def scan_runs(runs: Sequence[RunDir], options: ScanOptions, *, need_secrets: boo
 DERIVED_TEXT_BUNDLES = ("sessions",)
 
 
-def scan_derived(built: BuiltExport, result: ScanResult) -> None:
-    """Scan the staged derived text files too, adding their findings to the run each came from.
-
-    Never cached: they are rebuilt by every export (the run's own files stay cached as before).
-    """
+def scan_derived(built: BuiltExport, result: ScanResult, *, workdir: Path) -> None:
+    """Scan the staged derived text files too (with their decoded views), adding their findings to
+    the run each came from. Never cached: every export rebuilds them (the runs' own results are)."""
     bundles = [bundle for bundle in built.bundles if bundle.kind in DERIVED_TEXT_BUNDLES and bundle.files]
     if not bundles:
         return
     ready = ready_scanner(result.options.scanner)
-    owners = {bundle.folder.resolve(): bundle for bundle in bundles}
-    per_root, secrets = scan_groups(
-        ready.adapter,
-        ready.binary,
-        {root: [root / file.path for file in bundle.files] for root, bundle in owners.items()},
-        verify=result.options.verify,
-        expected_bytes=sum(bundle.total_bytes() for bundle in bundles),
+    targets: list[ScanTarget] = []
+    for number, bundle in enumerate(bundles):
+        files = [(bundle.local_path(file), file.path) for file in bundle.files]
+        root = bundle.folder.resolve()
+        targets += scan_targets(
+            files, root=root, owner=bundle.name, views=workdir / "derived-views" / str(number)
+        )
+    per_root, secrets = scan_files(
+        ready.adapter, ready.binary, targets, verify=result.options.verify, known=result.options.known
     )
     result.secrets.merge(secrets)
     by_run = {run.run_id: run for run in result.runs}
-    for root, findings in per_root.items():
-        bundle = owners[root]
+    for bundle in bundles:
         run_of = {file.path: file.run_id for file in bundle.files}
-        for finding in findings:
+        for finding in per_root.get(bundle.folder.resolve(), []):
             by_run[run_of[finding.file]].findings.append(
                 replace(finding, file=f"{bundle.name}/{finding.file}")
             )
@@ -178,8 +188,8 @@ def gate_export(
         )
         annotate_cards(built, None)
         return None
-    result = scan_runs(built.runs, options, need_secrets=redact)
-    scan_derived(built, result)
+    result = scan_runs(built.runs, options, workdir=built.staging, need_secrets=redact)
+    scan_derived(built, result, workdir=built.staging)
     if redact and result.findings():
         result.redaction = redact_export(built, result, console=console)
     render_result(result, console)
