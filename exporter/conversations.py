@@ -15,6 +15,8 @@ from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from exporter.chains import ChainCall, build_chains, merge_transcript, message_key
 from exporter.rollouts.record import (
     Usage,
@@ -42,10 +44,21 @@ class MessageStore:
 
     def __init__(self) -> None:
         self.messages: dict[bytes, dict[str, Any]] = {}
+        self._wire: dict[bytes, bytes] = {}  # a wire message's JSON -> its key
 
     def add(self, message: dict[str, Any]) -> bytes:
         key = message_key(message)
         self.messages.setdefault(key, message)
+        return key
+
+    def add_wire(self, message: dict[str, Any]) -> bytes:
+        """Normalize and add a message as the wire decoder gave it. A history resent on every call
+        is the same messages again: they are recognised by their JSON (encoded in C), and
+        normalized and keyed once."""
+        raw = msgspec.json.encode(message)
+        key = self._wire.get(raw)
+        if key is None:
+            key = self._wire[raw] = self.add(normalize_message(message))
         return key
 
     def get(self, key: bytes) -> dict[str, Any]:
@@ -262,7 +275,7 @@ def captured_calls(record: dict[str, Any], store: MessageStore) -> list[Captured
         model = model or request_model(record, body)
         usage = as_dict(record.get("usage")) if len(exchanges) == 1 else {}
         answer = _answer(decoded, failure, model)
-        sent = [normalize_message(m) for m in request_messages(body, api)]
+        keys = tuple(store.add_wire(message) for message in request_messages(body, api))
         if failure is None:
             store.add(answer)  # a later stateful call's conversation includes it
         calls.append(
@@ -280,7 +293,7 @@ def captured_calls(record: dict[str, Any], store: MessageStore) -> list[Captured
                 ended_at=_turn_end(exchanges, position, ended),
                 model=model,
                 usage=provider_usage(usage or decoded.usage or {}),
-                keys=tuple(store.add(message) for message in sent),
+                keys=keys,
                 answer=answer,
                 answered=failure is None,
                 error=failure,
@@ -290,7 +303,7 @@ def captured_calls(record: dict[str, Any], store: MessageStore) -> list[Captured
                 response_id=decoded.response_id,
                 previous_response_id=as_str(body.get("previous_response_id")),
                 leading_system=bool(as_str(body.get("instructions"))),
-                preamble=next((n for n, m in enumerate(sent) if m["role"] != "system"), len(sent)),
+                preamble=next((n for n, k in enumerate(keys) if store.get(k)["role"] != "system"), len(keys)),
                 prompt=body["prompt"] if api == COMPLETIONS and isinstance(body.get("prompt"), str) else None,
             )
         )
