@@ -68,7 +68,9 @@ def message_key(message: dict[str, Any]) -> bytes:
 def _call_key(call: Any) -> Any:
     if not isinstance(call, dict):
         return call
-    function = call.get("function") if isinstance(call.get("function"), dict) else {}
+    function = call.get("function")
+    if not isinstance(function, dict):
+        function = {}
     arguments = function.get("arguments")
     if isinstance(arguments, str):
         with contextlib.suppress(ValueError):  # not JSON: compared as the text it is
