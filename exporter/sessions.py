@@ -15,7 +15,6 @@ File contents depend only on the run, so exporting the same run again writes the
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +28,13 @@ from exporter.rollouts.hydrate import iter_rows
 from exporter.rollouts.manifest import build_manifest
 from exporter.rollouts.registry import FORMATS
 from exporter.rollouts.sqlite_source import SnapshotStore
-from exporter.runs import RunDir
+from exporter.runs import RunDir, Warn
 from exporter.sts import dumps, session_lines
 
 SESSIONS_DIR = "sessions"
 SESSIONS_GLOB = f"{SESSIONS_DIR}/**/*.jsonl"
 # Agents whose native sessions the trace viewer does not render: their traces are SQLite.
 CONVERTED_FORMATS = frozenset(name for name, fmt in FORMATS.items() if isinstance(fmt, SqliteFormat))
-
-Warn = Callable[[str], None]
 
 
 def sessions_repo(base: str) -> str:
@@ -105,6 +102,16 @@ def run_session_rows(run: RunDir, *, staging: Path, warn: Warn) -> list[dict[str
     return rows
 
 
+def _unique(path: str, taken: set[str]) -> str:
+    """Two sessions whose names sanitize alike both keep a file: the second gets `-2`, and so on."""
+    stem, candidate, number = path.removesuffix(".jsonl"), path, 1
+    while candidate in taken:
+        number += 1
+        candidate = f"{stem}-{number}.jsonl"
+    taken.add(candidate)
+    return candidate
+
+
 def write_sessions(built: BuiltExport, *, warn: Warn) -> tuple[RepoBundle, dict[str, list[BundleFile]]]:
     """The sessions bundle, and per agent the converted native sessions (for its traces dataset)."""
     name = sessions_repo(built.base)
@@ -112,8 +119,9 @@ def write_sessions(built: BuiltExport, *, warn: Warn) -> tuple[RepoBundle, dict[
     files: list[BundleFile] = []
     native: dict[str, list[BundleFile]] = {}
     for run in built.runs:
+        taken: set[str] = set()
         for row in run_session_rows(run, staging=built.staging, warn=warn):
-            path = session_path(row, run)
+            path = _unique(session_path(row, run), taken)
             target = contained(folder, path)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(dumps(session_lines(row, session_metadata(row))), encoding="utf-8")
