@@ -107,24 +107,28 @@ A call that failed before a complete answer has an `error` (`{{"kind", "message"
 """
 
 
-def traces_configs(paths: Sequence[str]) -> list[dict[str, object]]:
-    """The loadable files of a traces dataset as `configs:`: STS renders first (they load and render
-    for every agent), then native JSONL sessions. SQLite extracts are never offered: no loader reads them."""
-    configs: list[dict[str, object]] = []
-    for present, glob in (
-        (any(p.startswith("sessions/") and p.endswith(".jsonl") for p in paths), "sessions/**/*.jsonl"),
-        (any(p.startswith("traces/") and p.endswith(".jsonl") for p in paths), "traces/**/*.jsonl"),
-    ):
-        if present:
-            name = "default" if not configs else "native"
-            configs.append({"config_name": name, "data_files": [{"split": "train", "path": glob}]})
-    return configs
+def traces_globs(paths: Sequence[str]) -> list[str]:
+    """The loadable files of a traces dataset: STS renders first (they load and render for every
+    agent), then native JSONL sessions. SQLite extracts are never offered: no loader reads them."""
+    globs = {"sessions/**/*.jsonl": "sessions/", "traces/**/*.jsonl": "traces/"}
+    return [
+        glob
+        for glob, folder in globs.items()
+        if any(p.startswith(folder) and p.endswith(".jsonl") for p in paths)
+    ]
 
 
 def traces_card(owner: str, base: str, agent: str, paths: Sequence[str]) -> str:
     captures = f"{owner}/{captures_repo(base)}"
     repo_id = f"{owner}/{traces_repo(base, agent)}"
-    configs = traces_configs(paths)
+    globs = traces_globs(paths)
+    configs = [
+        {
+            "config_name": "default" if number == 0 else "native",
+            "data_files": [{"split": "train", "path": glob}],
+        }
+        for number, glob in enumerate(globs)
+    ]
     fields: dict[str, object] = {"configs": configs} if configs else {}
     front = _front_matter(
         pretty_name=f"{base} {agent} traces",
@@ -132,27 +136,26 @@ def traces_card(owner: str, base: str, agent: str, paths: Sequence[str]) -> str:
         source_datasets=[captures],
         **fields,
     )
-    sqlite = any(p.endswith(".db") for p in paths)
     sections = []
-    if any(c["data_files"][0]["path"].startswith("sessions/") for c in configs):  # type: ignore[index]
+    if "sessions/**/*.jsonl" in globs:
         sections.append(
             f"`sessions/<run_id>/{agent}-<session>.jsonl`: each session converted to the Session Trace "
             "Simple Format, which the Hub's trace viewer renders (also in the `-sessions` dataset)."
         )
-    if sqlite:
+    if any(p.endswith(".db") for p in paths):
         sections.append(
             "`traces/<run_id>/*.db`: one SQLite extract per session, with the tables and schema of the "
             "agent's own database and only that session's rows. Open them with `sqlite3` or `agentcap "
             "rollouts`; they are left out of `configs:` because no `datasets` loader reads SQLite."
         )
-    if any(p.startswith("traces/") and p.endswith(".jsonl") for p in paths):
+    if "traces/**/*.jsonl" in globs:
         sections.append(
             "`traces/<run_id>/…/*.jsonl`: the agent's own session files, unmodified (the trace viewer "
             "renders Claude Code, Codex and Pi sessions as they are)."
         )
     layout = "\n".join(f"- {line}" for line in sections) or "- (no loadable files: download them as below)"
     loading = ""
-    if configs:
+    if globs:
         loading = f"""
 `datasets` (5 or later) recognises agent-trace JSONL and hands it to
 [`teich`](https://pypi.org/project/teich/) to build one row per session, so loading needs it
@@ -167,9 +170,9 @@ lines = load_dataset("{repo_id}", split="train", parse_agent_traces=False)  # no
 
 ```sql
 -- DuckDB
-SELECT * FROM read_json('hf://datasets/{repo_id}/{configs[0]["data_files"][0]["path"]}', filename = true, union_by_name = true);
+SELECT * FROM read_json('hf://datasets/{repo_id}/{globs[0]}', filename = true, union_by_name = true);
 ```
-"""  # type: ignore[index]
+"""
     return f"""{front}
 # {base}: {agent} session traces
 

@@ -47,6 +47,13 @@ import msgspec
 COMPARED_KEYS = ("role", "content", "tool_call_id", "tool_calls")
 
 
+def preamble(messages: Sequence[dict[str, Any]]) -> int:
+    """How many leading messages are system instructions (`developer` is the Responses name)."""
+    return next(
+        (n for n, m in enumerate(messages) if m.get("role") not in ("system", "developer")), len(messages)
+    )
+
+
 def message_key(message: dict[str, Any]) -> bytes:
     """A digest of what makes two messages the same turn of a conversation.
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from exporter.chains import ChainCall, build_chains, merge_transcript, message_key
+from exporter.chains import ChainCall, build_chains, merge_transcript, message_key, preamble
 from exporter.rollouts.record import (
     Usage,
     as_dict,
@@ -303,7 +303,7 @@ def captured_calls(record: dict[str, Any], store: MessageStore) -> list[Captured
                 response_id=decoded.response_id,
                 previous_response_id=as_str(body.get("previous_response_id")),
                 leading_system=bool(as_str(body.get("instructions"))),
-                preamble=next((n for n, k in enumerate(keys) if store.get(k)["role"] != "system"), len(keys)),
+                preamble=preamble([store.get(key) for key in keys]),
                 prompt=body["prompt"] if api == COMPLETIONS and isinstance(body.get("prompt"), str) else None,
             )
         )

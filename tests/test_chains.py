@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from exporter.chains import ChainCall, build_chains, merge_transcript, message_key
+from exporter.chains import ChainCall, build_chains, merge_transcript, message_key, preamble
 
 
 def user(text: str) -> dict[str, Any]:
@@ -44,6 +44,7 @@ def call(
         answer=message_key(answer) if answer else None,
         model=model,
         has_tools=tools,
+        preamble=preamble(messages),
         **extra,
     )
     return chain_call, messages, answer
@@ -171,3 +172,18 @@ def test_merge_transcript_keeps_every_message_once_in_order() -> None:
         (2, "[call failed: timeout]"),
         (3, "again"),
     ]
+
+
+def test_a_compaction_keeping_only_the_system_prompt_continues_the_agent_loop() -> None:
+    """Claude Code restarts from its system prompt and a summary; two title calls share only their
+    instructions and stay apart (the agent's loop offers tools, a title call does not)."""
+    title_system = {"role": "system", "content": "Write a title."}
+    first = [SYSTEM, user("go")]
+    calls = [
+        call(first, assistant("", "c1"), 1),
+        call([title_system, user("go")], assistant("Go"), 2, model="tiny", tools=False),
+        call([*first, assistant("", "c1"), tool("c1", "x")], assistant("done"), 3),
+        call([title_system, user("go on")], assistant("Going on"), 4, model="tiny", tools=False),
+        call([SYSTEM, user("This session continues an earlier one. Summary: done")], assistant("ok"), 5),
+    ]
+    assert chains_of(calls) == [([1, 3, 5], False), ([2], True), ([4], True)]

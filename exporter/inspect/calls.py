@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from exporter.chains import ChainCall, Delta, build_chains, message_key
+from exporter.chains import ChainCall, Delta, build_chains, message_key, preamble
 from exporter.conversations import request_model
 from exporter.wire import DecodedResponse, decode_record, request_messages
 
@@ -76,11 +76,11 @@ class Call:
     message_keys: tuple[bytes, ...]
     has_tools: bool = False
     previous_response_id: str | None = None
+    preamble: int = 0  # leading system messages
     line: int | None = None  # line in captures.jsonl, to match scan findings
     index: int = 0  # 1-based position among the calls of its run and task
-    change: Delta = field(
-        default_factory=lambda: Delta(0, 0, 0, first=True)
-    )  # against its chain's previous call
+    # against the previous call of its conversation chain
+    change: Delta = field(default_factory=lambda: Delta(0, 0, 0, first=True))
     chain: int = 0  # 1-based position of its conversation chain among the task's chains
     sidechain: bool = False
     findings: list[dict[str, Any]] = field(default_factory=list)
@@ -126,7 +126,8 @@ class Call:
         request = _obj(record.get("request"))
         response = record.get("response") if isinstance(record.get("response"), dict) else None
         body = _obj(request.get("body"))
-        ids, keys = store.add(request_messages(body, record.get("api")))
+        messages = request_messages(body, record.get("api"))
+        ids, keys = store.add(messages)
         return cls(
             request_id=str(record.get("request_id") or ""),
             seq=_int(record.get("seq")),
@@ -158,6 +159,7 @@ class Call:
             message_keys=keys,
             has_tools=bool(body.get("tools")),
             previous_response_id=_str(body.get("previous_response_id")),
+            preamble=preamble(messages),
             line=line,
         )
 
@@ -167,7 +169,8 @@ class Call:
         body = _obj(_loads(row.get("request")))
         response = _loads(row.get("response"))
         websocket = _obj(response).get("websocket") if isinstance(response, dict) else None
-        ids, keys = store.add(request_messages(body, row.get("api")))
+        messages = request_messages(body, row.get("api"))
+        ids, keys = store.add(messages)
         captured = row.get("captured_at")
         return cls(
             request_id=str(row.get("request_id") or ""),
@@ -198,6 +201,7 @@ class Call:
             message_keys=keys,
             has_tools=bool(body.get("tools")),
             previous_response_id=_str(body.get("previous_response_id")),
+            preamble=preamble(messages),
         )
 
 
@@ -221,6 +225,7 @@ def label_calls(calls: list[Call]) -> list[Call]:
             has_tools=call.has_tools,
             response_id=call.decoded.response_id,
             previous_response_id=call.previous_response_id,
+            preamble=call.preamble,
         )
         for call in ordered
     ]
