@@ -173,7 +173,10 @@ def build_chains(calls: Sequence[ChainCall]) -> Chains:
                 keys[index] = tuple(
                     stateful_join(keys[linked], calls[linked].answer, call.keys, call.leading_system)
                 )
-                parent[index] = linked
+                # The same request sent again (a retry after a failure) continues that attempt.
+                shared, earlier = seen.longest(keys[index])
+                retried = earlier is not None and earlier != linked and shared >= len(keys[earlier])
+                parent[index] = earlier if retried else linked
                 strength[index] = (True, len(keys[index]), True, -position)
             else:
                 shared, earlier = seen.longest(keys[index])
