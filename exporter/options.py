@@ -11,14 +11,14 @@ from exporter.runs import DEFAULT_RUNS_DIR, RUNS_DIR_ENV
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
-def runs_dir_option(looked_up: str = "run ids and --all") -> Decorator:
+def runs_dir_option(looked_up: str = "run ids and --all", *, purpose: str | None = None) -> Decorator:
     return click.option(
         "--runs-dir",
         type=click.Path(file_okay=False, path_type=Path),
         envvar=RUNS_DIR_ENV,
         default=DEFAULT_RUNS_DIR,
         show_default=True,
-        help=f"Where {looked_up} are looked up (env {RUNS_DIR_ENV}).",
+        help=f"{purpose or f'Where {looked_up} are looked up'} (env {RUNS_DIR_ENV}).",
     )
 
 

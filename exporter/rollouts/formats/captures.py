@@ -9,6 +9,8 @@ an assistant message flagged `is_error`.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from exporter.conversations import UNTAGGED_TASK, Conversation, conversations
@@ -25,7 +27,7 @@ class CapturesFormat(JsonlFormat):
     source_kind = "captures"
     file_pattern = CAPTURES_FILE
 
-    def default_roots(self) -> list[Path]:
+    def default_roots(self, env: Mapping[str, str] = os.environ) -> list[Path]:
         return [default_runs_dir()]
 
     def detects(self, probe: Probe) -> bool:
