@@ -26,9 +26,9 @@ from urllib.parse import urlsplit
 import click
 from agentcap_addon.agentcap import sanitize_tag
 
+from exporter.conversations import provider_usage
 from exporter.errors import AbortRun, UserError
 from exporter.options import runs_dir_option
-from exporter.conversations import provider_usage
 from exporter.rollouts.record import Usage, as_dict
 from exporter.rollouts.registry import get_format
 from exporter.run.keys import UpstreamKey, isolate_environment, new_placeholder, read_upstream_key
