@@ -157,7 +157,7 @@ def traces_card(owner: str, base: str, agent: str, paths: Sequence[str]) -> str:
     loading = ""
     if globs:
         loading = f"""
-`datasets` (5 or later) recognises agent-trace JSONL and hands it to
+`datasets` (5.2, the version agentcap tests, and later) recognises agent-trace JSONL and hands it to
 [`teich`](https://pypi.org/project/teich/) to build one row per session, so loading needs it
 (`pip install teich`); without it, `parse_agent_traces=False` gives one row per line:
 

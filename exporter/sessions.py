@@ -196,7 +196,7 @@ appear as short placeholders such as `[image]`.
 
 ## Load it
 
-`datasets` (5 or later) recognises agent traces and hands them to
+`datasets` (5.2, the version agentcap tests, and later) recognises agent traces and hands them to
 [`teich`](https://pypi.org/project/teich/) to build one row per session (`pip install teich`):
 
 ```python
