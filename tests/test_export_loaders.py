@@ -12,6 +12,7 @@ from factories import make_record, write_run
 
 from exporter.export import export_command
 from exporter.schema import COLUMN_NAMES
+from exporter.sts import validate
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +165,11 @@ def test_sqlite_agents_traces_render_as_sessions_beside_their_extracts(every_kin
         assert extracts == [f"traces/{agent}-1/{agent}.db"]
         card = (folder / "README.md").read_text()
         assert "no `datasets` loader reads SQLite" in card and "pip install teich" in card
-        # the same converted sessions are in the sessions dataset
-        for path in (folder / "sessions").rglob("*.jsonl"):
+        # the same converted sessions are in the sessions dataset, valid STS
+        converted = sorted((folder / "sessions").rglob("*.jsonl"))
+        assert converted
+        for path in converted:
             twin = every_kind / "agentcap-sessions" / path.relative_to(folder)
             assert twin.read_bytes() == path.read_bytes()
+            assert validate(path.read_text()) == []
+            assert json.loads(path.read_text().splitlines()[0])["harness"] == agent

@@ -172,3 +172,56 @@ def test_the_scan_reads_the_session_files(tmp_path: Path) -> None:
     assert f"agentcap-sessions/sessions/{RUN}/task-1.jsonl" in result.output
     assert not (tmp_path / "out" / "local" / "agentcap-sessions").exists()
     assert secret not in result.output
+
+
+def test_images_and_other_parts_are_short_placeholders() -> None:
+    """Whatever the API, a non-text part reads as a marker, never as kilobytes of base64."""
+    from factories import make_record
+
+    from exporter.conversations import conversations
+
+    pixels = "iVBORw0KGgo" + "A" * 4000
+    chat = make_record(
+        seq=1,
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "what is this?"},
+                    {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{pixels}"}},
+                    {"type": "input_audio", "input_audio": {"data": pixels, "format": "wav"}},
+                ],
+            }
+        ],
+    )
+    anthropic = make_record(seq=2, task_id="task-2", api="messages")
+    anthropic["request"]["body"] = {
+        "model": "claude-x",
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "image",
+                        "source": {"type": "base64", "media_type": "image/png", "data": pixels},
+                    },
+                    {"type": "document", "source": {"type": "base64", "data": pixels}},
+                ],
+            }
+        ],
+    }
+    gemini = make_record(seq=3, task_id="task-3", api="gemini.generate_content")
+    gemini["request"]["body"] = {
+        "contents": [
+            {
+                "role": "user",
+                "parts": [{"text": "and this?"}, {"inlineData": {"mimeType": "image/png", "data": pixels}}],
+            }
+        ]
+    }
+    firsts = [chain.messages[0]["content"] for chain in conversations([chat, anthropic, gemini])]
+    assert firsts == [
+        "what is this?\n\n[image]\n\n[input_audio]",
+        "[image]\n\n[document]",
+        "and this?\n\n[image]",
+    ]
