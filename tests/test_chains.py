@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from exporter.chains import ChainCall, build_chains, merge_transcript, message_key, preamble
+from exporter.core.chains import ChainCall, build_chains, merge_transcript, message_key, preamble
 
 
 def user(text: str) -> dict[str, Any]:

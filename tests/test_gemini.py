@@ -8,17 +8,17 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from factories import CANARY_KEY
+from factories import CANARY_KEY, typed
 from fake_model_server import FakeModelServer
 from google import genai
 from google.genai import types
 from proxy_harness import ProxyHarness
 
-from exporter.conversations import conversations
 from exporter.inspect.calls import Call, MessageStore, label_calls
-from exporter.rollouts.record import Rollout
-from exporter.sts import dumps, session_lines, validate
-from exporter.wire import GEMINI, decode_record
+from exporter.rollouts.conversations import conversations
+from exporter.rollouts.rollout import Rollout
+from exporter.rollouts.sts import dumps, session_lines, validate
+from exporter.shared.wire import GEMINI, decode_record
 
 
 @pytest.fixture(scope="module")
@@ -99,13 +99,13 @@ def test_recorded_by_default_and_decoded(recorded: list[dict[str, Any]]) -> None
 
 def test_inspect_rollouts_and_sessions_read_it(recorded: list[dict[str, Any]]) -> None:
     store = MessageStore()
-    calls = label_calls([Call.from_record(r, store) for r in recorded])
+    calls = label_calls([Call.from_record(typed(r), store) for r in recorded])
     assert [(c.change.label, c.sidechain) for c in calls] == [
         ("init 2", False),
         ("+2", False),
         ("init 1", True),
     ]
-    main, one_off = conversations(recorded)
+    main, one_off = conversations(typed(r) for r in recorded)
     assert [
         (m["role"], m["content"], [t["function"]["name"] for t in m["tool_calls"]]) for m in main.messages
     ] == [

@@ -9,45 +9,17 @@ import pyarrow.parquet as pq
 from click.testing import CliRunner
 from factories import CANARY_KEY, make_record, write_run
 from rollout_fixtures import (
-    build_goose_db,
-    build_hermes_db,
-    build_opencode_db,
-    claude_basic_lines,
+    RUN,
+    build_every_format,
     codex_lines,
+    make_capture_run,
     message,
-    pi_lines,
     read_rollouts,
     write_jsonl,
 )
 
 from exporter.cli import main
 from exporter.rollouts.arrow_schema import ROLLOUT_SCHEMA
-
-RUN = "demo-20261121T081500-a1b2c3"
-
-
-def make_capture_run(runs: Path) -> Path:
-    history = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
-    second = [*history, {"role": "assistant", "content": "hello"}, {"role": "user", "content": "again"}]
-    records = [
-        make_record(seq=1, task_id="task-1", messages=history, reply="hello"),
-        make_record(seq=2, task_id="task-1", stream=True, reply="second-answer", messages=second),
-        make_record(
-            seq=3,
-            task_id="task-1",
-            status_code=0,
-            error={"kind": "upstream_unreachable", "message": "x"},
-            messages=[
-                *second,
-                {"role": "assistant", "content": "second-answer"},
-                {"role": "user", "content": "more"},
-            ],
-        ),
-        make_record(
-            seq=4, task_id="task-2", messages=[{"role": "user", "content": "other task"}], reply="ok"
-        ),
-    ]
-    return write_run(runs, RUN, records)
 
 
 def test_captures_become_one_rollout_per_conversation(tmp_path: Path) -> None:
@@ -131,20 +103,6 @@ def test_tool_loop_and_title_call_give_the_whole_conversation(tmp_path: Path) ->
     assert main["usage"]["input_tokens"] == 800
     assert (title["model"], title["is_sidechain"], title["message_count"]) == ("org/tiny-served", True, 2)
     assert title["parent_session_id"] == main["session_id"] == f"{RUN}:task-1"
-
-
-def build_every_format(root: Path) -> None:
-    write_jsonl(
-        root / "claude" / "-home-ana-proj" / "7c1d0000-aaaa-4bbb-8ccc-000000000001.jsonl",
-        claude_basic_lines(),
-    )
-    write_jsonl(root / "codex" / "rollout-2026-02-03T09-20-00-x.jsonl", codex_lines())
-    write_jsonl(root / "pi" / "--home-ana-proj--" / "2026_pi.jsonl", pi_lines())
-    (root / "db").mkdir()
-    build_opencode_db(root / "db" / "opencode.db")
-    build_hermes_db(root / "db" / "state.db")
-    build_goose_db(root / "db" / "sessions.db")
-    make_capture_run(root / "runs")
 
 
 def test_cli_auto_reads_every_format_into_one_parquet_with_the_fixed_schema(tmp_path: Path) -> None:

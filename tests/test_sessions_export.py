@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 from factories import conversation_run
 
-from exporter.export import export_command
-from exporter.sts import loads, rollout_messages, session_lines, validate
+from exporter.export.command import export_command
+from exporter.rollouts.sts import loads, rollout_messages, session_lines, validate
 
 RUN = "demo-20251121T081500-a1b2c3"
 
@@ -176,9 +176,9 @@ def test_the_scan_reads_the_session_files(tmp_path: Path) -> None:
 
 def test_images_and_other_parts_are_short_placeholders() -> None:
     """Whatever the API, a non-text part reads as a marker, never as kilobytes of base64."""
-    from factories import make_record
+    from factories import make_record, typed
 
-    from exporter.conversations import conversations
+    from exporter.rollouts.conversations import conversations
 
     pixels = "iVBORw0KGgo" + "A" * 4000
     chat = make_record(
@@ -219,7 +219,9 @@ def test_images_and_other_parts_are_short_placeholders() -> None:
             }
         ]
     }
-    firsts = [chain.messages[0]["content"] for chain in conversations([chat, anthropic, gemini])]
+    firsts = [
+        chain.messages[0]["content"] for chain in conversations(typed(r) for r in (chat, anthropic, gemini))
+    ]
     assert firsts == [
         "what is this?\n\n[image]\n\n[input_audio]",
         "[image]\n\n[document]",

@@ -13,26 +13,28 @@ import http.client
 import json
 import os
 import socket
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from fake_model_server import FakeModelServer
+from helpers import wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from proxy_harness import ProxyHarness
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import CloseConnection, TextMessage
 
-from exporter.conversations import conversations
+from exporter.core.record import CaptureRecord
+from exporter.export.build.sessions_dataset import session_metadata
 from exporter.rollouts.base import Unit
+from exporter.rollouts.conversations import conversations
 from exporter.rollouts.formats.captures import CapturesFormat
-from exporter.sessions import session_metadata
-from exporter.sts import dumps, loads, rollout_messages, session_lines, validate
+from exporter.rollouts.sts import dumps, loads, rollout_messages, session_lines, validate
 
 API_CASES = [
     "chat",
@@ -417,19 +419,21 @@ def upstream() -> Iterator[FakeModelServer]:
         yield server
 
 
-def records_of(proxy: ProxyHarness, task: str, count: int) -> list[dict[str, Any]]:
+def records_of(proxy: ProxyHarness, task: str, count: int) -> list[CaptureRecord]:
     """The task's records once the proxy's writer has written all `count` of them (it writes as calls end;
     a line it is still writing is not read)."""
-    deadline = time.monotonic() + 20
-    while True:
+
+    def written() -> list[CaptureRecord]:
         records = []
         for run_dir in proxy.run_dirs():
-            text = (run_dir / "captures.jsonl").read_text() if (run_dir / "captures.jsonl").exists() else ""
-            records += [json.loads(line) for line in text[: text.rfind("\n") + 1].splitlines() if line]
-        records = sorted((r for r in records if r.get("task_id") == task), key=lambda r: r["seq"])
-        if len(records) >= count or time.monotonic() > deadline:
-            return records
-        time.sleep(0.02)
+            path = run_dir / "captures.jsonl"
+            text = path.read_bytes() if path.exists() else b""
+            lines = text[: text.rfind(b"\n") + 1].splitlines()
+            records += [msgspec.json.decode(line, type=CaptureRecord) for line in lines if line]
+        ours = sorted((r for r in records if r.task_id == task), key=lambda r: r.seq)
+        return ours if len(ours) >= count else []
+
+    return wait_for(written, what=f"{count} records of {task}")
 
 
 @pytest.mark.parametrize("case", API_CASES)

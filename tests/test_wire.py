@@ -20,7 +20,7 @@ from fake_model_server import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.wire import (
+from exporter.shared.wire import (
     DecodedResponse,
     SseEvent,
     decode_record,
@@ -151,7 +151,11 @@ def fake_server_cases() -> list[tuple[str, dict[str, Any], str, dict[str, Any]]]
             "anthropic body tool call",
             message,
             "messages",
-            {"tool_calls": [(message["content"][0]["id"], "read_file", args)], "finish_reason": "tool_calls"},
+            # An Anthropic `input` object becomes compact JSON text (exporter.core.values.arguments_json).
+            {
+                "tool_calls": [(message["content"][0]["id"], "read_file", '{"path":"README.md"}')],
+                "finish_reason": "tool_calls",
+            },
         )
     )
     raw = "".join(f"event: {n}\ndata: {d}\n\n" for n, d in anthropic_events(tool_request))
@@ -700,7 +704,7 @@ REQUEST_CASES: list[tuple[str, dict[str, Any], list[dict[str, Any]]]] = [
             },
             {"role": "tool", "tool_call_id": "c1", "content": "a.py"},
             {"role": "tool", "tool_call_id": "c2", "content": "x=1"},
-            {"role": "web_search_call", "content": '{"type": "web_search_call", "id": "ws"}'},
+            {"role": "web_search_call", "content": '{"type":"web_search_call","id":"ws"}'},
         ],
     ),
     (
@@ -762,7 +766,7 @@ REQUEST_CASES: list[tuple[str, dict[str, Any], list[dict[str, Any]]]] = [
                 "content": "running",
                 "reasoning_content": "hm",
                 "tool_calls": [
-                    {"id": "t1", "type": "function", "function": {"name": "bash", "arguments": '{"c": "ls"}'}}
+                    {"id": "t1", "type": "function", "function": {"name": "bash", "arguments": '{"c":"ls"}'}}
                 ],
             },
             {"role": "tool", "tool_call_id": "t1", "content": "denied", "is_error": True},

@@ -9,7 +9,8 @@ from typing import Any
 
 import click
 
-from exporter.errors import UserError
+from exporter.cli_base import Command, warn
+from exporter.core.errors import UserError
 from exporter.rollouts.hydrate import iter_rows
 from exporter.rollouts.manifest import build_manifest, default_sources
 from exporter.rollouts.parallel import default_jobs
@@ -20,11 +21,7 @@ from exporter.rollouts.writers import write_rows
 OUTPUT_SUFFIXES = (".parquet", ".jsonl")
 
 
-def _warn(message: str) -> None:
-    click.echo(f"warning: {message}", err=True)
-
-
-@click.command("rollouts")
+@click.command("rollouts", cls=Command)
 @click.argument("sources", nargs=-1, type=click.Path(path_type=Path))
 @click.option(
     "--format",
@@ -76,7 +73,7 @@ def rollouts_command(
             sources,
             format_name,
             snapshots=snapshots,
-            warn=_warn,
+            warn=warn,
             recursive=recursive,
             file_pattern=file_pattern,
         )
@@ -86,7 +83,7 @@ def rollouts_command(
                 "check the paths, --format or --file-pattern"
             )
         per_format: Counter[str] = Counter()
-        rows = iter_rows(units, warn=_warn, jobs=jobs or default_jobs())
+        rows = iter_rows(units, warn=warn, jobs=jobs or default_jobs())
         count = write_rows(_counted(rows, per_format), output)
     detail = ", ".join(f"{name}: {n}" for name, n in sorted(per_format.items()))
     where = f" → {output}" if output is not None and str(output) != "-" else ""

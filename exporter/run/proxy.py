@@ -27,9 +27,9 @@ from urllib.parse import urlsplit
 
 from agentcap_addon.agentcap import CONTROL_PREFIX, DEFAULT_PATHS
 
-from exporter.addon import addon_path
-from exporter.errors import AbortRun, UserError
+from exporter.core.errors import AbortRun, UserError
 from exporter.run.runner import ends_with_us
+from exporter.shared.addon import addon_path
 
 START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 30
@@ -238,4 +238,5 @@ class Proxy:
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port

@@ -1,7 +1,7 @@
 """Our own wire captures (`runs/<run>/captures.jsonl`, docs/capture-format.md): one rollout per conversation.
 
-A task's calls are grouped into conversation chains (`exporter.conversations`, rules in
-`exporter.chains`): the main loop, and side chains for titles, summaries, sub-agents and
+A task's calls are grouped into conversation chains (`exporter.rollouts.conversations`, rules in
+`exporter.core.chains`): the main loop, and side chains for titles, summaries, sub-agents and
 one-off calls to another model. Each chain becomes one rollout holding every message once, in
 order; its counts, models and usage are those of the chain's calls. Failed calls stay visible as
 an assistant message flagged `is_error`.
@@ -13,12 +13,12 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from exporter.conversations import UNTAGGED_TASK, Conversation, conversations
-from exporter.errors import UserError
+from exporter.core.errors import UserError
+from exporter.core.record import CAPTURE_SCHEMA, CAPTURES_FILE, CaptureRecord
 from exporter.rollouts.base import BrokenUnit, JsonlFormat, Probe, Unit
-from exporter.rollouts.record import Rollout, to_utc
-from exporter.runs import CAPTURES_FILE, RunDir, default_runs_dir, iter_records
-from exporter.schema import CAPTURE_SCHEMA_VERSION
+from exporter.rollouts.conversations import UNTAGGED_TASK, Conversation, conversations
+from exporter.rollouts.rollout import Rollout, to_utc
+from exporter.shared.runs import RunDir, default_runs_dir, iter_records
 
 
 class CapturesFormat(JsonlFormat):
@@ -31,13 +31,14 @@ class CapturesFormat(JsonlFormat):
         return [default_runs_dir()]
 
     def detects(self, probe: Probe) -> bool:
-        return bool(probe.json_lines) and probe.json_lines[0].get("schema") == CAPTURE_SCHEMA_VERSION
+        return bool(probe.json_lines) and probe.json_lines[0].get("schema") == CAPTURE_SCHEMA
 
     def hydrate(self, unit: Unit) -> list[Rollout]:
         run = RunDir.load(unit.path.parent, warn=lambda message: None)  # export says so when it picks the run
         warnings: list[str] = []
         try:
-            chains = conversations(iter_records(run, strict=False, warn=warnings.append))
+            records = iter_records(run, CaptureRecord, strict=False, warn=warnings.append)
+            chains = conversations(record for _, record in records)
         except UserError as error:
             raise BrokenUnit(str(error.message)) from None
         if not chains:
