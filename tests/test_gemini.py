@@ -25,9 +25,8 @@ from exporter.shared.wire import GEMINI, decode_record
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[dict[str, Any]]]:
     """A tool loop (call, function response, answer) and a streamed one-off, through the proxy."""
     root = tmp_path_factory.mktemp("gemini")
-    # The key header is redacted by name here; the addon's own default list is another change's job.
-    options = {"agentcap_redact_headers": ["x-goog-api-key"]}
-    with FakeModelServer() as upstream, ProxyHarness(upstream.url, root / "runs", **options) as proxy:
+    # Default options: the paths are recorded and the `x-goog-api-key` header redacted out of the box.
+    with FakeModelServer() as upstream, ProxyHarness(upstream.url, root / "runs") as proxy:
         client = genai.Client(
             api_key=CANARY_KEY,
             http_options=types.HttpOptions(base_url=proxy.url, headers={"x-agentcap-task": "gem"}),
