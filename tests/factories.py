@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from exporter.core.record import CaptureRecord, validate_record, validate_run_info
+from exporter.core.record import CaptureRecord, call_failed, validate_record, validate_run_info
 
 CANARY_KEY = "sk-test-canary-0123456789abcdef0123456789abcdef"
 BASE_TIME = 1_763_712_900.0
@@ -172,6 +172,13 @@ def write_run(
         "upstreams": upstreams,
         "counts": {
             "recorded": len(records),
+            "failed": sum(
+                1
+                for r in records
+                if call_failed(
+                    error=r["error"] is not None, status_code=(r["response"] or {}).get("status_code")
+                )
+            ),
             "errors": sum(1 for r in records if r["error"]),
             "http_errors": sum(1 for r in records if (r["response"] or {}).get("status_code", 0) >= 400),
             "passthrough": 0,
