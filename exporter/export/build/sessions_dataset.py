@@ -158,7 +158,7 @@ def sessions_card(built: BuiltExport) -> str:
 # {built.base}: agent sessions
 
 Every conversation the agents had during the exported runs, one file per session in the
-[Session Trace Simple Format](https://huggingface.co/docs/hub/agent-traces), which the Hub's trace
+Session Trace Simple Format (STS), which the Hub's trace
 viewer renders: open a row in the Data Studio to read the session as a chat, with the
 reasoning, every tool call and its result, the model of each answer and when it came.
 
