@@ -15,6 +15,7 @@ from factories import CANARY_KEY, conversation_run, export_parquet, make_record,
 from fake_hub import FakeHub
 from scan_fakes import canary_secrets
 
+from exporter.inspect.command import inspect_command
 from exporter.report.command import NOT_SCANNED, report_command
 from exporter.shared import totals_display as display
 from exporter.stats.command import stats_command
@@ -63,9 +64,14 @@ def test_every_call_with_its_delta_response_and_stitched_tool_result(run: Path, 
     for record in records:
         assert f'id="call-{record["request_id"]}"' in page
     assert page.count('<article class="call') == len(records)
-    for label in ("init 1", "+2", "-5 +1"):  # inspect's delta labels
-        assert f">{label}</span>" in page
-    assert "the last 5 of the previous call&#x27;s messages were replaced by 1" in page
+    # Each call carries inspect's delta label (one rule: the conversation chains of core/chains.py).
+    listed = CliRunner().invoke(inspect_command, [str(run), "--json"], catch_exceptions=False).output
+    labels = {row["request_id"]: row["delta"] for row in map(json.loads, listed.splitlines())}
+    assert sorted(labels.values()) == sorted(["init 1", "+2", "+2", "-4 +1", "init 1", "+0"])
+    for request_id, label in labels.items():
+        article = page[page.index(f'id="call-{request_id}"') :]
+        assert article.index(f">{label}</span>") < article.index("</article>")
+    assert "the last 4 of the previous call&#x27;s messages were replaced by 1" in page
     # The tool result in call 2 names the tool call it answers and links to the call that made it.
     assert re.search(r"result of <b>read_file</b> <code>call_1</code>, called by <a href=\"#call-", page)
     assert "Straße" in page and "日本" in page
@@ -174,3 +180,30 @@ def test_an_empty_run_is_one_line(tmp_path: Path) -> None:
         report_command, [str(tmp_path / "runs" / "r0"), "--no-scan", "-o", str(tmp_path / "r.html")]
     )
     assert result.exit_code == 2 and "no recorded calls" in result.output
+
+
+def test_a_tasks_side_conversations_are_sections_of_their_own(tmp_path: Path) -> None:
+    first = [{"role": "user", "content": "fix the build"}]
+    loop = [
+        *first,
+        {"role": "assistant", "content": "hello there"},
+        {"role": "user", "content": "and the docs"},
+    ]
+    title = [
+        {"role": "system", "content": "Write a 5-word title."},
+        {"role": "user", "content": "fix the build"},
+    ]
+    records = [
+        make_record(seq=1, task_id="t", messages=first),
+        make_record(seq=2, task_id="t", messages=loop),
+        make_record(seq=3, task_id="t", messages=title, model="org/tiny-titler"),
+    ]
+    write_run(tmp_path / "runs", "r", records)
+    page, _ = write_report(str(tmp_path / "runs" / "r"), "-o", str(tmp_path / "r.html"), "--no-scan")
+    sections = re.findall(
+        r'<details class="task" id="([^"]+)"><summary>.*?<b>([^<]+)</b> · (\d+) calls', page
+    )
+    assert sections == [("task-r-t", "t", "2"), ("task-r-t-2", "t · side 2", "1")]
+    main = page[page.index('id="task-r-t"') : page.index('id="task-r-t-2"')]
+    assert records[2]["request_id"] not in main  # the title call does not interrupt the loop's deltas
+    assert ">+2</span>" in main

@@ -1,6 +1,6 @@
 """Usage from real SDK clients, through the real proxy, into every place that shows it.
 
-The openai and anthropic SDKs call the fake model server (asked for detailed usage: cached,
+The openai, anthropic and google-genai SDKs call the fake model server (asked for detailed usage: cached,
 cache-write and reasoning tokens in each API's own shape) through mitmproxy with the agentcap
 addon. The export's token columns must hold each provider's numbers, normalised; and one run's
 totals must be the sum over its calls in `ls -l`, `stats`, the dataset card and the HTML report.
@@ -21,6 +21,8 @@ import pytest
 from click.testing import CliRunner
 from factories import CANARY_KEY
 from fake_model_server import FakeModelServer
+from google import genai
+from google.genai import types
 from proxy_harness import ProxyHarness
 
 from exporter.core.usage import TOKEN_KEYS
@@ -38,6 +40,11 @@ cached_input = 0.5
 cache_write = 1.25
 output = 4.0
 
+[models."gemini-test"]
+input = 1.25
+cached_input = 0.31
+output = 10.0
+
 [models."claude-test"]
 input = 3.0
 cached_input = 0.3
@@ -48,6 +55,7 @@ output = 15.0
 CHAT = (76, 1024, 100, 300, 256, 1500)
 RESPONSES = (260, 512, 128, 120, 64, 1020)
 MESSAGES = (50, 1000, 200, 300, 120, 1550)
+GEMINI = (410, 600, None, 140, 100, 1150)  # usageMetadata: thoughts apart from candidates
 PLAIN_MESSAGES = (13, None, None, 6, None, 19)  # the fake server's usage without details
 
 
@@ -90,6 +98,13 @@ def drive_every_api(proxy: ProxyHarness) -> None:
     # Without the header: Anthropic's plain usage (no cache fields): those counters stay null.
     plain = anthropic.Anthropic(base_url=proxy.url, api_key=CANARY_KEY, max_retries=0)
     plain.messages.create(model="claude-test", max_tokens=64, messages=messages)
+    gemini = genai.Client(
+        api_key=CANARY_KEY, http_options=types.HttpOptions(base_url=proxy.url, headers=DETAILED)
+    )
+    answer = gemini.models.generate_content(model="gemini-test", contents="hi")
+    assert answer.usage_metadata is not None and answer.usage_metadata.cached_content_token_count == 600
+    chunks = list(gemini.models.generate_content_stream(model="gemini-test", contents="hi"))
+    assert chunks[-1].usage_metadata is not None and chunks[-1].usage_metadata.thoughts_token_count == 100
 
 
 def exported(root: Path) -> dict[str, dict[str, Any]]:
@@ -112,7 +127,10 @@ def test_each_api_lands_in_the_token_columns_with_the_providers_numbers(recorded
         tokens = tuple(row[key] for key in TOKEN_KEYS)
         streamed = bool(record["response"].get("stream"))
         seen.append((record["api"], streamed, tokens))
-        assert json.loads(row["usage"]) == record["usage"]  # the provider's object, kept as sent
+        if record["usage"] is not None:
+            assert json.loads(row["usage"]) == record["usage"]  # the provider's object, kept as sent
+        else:  # Gemini: the record keeps no usage; the column holds the answer's usageMetadata
+            assert json.loads(row["usage"])["cachedContentTokenCount"] == 600
     assert seen == [
         ("chat.completions", False, CHAT),
         ("chat.completions", True, CHAT),
@@ -122,6 +140,8 @@ def test_each_api_lands_in_the_token_columns_with_the_providers_numbers(recorded
         ("messages", False, MESSAGES),
         ("messages", True, MESSAGES),  # message_start's input side + message_delta's output side
         ("messages", False, PLAIN_MESSAGES),
+        ("gemini.generate_content", False, GEMINI),
+        ("gemini.generate_content", True, GEMINI),  # the stream's last chunk
     ]
     for _, _, (input_tokens, read, write, output, _, total) in seen:
         assert input_tokens + (read or 0) + (write or 0) + output == total
@@ -137,7 +157,7 @@ def test_a_runs_totals_are_the_sum_of_its_calls_everywhere(recorded, tmp_path: P
     stats = json.loads(
         CliRunner().invoke(stats_command, [str(root / "runs"), "--json", "--prices", str(prices)]).output
     )["total"]
-    assert stats["tokens"] == summed and stats["calls"] == len(rows) == 8
+    assert stats["tokens"] == summed and stats["calls"] == len(rows) == 10
     assert stats["unpriced_calls"] == 0 and stats["cost_usd"] > 0
     from_parquet = {}
     for path in (root / "export" / "local" / "agentcap-captures" / "data").glob("*.parquet"):

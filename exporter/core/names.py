@@ -73,6 +73,10 @@ def traces_repo(base: str, agent: str) -> str:
     return f"{base}-{agent}-traces"
 
 
+def sessions_repo(base: str) -> str:
+    return f"{base}-sessions"
+
+
 def rollouts_repo(base: str) -> str:
     return f"{base}-rollouts"
 

@@ -25,7 +25,7 @@ class BundleFile:
 
 @dataclass(frozen=True)
 class RepoBundle:
-    kind: str  # "captures" | "traces" | "rollouts"
+    kind: str  # "captures" | "traces" | "sessions" | "rollouts"
     name: str  # repo name without owner: f"{base}-captures", f"{base}-{agent}-traces"
     folder: Path  # staging folder holding README.md + the files
     files: tuple[BundleFile, ...]  # excluding README.md

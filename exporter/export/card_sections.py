@@ -41,7 +41,12 @@ SIZE_CATEGORIES = (
     (100_000_000, "10M<n<100M"),
     (1_000_000_000, "100M<n<1B"),
 )
-ROWS_LABEL = {"captures": "calls (rows)", "traces": "trace files", "rollouts": "rollouts (rows)"}
+ROWS_LABEL = {
+    "captures": "calls (rows)",
+    "traces": "trace files",
+    "sessions": "sessions (files)",
+    "rollouts": "rollouts (rows)",
+}
 NO_LICENSE = "none set by the publisher (`agentcap export --license ID` sets one)"
 HUB = "https://huggingface.co/datasets"
 PENDING = "(written when the dataset is published)"

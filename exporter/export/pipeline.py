@@ -15,6 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
+from exporter.export.build.sessions_dataset import add_sessions
 from exporter.export.build.stage import build_export
 from exporter.export.bundles import BuiltExport
 from exporter.export.gate.stage import gate_export
@@ -63,13 +64,13 @@ def run_export(options: ExportOptions, *, console: Console, summary: Console) ->
             strict=options.strict,
         )
         built.license = options.license
+        warn = lambda m: console.print(f"[yellow]warning:[/] {escape(m)}")  # noqa: E731
+        add_sessions(built, warn=warn)
         if options.rollouts:
             # pyarrow-heavy: only when asked
             from exporter.export.build.rollouts_dataset import rollouts_bundle
 
-            built.bundles.append(
-                rollouts_bundle(built, warn=lambda m: console.print(f"[yellow]warning:[/] {escape(m)}"))
-            )
+            built.bundles.append(rollouts_bundle(built, warn=warn))
         # Nothing is published unless the scan gate passes (it raises otherwise).
         gate_export(
             built,

@@ -3,8 +3,10 @@
 Calls are inspect's `Call`s (the same decoding, delta labels and scan findings as `agentcap inspect`);
 totals are exporter.stats's, so the report's numbers are the ones `stats` and `ls -l` print.
 
-Sections are one per (run, task). `section_key` is the one place that decides the grouping: the
-conversation chains of a task (exporter/chains.py, once it lands) slot in there.
+Sections are one per conversation chain of a task (exporter/core/chains.py, the same chains as
+`inspect`'s delta labels and the sessions dataset): a task's main loop, then each side chain (a
+title call, a summary, a sub-agent, a one-off question to another model). `section_key` is the one
+place that decides the grouping.
 """
 
 from __future__ import annotations
@@ -36,16 +38,21 @@ from exporter.shared.wire import ToolCall
 class Section:
     run_id: str
     task_id: str  # "" for calls without a task tag
+    chain: int  # 1-based among the task's chains
+    sidechain: bool
     calls: list[Call]
     totals: Totals
 
     @property
     def anchor(self) -> str:
-        return f"task-{self.run_id}-{self.task_id or 'untagged'}"
+        return f"task-{self.run_id}-{self.task_id or 'untagged'}" + (
+            f"-{self.chain}" if self.sidechain else ""
+        )
 
     @property
     def title(self) -> str:
-        return self.task_id or "(untagged calls)"
+        task = self.task_id or "(untagged calls)"
+        return f"{task} · side {self.chain}" if self.sidechain else task
 
 
 @dataclass
@@ -93,19 +100,20 @@ def _hub_calls(source: HubSource) -> list[Call]:
     return label_calls(calls)  # one run's files (one per model) are numbered together
 
 
-def section_key(call: Call) -> tuple[str, str]:
-    return (call.run_id or "", call.task_id or "")
+def section_key(call: Call) -> tuple[str, str, int, bool]:
+    """(run, task, chain, side chain): a task's main chain first, its side chains after it."""
+    return (call.run_id or "", call.task_id or "", call.chain, call.sidechain)
 
 
 def build_report(title: str, calls: Iterable[Call], prices: PriceTable) -> Report:
     ordered = list(calls)
     facts = {call.request_id: call.facts() for call in ordered}
-    grouped: dict[tuple[str, str], list[Call]] = {}
+    grouped: dict[tuple[str, str, int, bool], list[Call]] = {}
     for call in ordered:
         grouped.setdefault(section_key(call), []).append(call)
     sections = [
-        Section(run, task, members, totals_of((facts[c.request_id] for c in members), prices))
-        for (run, task), members in sorted(grouped.items())
+        Section(run, task, chain, side, members, totals_of((facts[c.request_id] for c in members), prices))
+        for (run, task, chain, side), members in sorted(grouped.items(), key=lambda item: _order(item[0]))
     ]
     report = Report(
         title=title,
@@ -118,6 +126,11 @@ def build_report(title: str, calls: Iterable[Call], prices: PriceTable) -> Repor
     )
     _stitch_tool_calls(report)
     return report
+
+
+def _order(key: tuple[str, str, int, bool]) -> tuple[str, str, bool, int]:
+    run, task, chain, side = key
+    return (run, task, side, chain)
 
 
 def _stitch_tool_calls(report: Report) -> None:

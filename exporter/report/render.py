@@ -223,7 +223,7 @@ def _call(report: Report, call: Call) -> str:
         f'<a class="loc" href="#call-{escape(call.request_id)}">#{call.index}</a>',
         f'<code class="rid" title="{escape(call.request_id)}">{escape(call.short_id)}</code>',
         f'<span class="status">{escape(call.status)}</span>',
-        f'<span class="delta" title="messages against the previous call of this task">{escape(call.change.label)}</span>',
+        f'<span class="delta" title="messages against the previous call of this conversation">{escape(call.change.label)}</span>',
         f'<span class="model">{escape(call.model)}</span>',
         f"<span>{escape(tokens)}</span>",
         f"<span>{escape(display.usd(cost) if cost is not None else 'no price' if usage.reported else '')}</span>",
@@ -280,14 +280,14 @@ def _messages(report: Report, call: Call) -> str:
     change = call.change
     new = messages[change.kept :]
     if change.first:
-        note = f"{len(messages)} message(s), the first call of this task"
+        note = f"{len(messages)} message(s), the first call of this conversation"
     elif change.removed:
         note = (
             f"the last {change.removed} of the previous call's messages were replaced by {change.added} "
             f"(kept the first {change.kept})"
         )
     else:
-        note = f"{change.kept} earlier message(s) as in the previous call, then {change.added} new"
+        note = f"{change.kept} earlier message(s) as in its previous call, then {change.added} new"
     blocks = "".join(_message(report, call, message) for message in new)
     return f'<section class="messages"><p class="note">{escape(note)}</p>{blocks}</section>'
 

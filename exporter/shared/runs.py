@@ -74,6 +74,13 @@ class RunDir:
     def traces_path(self) -> Path:
         return self.path / TRACES_DIR
 
+    def portable(self, source: str | Path) -> str:
+        """`<run_id>/<path in the run>` for a file of this run (its name for any other): what datasets
+        record as a source, so the exporting machine's directories stay private."""
+        path, root = Path(source), self.path.resolve()
+        relative = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
+        return f"{self.run_id}/{relative}"
+
     def trace_files(self) -> list[Path]:
         """The run's trace files: every regular file under traces/ (a link anywhere raises UnsafePath)."""
         if not self.traces_path.is_symlink() and not self.traces_path.is_dir():

@@ -30,10 +30,11 @@ import msgspec
 import pyarrow.parquet as pq
 
 from exporter.core.errors import UserError
-from exporter.core.record import MISSING, RawRecord, body_model, call_failed, present
+from exporter.core.record import RawRecord, call_failed, present
 from exporter.core.usage import TOKEN_KEYS, TokenUsage, normalise_usage
 from exporter.shared.prices import PriceTable
 from exporter.shared.runs import RunDir, Warn, iter_records, warn_on_stderr
+from exporter.shared.wire import answer_usage
 
 FACT_COLUMNS = (
     "request_id",
@@ -79,14 +80,18 @@ def run_facts(run: RunDir, *, warn: Warn = warn_on_stderr) -> Iterator[CallFacts
     The export's view of a record (`RawRecord`): bodies and usage stay bytes, only `usage` is parsed.
     """
     for _line, record in iter_records(run, RawRecord, warn=warn):
-        usage = msgspec.json.decode(record.usage) if present(record.usage) else None
+        usage = (
+            msgspec.json.decode(record.usage)
+            if present(record.usage)
+            else answer_usage(record.api, record.response)
+        )
         yield CallFacts(
             request_id=record.request_id,
             run_id=record.run_id or run.run_id,
             agent=record.agent or run.agent,
             task_id=record.task_id,
             seq=record.seq,
-            model=body_model(record.request.body if record.request else MISSING) or record.served_model or "",
+            model=record.model(),
             served_model=record.served_model,
             api=record.api,
             captured_at=record.captured_at,

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pyarrow as pa
@@ -50,6 +51,7 @@ from exporter.shared.runs import (
     iter_lines,
     warn_on_stderr,
 )
+from exporter.shared.wire import answer_usage
 
 BIG_TEXT_COLUMNS = ("request", "response", "usage", "error")
 
@@ -188,10 +190,17 @@ def _optional_json(raw: msgspec.Raw) -> bytes | None:
     return bytes(raw) if present(raw) else None
 
 
-def _token_columns(record: RawRecord) -> dict[str, int | None]:
-    """The usage object normalised into the token columns (small: parsing it costs nothing)."""
-    raw = msgspec.json.decode(record.usage) if present(record.usage) else None
-    return normalise_usage(raw, record.api).tokens()
+def _usage_columns(record: RawRecord) -> dict[str, Any]:
+    """`usage` as recorded (for Gemini, read from the answer: its record keeps none) and the token
+    columns, the usage normalised (small: parsing it costs nothing)."""
+    raw: bytes | None
+    if present(record.usage):
+        raw = bytes(record.usage)
+        usage = msgspec.json.decode(record.usage)
+    else:
+        usage = answer_usage(record.api, record.response)
+        raw = _json(usage) if usage is not None else None
+    return {"usage": raw} | normalise_usage(usage, record.api).tokens()
 
 
 @dataclass
@@ -248,9 +257,8 @@ class _Batch:
             "status_code": response.status_code if response else None,
             "ttfb_ms": record.ttfb_ms,
             "duration_ms": record.duration_ms,
-            "usage": _optional_json(record.usage),
             "error": _optional_json(record.error),
-            **_token_columns(record),
+            **_usage_columns(record),
         }
         for name, value in values.items():
             self.columns[name].append(value)

@@ -50,7 +50,12 @@ COLUMNS: tuple[tuple[str, pa.DataType, bool, str], ...] = (
     ("status_code", pa.int32(), True, "HTTP status of the response; null when none arrived"),
     ("ttfb_ms", pa.float64(), True, "request start to response headers, milliseconds"),
     ("duration_ms", pa.float64(), True, "request start to the end of the call, milliseconds"),
-    ("usage", pa.string(), True, "JSON string of the provider's usage object"),
+    (
+        "usage",
+        pa.string(),
+        True,
+        "JSON string of the provider's usage object (Gemini: the answer's `usageMetadata`)",
+    ),
     ("error", pa.string(), True, 'JSON string `{"kind", "message"}` when the call failed, else null'),
     # Since /2: `usage` normalised (exporter/core/usage.py); null where the provider did not report it.
     (

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from exporter.core.usage import TOKEN_KEYS
 from exporter.export.card_sections import RunStats
+from exporter.shared.runs import RunDir
 from exporter.shared.totals import CallFacts, Totals, iso, parquet_facts, totals_of
 
 
@@ -50,15 +51,14 @@ def _totals_stats(totals: Totals, models: Counter[str], size: int) -> RunStats:
     }
 
 
-def files_stats(
-    files: Iterable[tuple[str, Path]],
-    *,
-    agent: str | None,
-    dates: Mapping[str, tuple[str | None, str | None]],
-) -> dict[str, RunStats]:
-    """Per run, for bundles of plain files (traces): how many and how big; dates from run.json."""
+def files_stats(files: Iterable[tuple[str, Path]], runs: Iterable[RunDir]) -> dict[str, RunStats]:
+    """Per run, for bundles of files (traces, sessions): how many and how big; agent and dates from
+    the run (run.json)."""
+    known = {run.run_id: run for run in runs}
+    dates = {run_id: (run.info.started_at, run.info.ended_at) for run_id, run in known.items()}
     stats: dict[str, RunStats] = {}
     for run, path in files:
+        agent = known[run].agent if run in known else None
         entry = stats.setdefault(run, {"rows": 0, "bytes": 0, "agent": agent, "models": {}})
         entry["rows"] += 1
         entry["bytes"] += path.stat().st_size

@@ -148,16 +148,13 @@ def _traces_bundle(built: BuiltExport, agent: str, traces: dict[Path, list[Path]
             contained(folder, relative)
             copy_beneath(run.path, inside, folder, relative)
             files.append(BundleFile(path=relative, run_id=run.run_id))
-    dates = {run.run_id: (run.info.started_at, run.info.ended_at) for run in built.runs}
     return write_bundle(
         kind="traces",
         name=name,
         folder=folder,
         files=files,
-        card=traces_card(built.owner, built.base, agent),
+        card=traces_card(built.owner, built.base, agent, [file.path for file in files]),
         agent=agent,
         base=built.base,
-        run_stats=files_stats(
-            ((file.run_id, folder / file.path) for file in files), agent=agent, dates=dates
-        ),
+        run_stats=files_stats(((file.run_id, folder / file.path) for file in files), built.runs),
     )

@@ -20,7 +20,7 @@ from exporter.export.card_sections import current_card
 from exporter.export.publish.destination import INDEX_PATH, RemoteRepo, index_document
 from exporter.shared.runs import CaptureSnapshot
 
-FILE_NOUNS = {"captures": "parquet file", "traces": "trace file"}
+FILE_NOUNS = {"captures": "parquet file", "traces": "trace file", "sessions": "session file"}
 RUN_IDS_IN_MESSAGE = 3
 UPDATED_NOTE = "run {run} was exported while still recording; replaced by this export"
 
