@@ -40,7 +40,7 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
 ]
 # What a reader sees, block by block (see `structure`).
-SUMMARY_BLOCKS = ["h1", "meta", "cards", "charts", "table:per model", "table:per task", "toolbar"]
+SUMMARY_BLOCKS = ["h1", "meta", "cards", "charts", "table:per model", "table:per conversation", "toolbar"]
 
 
 def chromium_path() -> str:

@@ -151,7 +151,9 @@ def _totals_table(title: str, key: str, rows: list[tuple[str, Totals]]) -> str:
 
 
 def _task_index(report: Report) -> str:
-    head = "".join(f"<th>{escape(name)}</th>" for name in ("run", "task", "first prompt", *TOTALS_HEAD))
+    head = "".join(
+        f"<th>{escape(name)}</th>" for name in ("run", "conversation", "first prompt", *TOTALS_HEAD)
+    )
     rows = []
     for section in report.sections:
         css = ' class="failed"' if section.totals.failed else ""
@@ -161,7 +163,7 @@ def _task_index(report: Report) -> str:
             f"<td>{escape(_first_prompt(section))}</td>{_totals_cells(section.totals)}</tr>"
         )
     return (
-        f'<details class="table" open><summary>per task</summary><table><tr>{head}</tr>{"".join(rows)}'
+        f'<details class="table" open><summary>per conversation</summary><table><tr>{head}</tr>{"".join(rows)}'
         "</table></details>"
     )
 
