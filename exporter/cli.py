@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Normalise agent traces and captures into one table.",
     ),
     "scan": ("exporter.scan.command:scan_command", "Secret-scan runs the way the export gate does."),
+    "sync": ("exporter.sync.command:sync_command", "Upload runs to object storage (s3://, hf://buckets/…)."),
     "traces": ("exporter.traces:traces_group", "Collect an agent's native sessions into a run."),
 }
 

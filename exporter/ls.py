@@ -14,7 +14,9 @@ from rich.table import Table
 from exporter.captures import index_run
 from exporter.errors import UserError
 from exporter.naming import provider_for
-from exporter.runs import DEFAULT_RUNS_DIR, RUNS_DIR_ENV, RunDir, list_runs
+from exporter.options import LOCATION
+from exporter.runs import DEFAULT_RUNS_DIR, RUNS_DIR_ENV, RunDir, list_runs, open_runs_dir
+from exporter.storage import Location
 from exporter.summary import human_bytes
 from exporter.tables import ColumnKind, new_table, output_console
 
@@ -104,21 +106,20 @@ def render_table(summaries: list[RunSummary], *, long: bool) -> Table:
 
 
 @click.command("ls")
-@click.argument(
-    "runs_dir", required=False, type=click.Path(file_okay=False, path_type=Path), envvar=RUNS_DIR_ENV
-)
+@click.argument("runs_dir", required=False, type=LOCATION, envvar=RUNS_DIR_ENV)
 @click.option("-l", "--long", is_flag=True, help="Also show upstreams and providers.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array (every field) instead of a table.")
-def ls_command(runs_dir: Path | None, long: bool, as_json: bool) -> None:
-    """List the recorded runs in RUNS_DIR (default: $AGENTCAP_RUNS_DIR or ./runs)."""
+def ls_command(runs_dir: Location | None, long: bool, as_json: bool) -> None:
+    """List the recorded runs in RUNS_DIR (default: $AGENTCAP_RUNS_DIR or ./runs), or at a URL (s3://…)."""
     runs_dir = runs_dir or Path(DEFAULT_RUNS_DIR)
-    if not runs_dir.is_dir():
+    location = open_runs_dir(runs_dir)
+    if not location.is_dir():
         # Not "no runs": a mistyped path must not look like an empty listing to a script.
         raise UserError(
             f"{runs_dir}: no such directory; record a run with `mitmdump -s addons/agentcap.py`, "
             f"or name the runs dir (agentcap ls DIR, or ${RUNS_DIR_ENV})"
         )
-    summaries = [summarize(run) for run in list_runs(runs_dir)]
+    summaries = [summarize(run) for run in list_runs(location)]
     if as_json:
         click.echo(json.dumps([asdict(summary) for summary in summaries], indent=2))
         return

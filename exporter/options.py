@@ -7,14 +7,27 @@ from typing import Any
 import click
 
 from exporter.runs import DEFAULT_RUNS_DIR, RUNS_DIR_ENV
+from exporter.storage import Location, parse_location
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+class LocationType(click.ParamType):
+    """A runs dir: a local path (kept as `Path`) or a URL such as s3://bucket/runs (`Url`)."""
+
+    name = "PATH|URL"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Location:
+        return value if isinstance(value, Path) else parse_location(str(value))
+
+
+LOCATION = LocationType()
 
 
 def runs_dir_option(looked_up: str = "run ids and --all") -> Decorator:
     return click.option(
         "--runs-dir",
-        type=click.Path(file_okay=False, path_type=Path),
+        type=LOCATION,
         envvar=RUNS_DIR_ENV,
         default=DEFAULT_RUNS_DIR,
         show_default=True,

@@ -22,6 +22,7 @@ import msgspec
 
 from exporter.errors import UserError
 from exporter.schema import CAPTURE_SCHEMA_VERSION
+from exporter.storage import Location, RemotePath, Url, list_url, parse_location
 
 CAPTURES_FILE = "captures.jsonl"
 RUN_FILE = "run.json"
@@ -34,11 +35,12 @@ _TAIL_WINDOW = 64 * 1024
 SNAPSHOT_KEY = "capture_snapshot"  # where a snapshot is published: parquet footer, repo index entry
 
 TARGET_FORMS = (
-    "a directory holding runs, a run directory (with captures.jsonl), "
+    "a directory holding runs, a run directory (with captures.jsonl), either one as a URL (s3://…), "
     "or a run id under the runs dir (--runs-dir / $AGENTCAP_RUNS_DIR)"
 )
 
 Warn = Callable[[str], None]
+RunPath = Path | RemotePath  # a run directory on this machine, or under a listed URL (exporter.storage)
 
 
 def warn_on_stderr(message: str) -> None:
@@ -50,20 +52,24 @@ class RunDir:
     """One run directory. `info` is its parsed run.json ({} when missing or unreadable)."""
 
     run_id: str
-    path: Path
+    path: RunPath
     agent: str
     info: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
-    def captures_path(self) -> Path:
+    def captures_path(self) -> RunPath:
         return self.path / CAPTURES_FILE
 
     @property
-    def traces_path(self) -> Path:
+    def traces_path(self) -> RunPath:
         return self.path / TRACES_DIR
 
+    @property
+    def is_remote(self) -> bool:
+        return isinstance(self.path, RemotePath)
+
     @classmethod
-    def load(cls, path: Path) -> RunDir:
+    def load(cls, path: RunPath) -> RunDir:
         info = _read_run_json(path / RUN_FILE)
         agent = info.get("agent") or _first_record_agent(path / CAPTURES_FILE) or UNKNOWN_AGENT
         return cls(run_id=str(info.get("run_id") or path.name), path=path, agent=str(agent), info=info)
@@ -73,11 +79,16 @@ def default_runs_dir() -> Path:
     return Path(os.environ.get(RUNS_DIR_ENV) or DEFAULT_RUNS_DIR)
 
 
-def is_run_dir(path: Path) -> bool:
+def is_run_dir(path: RunPath) -> bool:
     return (path / CAPTURES_FILE).is_file() or (path / RUN_FILE).is_file()
 
 
-def list_runs(runs_dir: Path) -> list[RunDir]:
+def open_runs_dir(location: Location) -> RunPath:
+    """A runs dir to read: a local path as it is, a URL listed once (see exporter.storage)."""
+    return list_url(location) if isinstance(location, Url) else location
+
+
+def list_runs(runs_dir: RunPath) -> list[RunDir]:
     """Every run directly inside `runs_dir`, sorted by directory name (run ids start with a time)."""
     if not runs_dir.is_dir():
         return []
@@ -86,30 +97,31 @@ def list_runs(runs_dir: Path) -> list[RunDir]:
     ]
 
 
-def resolve_targets(targets: Sequence[str], *, all_runs: bool, runs_dir: Path) -> list[RunDir]:
+def resolve_targets(targets: Sequence[str], *, all_runs: bool, runs_dir: Location) -> list[RunDir]:
     """Turn command-line targets into runs, each once, in the order given.
 
-    A target is a directory of runs (all of them), one run directory, or a run id under `runs_dir`.
-    `all_runs` adds every run in `runs_dir`.
+    A target is a directory of runs (all of them), one run directory (either one local or a URL),
+    or a run id under `runs_dir` (a local path or a URL). `all_runs` adds every run in `runs_dir`.
     """
     if not targets and not all_runs:
         raise UserError(f"no runs given: pass {TARGET_FORMS}, or --all for every run in {runs_dir}")
     found: list[RunDir] = []
     if all_runs:
-        runs = list_runs(runs_dir)
+        runs = list_runs(open_runs_dir(runs_dir))
         if not runs:
             raise UserError(f"--all: no runs in {runs_dir}; point --runs-dir (or ${RUNS_DIR_ENV}) at them")
         found += runs
     for target in targets:
         found += _resolve_one(target, runs_dir)
-    unique: dict[Path, RunDir] = {}
+    unique: dict[RunPath, RunDir] = {}
     for run in found:
         unique.setdefault(run.path.resolve(), run)
     return list(unique.values())
 
 
-def _resolve_one(target: str, runs_dir: Path) -> list[RunDir]:
-    path = Path(target)
+def _resolve_one(target: str, runs_dir: Location) -> list[RunDir]:
+    location = parse_location(target)
+    path = open_runs_dir(location) if isinstance(location, Url) else location
     if path.is_dir() and is_run_dir(path):
         return [RunDir.load(path)]
     if path.is_dir():
@@ -117,13 +129,14 @@ def _resolve_one(target: str, runs_dir: Path) -> list[RunDir]:
         if runs:
             return runs
         raise UserError(f"{target}: directory holds no runs; pass {TARGET_FORMS}")
-    by_id = runs_dir / target
-    if "/" not in target and by_id.is_dir() and is_run_dir(by_id):
-        return [RunDir.load(by_id)]
+    if "/" not in target:
+        by_id = open_runs_dir(runs_dir) / target if isinstance(runs_dir, Url) else runs_dir / target
+        if by_id.is_dir() and is_run_dir(by_id):
+            return [RunDir.load(by_id)]
     raise UserError(f"{target}: no such run; pass {TARGET_FORMS} (`agentcap ls` lists the runs)")
 
 
-def _read_run_json(path: Path) -> dict[str, Any]:
+def _read_run_json(path: RunPath) -> dict[str, Any]:
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -131,7 +144,7 @@ def _read_run_json(path: Path) -> dict[str, Any]:
     return info if isinstance(info, dict) else {}
 
 
-def _first_record_agent(path: Path) -> str | None:
+def _first_record_agent(path: RunPath) -> str | None:
     for line in iter_lines(path):
         try:
             record = json.loads(line.content)
@@ -149,15 +162,23 @@ class Line:
     complete: bool  # False only for a last line without newline: possibly cut by a killed proxy
 
 
-def iter_lines(path: Path, up_to: int | None = None) -> Iterator[Line]:
+def iter_lines(path: RunPath, up_to: int | None = None) -> Iterator[Line]:
     """The non-blank lines of a JSONL file, streamed (one line in memory at a time).
 
     Memory-mapped: captures lines are often 100 KB+, and buffered readline spends more time
     reassembling such lines than msgspec spends parsing them. Pages already read are handed back
     as we go, so the mapping never holds more than `_MAPPED_WINDOW` of the file in memory. Only the
     part of the file that exists when reading starts is read (only its first `up_to` bytes if
-    given, see `CaptureSnapshot`), so a live run can be read safely.
+    given, see `CaptureSnapshot`), so a live run can be read safely. A file under a URL is streamed
+    in blocks instead (`RemotePath.iter_raw_lines`).
     """
+    if isinstance(path, RemotePath):
+        raw_lines = path.iter_raw_lines(up_to) if path.is_file() and up_to != 0 else iter(())
+        for number, (offset, content, complete) in enumerate(raw_lines, start=1):
+            content = content.rstrip(b"\r")
+            if content.strip():
+                yield Line(number=number, offset=offset, content=content, complete=complete)
+        return
     if not path.is_file() or path.stat().st_size == 0 or up_to == 0:
         return
     with path.open("rb") as handle, mmap.mmap(handle.fileno(), up_to or 0, access=mmap.ACCESS_READ) as mapped:
@@ -210,33 +231,39 @@ class CaptureSnapshot:
 def take_snapshot(run: RunDir) -> CaptureSnapshot:
     """Fix the part of `run`'s captures.jsonl an export reads: up to the last newline, now."""
     size = run.captures_path.stat().st_size if run.captures_path.is_file() else 0
-    end = _end_of_last_line(run.captures_path, size)
+    end = end_of_last_line(run.captures_path, size)
     return CaptureSnapshot(bytes=end, recording=run.info.get("status") == "running" or end < size)
 
 
-def _end_of_last_line(path: Path, size: int) -> int:
+def end_of_last_line(path: RunPath, size: int) -> int:
     """The offset just past the last newline in the first `size` bytes of `path` (0 if none)."""
     if size == 0:
         return 0
+    if isinstance(path, RemotePath):
+        return _after_last_newline(path.read_range, size)
     descriptor = os.open(path, os.O_RDONLY)
     try:
-        end = size
-        while end > 0:  # backwards, a window at a time: a line can be megabytes long
-            start = max(0, end - _TAIL_WINDOW)
-            newline = os.pread(descriptor, end - start, start).rfind(b"\n")
-            if newline >= 0:
-                return start + newline + 1
-            end = start
-        return 0
+        return _after_last_newline(lambda start, end: os.pread(descriptor, end - start, start), size)
     finally:
         os.close(descriptor)
+
+
+def _after_last_newline(read: Callable[[int, int], bytes], size: int) -> int:
+    end = size
+    while end > 0:  # backwards, a window at a time: a line can be megabytes long
+        start = max(0, end - _TAIL_WINDOW)
+        newline = read(start, end).rfind(b"\n")
+        if newline >= 0:
+            return start + newline + 1
+        end = start
+    return 0
 
 
 @dataclass
 class LinePolicy:
     """What to do with a line that is not a record: the one place that decides, for every reader."""
 
-    path: Path
+    path: RunPath
     strict: bool = False
     warn: Warn = warn_on_stderr
     skipped: int = 0
