@@ -3,64 +3,148 @@
 Everything is written into a staging directory first; the scan stage reads it there and only a clean
 build is published. Nothing in the run directories is ever modified, and traces are copied (never
 linked), so redaction can rewrite staged files without touching the originals.
+
+The work per run (index, parquet, trace copies, rollouts, the secret scan of what it publishes) is
+one `RunTask`, run by an engine (exporter.engines: this process, a process pool, or Ray). The
+driver only hands out the export's stamp, collects the results in run order and writes the cards,
+so the staged bytes are the same whichever engine ran the tasks.
 """
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
-from dataclasses import replace
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from exporter.bundle import BuiltExport, BundleFile, RepoBundle, write_bundle
 from exporter.captures import index_run, write_group
 from exporter.cards import captures_card, captures_repo, traces_card, traces_repo
+from exporter.engines import EngineOptions, run_tasks
 from exporter.errors import UserError
-from exporter.naming import export_timestamp, parquet_filename
-from exporter.runs import CaptureSnapshot, RunDir, Warn, take_snapshot
+from exporter.naming import ExportStamp, parquet_filename
+from exporter.runs import CaptureSnapshot, RunDir, stage_run, take_snapshot
+
+if TYPE_CHECKING:
+    from exporter.scan.gate import RunScan, ScanOptions
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    """What every run's task of one export shares: names, the stamp, and the stages asked for."""
+
+    owner: str
+    base: str
+    stamp: ExportStamp
+    strict: bool = False
+    scan: ScanOptions | None = None  # None: --no-scan
+    rollouts: bool = False
+
+
+@dataclass
+class RunOutput:
+    """What one run's task built: its files per bundle (below the staging folder), its scan, its warnings."""
+
+    snapshot: CaptureSnapshot
+    calls: int
+    files: dict[str, list[BundleFile]] = field(default_factory=dict)  # bundle name -> files
+    scan: RunScan | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """The per-run work of an export, picklable so any engine can run it anywhere."""
+
+    source: RunDir
+    settings: BuildSettings
+
+    @property
+    def label(self) -> str:
+        return self.source.run_id
+
+    def run(self, outbox: Path) -> RunOutput:
+        """Build this run's files below `outbox/<owner>/` (a run under a URL is staged locally first)."""
+        warnings: list[str] = []
+        with tempfile.TemporaryDirectory(prefix="agentcap-run-") as scratch:
+            run = stage_run(self.source, Path(scratch))
+
+            def warn(message: str) -> None:
+                # A staged run's warnings name its URL, not this worker's temporary copy.
+                warnings.append(message.replace(str(run.path), str(self.source.path)))
+
+            output = _build_run(run, outbox / self.settings.owner, self.settings, warn)
+            if output.files and self.settings.scan is not None:
+                from exporter.scan.gate import scan_runs  # the scanner modules load only when scanning
+
+                output.scan = scan_runs([run], self.settings.scan).runs[0]
+        output.warnings = warnings
+        return output
 
 
 def build_export(
-    runs: Sequence[RunDir], *, owner: str, base: str, staging: Path, console: Console, strict: bool = False
+    runs: Sequence[RunDir],
+    *,
+    owner: str,
+    base: str,
+    staging: Path,
+    console: Console,
+    strict: bool = False,
+    scan: ScanOptions | None = None,
+    rollouts: bool = False,
+    engine: EngineOptions | None = None,
 ) -> BuiltExport:
-    """Write every bundle of this export under `staging/<owner>/`; returns what was built."""
-
-    def warn(message: str) -> None:
-        console.print(f"[yellow]warning:[/] {escape(message)}")
-
+    """Run every run's task, then seal the bundles under `staging/<owner>/`; returns what was built."""
+    settings = BuildSettings(owner, base, ExportStamp.mint(), strict=strict, scan=scan, rollouts=rollouts)
     built = BuiltExport(owner=owner, base=base, runs=[], bundles=[], staging=staging)
-    captures_folder = built.bundle_folder(captures_repo(base))
-    timestamp = export_timestamp()
-    parquet_files: list[BundleFile] = []
+    tasks = [RunTask(run, settings) for run in runs]
     with _run_progress(console) as progress:
-        for run in runs:
-            snapshot, files = _export_run(run, captures_folder, timestamp, progress, warn=warn, strict=strict)
-            if files:
-                built.runs.append(run)
-                built.snapshots[run.run_id] = snapshot
-                parquet_files += files
-            else:
-                built.skipped.append(run)
-                console.print(f"[dim]note:[/] {escape(run.run_id)}: no recorded calls, skipped")
+        bar = progress.add_task(f"{len(tasks)} run(s)", total=len(tasks))
+
+        def done(task: RunTask, output: RunOutput) -> None:
+            for message in output.warnings:
+                console.print(f"[yellow]warning:[/] {escape(message)}")
+            progress.advance(bar)
+
+        work = sum(run.captures_path.stat().st_size for run in runs if run.captures_path.is_file())
+        outputs = run_tasks(tasks, staging, engine or EngineOptions(), work=work, done=done)
+    files: dict[str, list[BundleFile]] = {}
+    for run, output in zip(runs, outputs, strict=True):
+        if not output.files:
+            built.skipped.append(run)
+            console.print(f"[dim]note:[/] {escape(run.run_id)}: no recorded calls, skipped")
+            continue
+        built.runs.append(run)
+        built.snapshots[run.run_id] = output.snapshot
+        if output.scan is not None:
+            built.scans[run.run_id] = output.scan
+        for name, written in output.files.items():
+            files.setdefault(name, []).extend(written)
     if not built.runs:
         raise UserError(
             "no recorded calls in the given runs: nothing to export (`agentcap ls` shows the counts)"
         )
-    agents = sorted({run.agent for run in built.runs if _trace_files(run)})
+    agents = sorted({run.agent for run in built.runs if files.get(traces_repo(base, run.agent))})
     built.bundles.append(
         write_bundle(
             kind="captures",
             name=captures_repo(base),
-            folder=captures_folder,
-            files=parquet_files,
+            folder=built.bundle_folder(captures_repo(base)),
+            files=files.get(captures_repo(base), []),
             card=captures_card(owner, base, agents),
         )
     )
-    built.bundles += [_traces_bundle(built, agent) for agent in agents]
+    built.bundles += [_traces_bundle(built, agent, files[traces_repo(base, agent)]) for agent in agents]
+    if rollouts:
+        from exporter.rollouts.bundle import rollouts_bundle, rollouts_repo  # pyarrow-heavy: only when asked
+
+        built.bundles.append(rollouts_bundle(built, files.get(rollouts_repo(base), [])))
     return built
 
 
@@ -68,41 +152,57 @@ def _run_progress(console: Console) -> Progress:
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        DownloadColumn(),
+        TextColumn("{task.completed}/{task.total}"),
         TimeRemainingColumn(),
         console=console,
     )
 
 
-def _export_run(
-    run: RunDir, folder: Path, timestamp: str, progress: Progress, *, warn: Warn, strict: bool
-) -> tuple[CaptureSnapshot, list[BundleFile]]:
+def _build_run(run: RunDir, folder: Path, settings: BuildSettings, warn: Callable[[str], None]) -> RunOutput:
+    """Parquet per (model, upstream), the trace copies and (if asked) the rollouts of one local run."""
     # The lines this export holds are fixed here: a proxy still appending cannot change them.
     snapshot = take_snapshot(run)
-    size = snapshot.bytes
-    # Two passes over the file (index, then rows), so the bar counts its bytes twice.
-    task = progress.add_task(escape(run.run_id), total=2 * size)
-
-    def advance(count: int) -> None:
-        progress.advance(task, count)
-
-    index = index_run(run, strict=strict, warn=warn, progress=advance, up_to=snapshot.bytes)
+    index = index_run(run, strict=settings.strict, warn=warn, up_to=snapshot.bytes)
     snapshot = replace(snapshot, lines=index.lines)
-    if snapshot.recording and index.calls:
+    output = RunOutput(snapshot=snapshot, calls=index.calls)
+    if not index.calls:
+        return output
+    if snapshot.recording:
         warn(
             f"{run.run_id} {_still_recording(run)}: exported a snapshot of its first {snapshot.lines} lines "
             f"({index.calls} calls); export it again once it has ended to publish the rest"
         )
-    files = []
+    captures = captures_repo(settings.base)
+    parquet = output.files[captures] = []
     for key in sorted(index.groups):
         group = index.groups[key]
         name = parquet_filename(
-            agent=run.agent, model=group.model, provider=group.provider, timestamp=timestamp
+            agent=run.agent,
+            model=group.model,
+            provider=group.provider,
+            stamp=settings.stamp,
+            key="\0".join((run.run_id, *key)),
         )
-        write_group(run, group, folder / name, strict=strict, warn=warn, progress=advance, snapshot=snapshot)
-        files.append(BundleFile(path=name, run_id=run.run_id))
-    progress.update(task, completed=2 * size)
-    return snapshot, files
+        write_group(
+            run,
+            group,
+            folder / captures / name,
+            strict=settings.strict,
+            warn=warn,
+            snapshot=snapshot,
+            exported_at=settings.stamp.exported_at,
+        )
+        parquet.append(BundleFile(path=name, run_id=run.run_id))
+    traces = _copy_traces(run, folder / traces_repo(settings.base, run.agent))
+    if traces:
+        output.files[traces_repo(settings.base, run.agent)] = traces
+    if settings.rollouts:
+        from exporter.rollouts.bundle import rollouts_repo, write_run_rollouts
+
+        written = write_run_rollouts(run, folder / rollouts_repo(settings.base), warn=warn)
+        if written:
+            output.files[rollouts_repo(settings.base)] = [written]
+    return output
 
 
 def _still_recording(run: RunDir) -> str:
@@ -128,22 +228,22 @@ def _has_symlink(path: Path, root: Path) -> bool:
     )
 
 
-def _traces_bundle(built: BuiltExport, agent: str) -> RepoBundle:
-    name = traces_repo(built.base, agent)
-    folder = built.bundle_folder(name)
+def _copy_traces(run: RunDir, folder: Path) -> list[BundleFile]:
     files: list[BundleFile] = []
-    for run in built.runs:
-        if run.agent != agent:
-            continue
-        for source in _trace_files(run):
-            relative = f"traces/{run.run_id}/{source.relative_to(run.traces_path).as_posix()}"
-            (folder / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, folder / relative)
-            files.append(BundleFile(path=relative, run_id=run.run_id))
+    for source in _trace_files(run):
+        relative = f"traces/{run.run_id}/{source.relative_to(run.traces_path).as_posix()}"
+        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, folder / relative)
+        files.append(BundleFile(path=relative, run_id=run.run_id))
+    return files
+
+
+def _traces_bundle(built: BuiltExport, agent: str, files: list[BundleFile]) -> RepoBundle:
+    name = traces_repo(built.base, agent)
     return write_bundle(
         kind="traces",
         name=name,
-        folder=folder,
+        folder=built.bundle_folder(name),
         files=files,
         card=traces_card(built.owner, built.base, agent),
         agent=agent,

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exporter.runs import CaptureSnapshot, RunDir
+
+if TYPE_CHECKING:
+    from exporter.scan.gate import RunScan
 
 CARD_FILE = "README.md"
 
@@ -50,6 +53,7 @@ class BuiltExport:
     staging: Path  # bundles live under staging/<owner>/<name>
     skipped: list[RunDir] = field(default_factory=list)  # runs with no recorded calls
     snapshots: dict[str, CaptureSnapshot] = field(default_factory=dict)  # run id -> the lines exported
+    scans: dict[str, RunScan] = field(default_factory=dict)  # run id -> its scan, done by its build task
 
     @property
     def partial_runs(self) -> list[str]:

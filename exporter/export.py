@@ -20,6 +20,7 @@ from rich.markup import escape
 
 from exporter.build import build_export
 from exporter.bundle import BuiltExport
+from exporter.engines import ENGINES, EngineName, EngineOptions
 from exporter.errors import UserError
 from exporter.hub import HubPush, connect_hub, parse_push_target, print_push_result, publish_to_hub
 from exporter.options import run_targets
@@ -29,6 +30,7 @@ from exporter.scan.command import scan_options_from, scanner_options
 from exporter.scan.gate import ScanOptions, gate_export
 from exporter.scan.registry import ready_scanner
 from exporter.scan.report import REPORT_FILE
+from exporter.storage import Location
 from exporter.summary import print_summary
 from exporter.tables import output_console
 
@@ -42,7 +44,7 @@ _HUB_PREFIXES = ("hf://datasets/", "https://huggingface.co/datasets/")
 class ExportOptions:
     targets: tuple[str, ...]
     all_runs: bool
-    runs_dir: Path
+    runs_dir: Location
     output: Path
     owner: str
     base: str
@@ -52,6 +54,7 @@ class ExportOptions:
     replace: bool = False  # runs already published are replaced (else skipped with a note)
     push: HubPush | None = None  # publish to the Hub instead of --output
     rollouts: bool = False  # also build <base>-rollouts (normalized conversations)
+    engine: EngineOptions = field(default_factory=EngineOptions)  # where the per-run tasks run
 
 
 def parse_name(name: str) -> tuple[str, str]:
@@ -81,13 +84,10 @@ def run_export(options: ExportOptions, *, console: Console, summary: Console) ->
             staging=Path(staging),
             console=console,
             strict=options.strict,
+            scan=options.scan,
+            rollouts=options.rollouts,
+            engine=options.engine,
         )
-        if options.rollouts:
-            from exporter.rollouts.bundle import rollouts_bundle  # pyarrow-heavy: only when asked
-
-            built.bundles.append(
-                rollouts_bundle(built, warn=lambda m: console.print(f"[yellow]warning:[/] {escape(m)}"))
-            )
         # Nothing is published unless the scan gate passes (it raises otherwise).
         gate_export(
             built,
@@ -154,10 +154,29 @@ def run_export(options: ExportOptions, *, console: Console, summary: Console) ->
 @click.option(
     "--rollouts", is_flag=True, help="Also publish <BASE>-rollouts: traces and captures as conversations."
 )
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default=None,
+    help="Where the per-run work runs: this process, a local process pool, or Ray tasks  "
+    "[default: local for one run, processes for several].",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Runs built at once (processes: default one per CPU; ray: default the whole cluster).",
+)
+@click.option(
+    "--ray-address",
+    metavar="ADDR",
+    default=None,
+    help="With --engine ray: the cluster to join (HOST:PORT, ray://HOST:PORT, or auto for this machine's).",
+)
 def export_command(
     targets: tuple[str, ...],
     all_runs: bool,
-    runs_dir: Path,
+    runs_dir: Location,
     output: Path,
     name: str | None,
     push_to: str | None,
@@ -168,12 +187,15 @@ def export_command(
     scan: bool,
     redact: bool,
     rollouts: bool,
+    engine: EngineName | None,
+    workers: int | None,
+    ray_address: str | None,
     **scanner_flags: Any,
 ) -> None:
     """Export runs as datasets: <BASE>-captures (parquet) and <BASE>-<agent>-traces.
 
-    TARGET is a directory holding runs, one run directory, or a run id under --runs-dir.
-    Without --push, writes under --output exactly what a push would publish.
+    TARGET is a directory holding runs, one run directory (either one may be a URL: s3://…,
+    hf://buckets/…), or a run id under --runs-dir. Without --push, writes under --output exactly what a push would publish.
     """
     push = _push_options(name, push_to, public=public, dry_run=dry_run)
     owner, base = (push.target.owner, push.target.base) if push else parse_name(name or DEFAULT_NAME)
@@ -190,6 +212,7 @@ def export_command(
         replace=replace,
         push=push,
         rollouts=rollouts,
+        engine=EngineOptions(engine, workers, ray_address),
     )
     run_export(options, console=output_console(stderr=True), summary=output_console())
 

@@ -1,8 +1,13 @@
 """Names: slugs, the provider behind an upstream URL, and parquet file names."""
 
+from __future__ import annotations
+
+import hashlib
 import ipaddress
+import os
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -56,18 +61,52 @@ def _provider_for_host(host: str) -> str:
     return host
 
 
-def export_timestamp(now: datetime | None = None) -> str:
-    """The UTC timestamp part of file names, minted once per export: `20261121T081500`."""
-    return (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S")
+SOURCE_DATE_EPOCH = "SOURCE_DATE_EPOCH"  # the reproducible-builds convention: fixes the stamp
 
 
-def parquet_filename(*, agent: str, model: str, provider: str, timestamp: str, kind: str = "train") -> str:
+@dataclass(frozen=True)
+class ExportStamp:
+    """What tells two exports of the same runs apart, minted once by the export's driver.
+
+    Every worker names and labels its files from this one value, so the output does not depend on
+    which engine or how many workers built it. With $SOURCE_DATE_EPOCH set, the stamp (and so every
+    byte of the output) is reproducible.
+    """
+
+    time: datetime
+    nonce: str  # random per export: two exports in the same second still name their files apart
+
+    @classmethod
+    def mint(cls) -> ExportStamp:
+        fixed = os.environ.get(SOURCE_DATE_EPOCH)
+        if fixed and fixed.isdigit():
+            return cls(datetime.fromtimestamp(int(fixed), UTC), nonce=f"epoch-{fixed}")
+        return cls(datetime.now(UTC).replace(microsecond=0), nonce=secrets.token_hex(8))
+
+    @property
+    def timestamp(self) -> str:
+        """The UTC timestamp part of file names: `20261121T081500`."""
+        return self.time.strftime("%Y%m%dT%H%M%S")
+
+    @property
+    def exported_at(self) -> str:
+        return self.time.isoformat(timespec="seconds")
+
+    def file_hex(self, key: str) -> str:
+        """Six hex digits for the file named by `key` (unique within the export) in this export."""
+        return hashlib.sha256(f"{self.nonce}\0{key}".encode()).hexdigest()[:6]
+
+
+def parquet_filename(
+    *, agent: str, model: str, provider: str, stamp: ExportStamp, key: str, kind: str = "train"
+) -> str:
     """`data/train-<agent>-<model>-<provider>-<utc>-<hex>.parquet`; unknown (empty) parts are left out.
 
-    The random hex keeps two files of one export (or two exports in the same second) apart.
+    The hex (from the export's stamp and `key`, which tells the export's files apart) keeps two
+    files of one export, or two exports in the same second, apart.
     """
     # The model's org is dropped by slug(); the provider's `hf-router/<sub>` keeps both halves.
     named = (agent, model, provider.replace("/", "-"))
     parts = [kind, *(slug(part) for part in named if part)]
-    parts += [timestamp, secrets.token_hex(3)]
+    parts += [stamp.timestamp, stamp.file_hex(key)]
     return "data/" + "-".join(parts) + ".parquet"

@@ -9,9 +9,11 @@ not know would publish wrong data.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import mmap
 import os
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +24,7 @@ import msgspec
 
 from exporter.errors import UserError
 from exporter.schema import CAPTURE_SCHEMA_VERSION
-from exporter.storage import Location, RemotePath, Url, list_url, parse_location
+from exporter.storage import Location, RemotePath, Url, list_url, parse_location, stage_files
 
 CAPTURES_FILE = "captures.jsonl"
 RUN_FILE = "run.json"
@@ -134,6 +136,34 @@ def _resolve_one(target: str, runs_dir: Location) -> list[RunDir]:
         if by_id.is_dir() and is_run_dir(by_id):
             return [RunDir.load(by_id)]
     raise UserError(f"{target}: no such run; pass {TARGET_FORMS} (`agentcap ls` lists the runs)")
+
+
+def stage_run(run: RunDir, into: Path) -> RunDir:
+    """A local copy of a run under a URL: run.json, captures.jsonl and traces/ (what is published).
+
+    run.json is copied first: a run whose status said `running` then is taken as recording, even if
+    its captures grew meanwhile (`agentcap sync` uploads run.json last once a run has ended).
+    """
+    if not isinstance(run.path, RemotePath):
+        return run
+    names = [name for name in (RUN_FILE, CAPTURES_FILE) if (run.path / name).is_file()]
+    if run.traces_path.is_dir():
+        names += [str(path.relative_to(run.path)) for path in run.traces_path.rglob("*") if path.is_file()]
+    local = into / (run.path.name or "run")
+    local.mkdir(parents=True, exist_ok=True)
+    stage_files(run.path, local, names)
+    staged = RunDir.load(local)
+    return RunDir(run_id=run.run_id, path=local, agent=run.agent, info=staged.info)
+
+
+@contextlib.contextmanager
+def local_copies(runs: Sequence[RunDir]) -> Iterator[list[RunDir]]:
+    """The runs readable as local files: local ones as they are, those under a URL staged (then removed)."""
+    if not any(run.is_remote for run in runs):
+        yield list(runs)
+        return
+    with tempfile.TemporaryDirectory(prefix="agentcap-stage-") as scratch:
+        yield [stage_run(run, Path(scratch) / str(index)) for index, run in enumerate(runs)]
 
 
 def _read_run_json(path: RunPath) -> dict[str, Any]:

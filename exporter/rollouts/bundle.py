@@ -57,28 +57,31 @@ def rollouts_repo(base: str) -> str:
     return f"{base}-rollouts"
 
 
-def rollouts_bundle(built: BuiltExport, *, warn: Callable[[str], None]) -> RepoBundle:
-    """Normalize every exported run's captures and traces into `data/<run_id>.parquet`."""
+def write_run_rollouts(run: RunDir, folder: Path, *, warn: Callable[[str], None]) -> BundleFile | None:
+    """One run's captures and traces normalized into `folder/data/<run_id>.parquet` (None: no rows)."""
+    path = f"data/{run.run_id}.parquet"
+    with SnapshotStore() as snapshots:
+        units = build_manifest([Path(run.captures_path)], "captures", snapshots=snapshots, warn=warn)
+        if run.traces_path.is_dir() and not run.traces_path.is_symlink():
+            units += build_manifest([Path(run.traces_path)], "auto", snapshots=snapshots, warn=warn)
+        count = write_parquet(_portable(iter_rows(units, warn=warn), run), folder / path)
+    if count:
+        return BundleFile(path=path, run_id=run.run_id)
+    (folder / path).unlink(missing_ok=True)
+    return None
+
+
+def rollouts_bundle(built: BuiltExport, files: list[BundleFile]) -> RepoBundle:
+    """Seal the `<base>-rollouts` bundle from the files the runs' build tasks wrote."""
     name = rollouts_repo(built.base)
-    folder = built.bundle_folder(name)
-    files: list[BundleFile] = []
-    for run in built.runs:
-        path = f"data/{run.run_id}.parquet"
-        with SnapshotStore() as snapshots:
-            units = build_manifest([run.captures_path], "captures", snapshots=snapshots, warn=warn)
-            if run.traces_path.is_dir() and not run.traces_path.is_symlink():
-                units += build_manifest([run.traces_path], "auto", snapshots=snapshots, warn=warn)
-            count = write_parquet(_portable(iter_rows(units, warn=warn), run), folder / path)
-        if count:
-            files.append(BundleFile(path=path, run_id=run.run_id))
-        else:
-            (folder / path).unlink(missing_ok=True)
-    return write_bundle(kind="rollouts", name=name, folder=folder, files=files, card=rollouts_card(built))
+    return write_bundle(
+        kind="rollouts", name=name, folder=built.bundle_folder(name), files=files, card=rollouts_card(built)
+    )
 
 
 def _portable(rows: Iterator[dict[str, Any]], run: RunDir) -> Iterator[dict[str, Any]]:
     """Source paths relative to the run: the exporting machine's directories stay private."""
-    root = run.path.resolve()
+    root = Path(run.path).resolve()
     for row in rows:
         source = Path(row["source_path"])
         relative = source.relative_to(root).as_posix() if source.is_relative_to(root) else source.name

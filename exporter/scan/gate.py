@@ -7,7 +7,7 @@ blocks on any hit unless `--block-on verified` is given explicitly.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Literal
 from rich.console import Console
 
 from exporter.errors import AbortExport, UserError
-from exporter.runs import RunDir
+from exporter.runs import RunDir, local_copies
 from exporter.scan.cache import CacheKey, load_cached, store_cached
 from exporter.scan.findings import Finding, SecretBook
 from exporter.scan.inputs import ScanInputs, scan_inputs
-from exporter.scan.registry import DEFAULT_SCANNER, ready_scanner, scan_groups
+from exporter.scan.registry import DEFAULT_SCANNER, ReadyScanner, ready_scanner, scan_groups
 
 if TYPE_CHECKING:
     from exporter.bundle import BuiltExport
@@ -85,19 +85,43 @@ class ScanResult:
         return "passed with findings" if self.findings() else "clean"
 
 
-def scan_runs(runs: Sequence[RunDir], options: ScanOptions, *, need_secrets: bool = False) -> ScanResult:
+def scan_runs(
+    runs: Sequence[RunDir],
+    options: ScanOptions,
+    *,
+    need_secrets: bool = False,
+    known: Mapping[str, RunScan] | None = None,
+) -> ScanResult:
     """Scan each run's published plain text, reusing cached results where content and settings match.
 
-    `need_secrets` (for --redact) rescans runs whose cached result has findings: the cache holds
-    hashes, and redaction needs the secrets themselves, which only a live scan hands over.
+    `known` holds results the export's per-run tasks already got (by run id): used as they are.
+    `need_secrets` (for --redact) rescans runs whose cached or known result has findings: those
+    hold hashes, and redaction needs the secrets themselves, which only a live scan hands over.
+    Runs under a URL are scanned in a local copy of what is published (exporter.runs.local_copies).
     """
     ready = ready_scanner(options.scanner)
+    results: dict[int, RunScan] = {}
+    for position, run in enumerate(runs):
+        prior = (known or {}).get(run.run_id)
+        if prior is not None and not (need_secrets and prior.findings):
+            results[position] = prior
+    rest = [position for position in range(len(runs)) if position not in results]
+    with local_copies([runs[position] for position in rest]) as local:
+        scanned, secrets = _scan_local(local, options, ready, need_secrets=need_secrets)
+    results.update(zip(rest, scanned, strict=True))
+    ordered = [results[position] for position in range(len(runs))]
+    return ScanResult(options=options, scanner_version=ready.version, runs=ordered, secrets=secrets)
+
+
+def _scan_local(
+    runs: Sequence[RunDir], options: ScanOptions, ready: ReadyScanner, *, need_secrets: bool
+) -> tuple[list[RunScan], SecretBook]:
     scanner, binary, version = ready.adapter, ready.binary, ready.version
     keys: dict[Path, CacheKey] = {}
     results: dict[Path, RunScan] = {}
     pending: list[tuple[RunDir, ScanInputs]] = []
     for run in runs:
-        inputs = scan_inputs(run.path)
+        inputs = scan_inputs(Path(run.path))
         key = CacheKey(inputs.content_sha256, scanner.name, version, options.cache_options())
         keys[inputs.root] = key
         cached = None if options.rescan else load_cached(inputs.root, key)
@@ -116,8 +140,7 @@ def scan_runs(runs: Sequence[RunDir], options: ScanOptions, *, need_secrets: boo
         findings = per_root[inputs.root]
         store_cached(inputs.root, keys[inputs.root], findings)
         results[inputs.root] = RunScan(run.run_id, inputs, findings, cached=False)
-    ordered = [results[run.path.resolve()] for run in runs]
-    return ScanResult(options=options, scanner_version=version, runs=ordered, secrets=secrets)
+    return [results[Path(run.path).resolve()] for run in runs], secrets
 
 
 def gate_export(
@@ -145,7 +168,7 @@ def gate_export(
         )
         annotate_cards(built, None)
         return None
-    result = scan_runs(built.runs, options, need_secrets=redact)
+    result = scan_runs(built.runs, options, need_secrets=redact, known=built.scans)
     if redact and result.findings():
         result.redaction = redact_export(built, result, console=console)
     render_result(result, console)
