@@ -73,6 +73,7 @@ def run_export(options: ExportOptions, *, console: Console, summary: Console) ->
     """The pipeline. `console` gets progress and warnings (stderr), `summary` the final table."""
     if options.scan is not None:
         ready_scanner(options.scan.scanner)  # a missing scanner is the first line, before any work
+    options.engine.preflight()  # so is an engine that cannot run
     runs = resolve_targets(options.targets, all_runs=options.all_runs, runs_dir=options.runs_dir)
     # Token and endpoint are settled before the build; the first network call comes after the scan.
     hub_api = connect_hub(require_token=not options.push.dry_run) if options.push else None

@@ -61,6 +61,13 @@ class EngineOptions:
         if self.ray_address is not None and self.name not in (None, "ray"):
             raise UserError(f"--ray-address only works with --engine ray (not --engine {self.name})")
 
+    def preflight(self) -> None:
+        """Fail before any work when the engine cannot run: Ray missing, or its address silent."""
+        if self.name == "ray" or self.ray_address is not None:
+            from exporter.engines.ray_tasks import preflight
+
+            preflight(self.ray_address)
+
     def resolved(self, tasks: int, work: int) -> EngineName:
         """The engine for `tasks` tasks holding `work` bytes of input in all."""
         if self.name is not None:

@@ -86,16 +86,22 @@ def _ray() -> Any:
     return ray
 
 
+def preflight(address: str | None) -> None:
+    """Ray importable, and something listening at a HOST:PORT address (Ray itself retries for a minute)."""
+    _ray()
+    if address not in (None, "auto", "local") and not address.startswith("ray://"):
+        _check_answers(address)
+
+
 def _connect(ray: Any, address: str | None) -> bool:
     """Join `address` (`auto`: the cluster this machine is part of), or start a local instance.
 
     Returns whether this call started Ray (and so must stop it). A Ray already initialised in this
     process (a notebook, a test) is used as it is.
     """
+    preflight(address)
     if ray.is_initialized():
         return False
-    if address not in (None, "auto", "local") and not address.startswith("ray://"):
-        _check_answers(address)
     try:
         ray.init(
             address=address,
@@ -112,7 +118,6 @@ def _connect(ray: Any, address: str | None) -> bool:
 
 
 def _check_answers(address: str) -> None:
-    """Fail fast, in one line, when nothing listens at HOST:PORT (Ray itself would retry for a minute)."""
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
         raise UserError(f"--ray-address {address!r}: expected HOST:PORT, auto, or ray://HOST:PORT")
