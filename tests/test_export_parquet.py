@@ -260,9 +260,13 @@ def test_parquet_filename_slugs_parts() -> None:
     name = parquet_filename(agent="pi", model="org/m:x", provider="hf-router/fw", stamp=stamp, key="a")
     assert re.fullmatch(r"data/train-pi-m-x-hf-router-fw-20261121T081500-[0-9a-f]{6}\.parquet", name)
     # The hex tells files of one export apart, and the same file of two exports.
-    assert name != parquet_filename(agent="pi", model="org/m:x", provider="hf-router/fw", stamp=stamp, key="b")
+    assert name != parquet_filename(
+        agent="pi", model="org/m:x", provider="hf-router/fw", stamp=stamp, key="b"
+    )
     other = ExportStamp(stamp.time, nonce="m")
-    assert name != parquet_filename(agent="pi", model="org/m:x", provider="hf-router/fw", stamp=other, key="a")
+    assert name != parquet_filename(
+        agent="pi", model="org/m:x", provider="hf-router/fw", stamp=other, key="a"
+    )
 
 
 def test_docs_schema_table_matches_the_code() -> None:

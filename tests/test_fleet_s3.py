@@ -270,3 +270,15 @@ def test_a_scheme_without_its_backend_names_the_package(tmp_path: Path) -> None:
     unknown = agentcap("ls", "nosuch://bucket/runs")
     assert unknown.exit_code == 2 and "unknown storage scheme nosuch://" in unknown.output
     assert not (tmp_path / "out").exists()
+
+
+def test_inspect_lists_runs_and_calls_from_the_bucket(synced: tuple[Path, str]) -> None:
+    runs, url = synced
+    remote_runs = [json.loads(line) for line in agentcap("inspect", url, "--json").output.splitlines()]
+    local_runs = [json.loads(line) for line in agentcap("inspect", str(runs), "--json").output.splitlines()]
+    assert [row["run_id"] for row in remote_runs] == [row["run_id"] for row in local_runs]
+    assert len(remote_runs) == 3
+    run_url = f"{url}/pi-20261121T080000-aaaaaa"
+    calls = [json.loads(line) for line in agentcap("inspect", run_url, "--json").output.splitlines()]
+    local_calls = agentcap("inspect", str(runs / "pi-20261121T080000-aaaaaa"), "--json").output.splitlines()
+    assert len(calls) == 5 and calls == [json.loads(line) for line in local_calls]

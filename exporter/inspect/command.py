@@ -14,7 +14,16 @@ from exporter.errors import UserError
 from exporter.inspect.hub import HF_DATASET_PREFIX, HubSource
 from exporter.inspect.rows import COLUMNS, Row, call_rows, file_rows, row_json, run_rows
 from exporter.inspect.sources import ParquetSource, RunsDirSource, RunSource
-from exporter.runs import RUNS_DIR_ENV, RunDir, default_runs_dir, is_run_dir, iter_lines, list_runs
+from exporter.runs import (
+    RUNS_DIR_ENV,
+    RunDir,
+    default_runs_dir,
+    is_run_dir,
+    iter_lines,
+    list_runs,
+    open_runs_dir,
+)
+from exporter.storage import Url, parse_location
 from exporter.tables import ColumnKind, new_table, output_console
 
 REQUEST_ID_PREFIX = re.compile(r"^[0-9a-f]{6,32}$")
@@ -69,7 +78,8 @@ def inspect_command(
 ) -> None:
     """Browse recorded calls: runs → calls → messages, with a live filter and a preview.
 
-    TARGET is nothing (the runs dir), a runs dir, a run directory or run id, a .parquet file,
+    TARGET is nothing (the runs dir), a runs dir, a run directory (either one may be a URL such as
+    s3://bucket/runs) or run id, a .parquet file,
     hf://datasets/OWNER/NAME (also OWNER/NAME), or a request-id prefix, which prints that
     call's request. Enter drills in, Esc goes back, ctrl+f shows only failed calls.
     """
@@ -107,6 +117,15 @@ def resolve_source(
         return ParquetSource(path)
     if target.startswith(HF_DATASET_PREFIX):
         return hub_source(target[len(HF_DATASET_PREFIX) :], revision)
+    location = parse_location(target)
+    if isinstance(location, Url):  # runs in object storage (s3://…): listed once, read streamed
+        remote = open_runs_dir(location)
+        if is_run_dir(remote):
+            return RunSource(RunDir.load(remote), reports)
+        if list_runs(remote):
+            return RunsDirSource(remote, reports)
+        raise UserError(f"{target}: holds no runs; pass {TARGET_FORMS}")
+    path = location  # file:// URLs are local paths
     if path.is_dir():
         if is_run_dir(path):
             return RunSource(RunDir.load(path), reports)

@@ -12,6 +12,7 @@ the scriptable output treat them alike:
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import pyarrow.parquet as pq
 
 from exporter.captures import first_user_prompt
 from exporter.inspect.calls import Call, MessageStore, label_calls
-from exporter.runs import LinePolicy, RunDir, Warn, iter_lines, iter_numbered_records, list_runs
+from exporter.runs import LinePolicy, RunDir, RunPath, Warn, iter_lines, iter_numbered_records, list_runs
 from exporter.scan.inputs import CACHE_FILE_NAME
 
 SCAN_REPORT_FILE = "scan-report.json"
@@ -156,7 +157,7 @@ def load_run_calls(
     return label_calls(calls)
 
 
-def scan_findings(run: RunDir, report_paths: list[Path]) -> list[dict[str, Any]]:
+def scan_findings(run: RunDir, report_paths: Sequence[RunPath]) -> list[dict[str, Any]]:
     """Findings for this run: its scan cache (what the last `agentcap scan`/export found), else the
     first readable scan report that mentions it (run dir, runs dir, `--scan-report`).
 
@@ -180,7 +181,7 @@ def scan_findings(run: RunDir, report_paths: list[Path]) -> list[dict[str, Any]]
 
 @dataclass
 class RunsDirSource:
-    runs_dir: Path
+    runs_dir: RunPath
     report_paths: list[Path] = field(default_factory=list)
     warn: Warn = _ignore
     first_level = "runs"

@@ -26,6 +26,7 @@ _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _TOKEN_LIKE = re.compile(
     r"(?=[A-Za-z0-9/_+=-]*[A-Z])(?=[A-Za-z0-9/_+=-]*[a-z])(?=[A-Za-z0-9/_+=-]*[0-9])[A-Za-z0-9/_+=-]{20,}"
 )
+_ACCESS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA|HFAK)[A-Z0-9]{12,}\b")  # AWS / Hugging Face S3 key ids
 _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/@]*@")
 
 # scheme -> what to install for it (fsspec's own hint names the module, not how to get it).
@@ -145,5 +146,5 @@ def _reason(error: BaseException) -> str:
     """The backend's own words on one line, shortened; token-like runs (keys, signatures) masked."""
     text = " ".join(str(error).split()) or type(error).__name__
     text = re.sub(r"https?://\S+", lambda match: match.group().split("?", 1)[0], text)  # no signed queries
-    text = _TOKEN_LIKE.sub("***", text)
+    text = _ACCESS_KEY_ID.sub("***", _TOKEN_LIKE.sub("***", text))
     return text if len(text) <= 160 else text[:159] + "…"

@@ -198,8 +198,9 @@ class RemotePath:
         return handle
 
     def read_bytes(self) -> bytes:
+        size = self.stat().st_size  # not listed: FileNotFoundError, as for a local path
         with storage_errors(self.url, "reading it"), self.open() as handle:
-            return handle.read(self.stat().st_size)  # type: ignore[no-any-return]
+            return handle.read(size)  # type: ignore[no-any-return]
 
     def read_text(self, encoding: str = "utf-8") -> str:
         return self.read_bytes().decode(encoding)
