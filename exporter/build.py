@@ -52,7 +52,6 @@ class RunOutput:
     """What one run's task built: its files per bundle (below the staging folder), its scan, its warnings."""
 
     snapshot: CaptureSnapshot
-    calls: int
     files: dict[str, list[BundleFile]] = field(default_factory=dict)  # bundle name -> files
     scan: RunScan | None = None
     warnings: list[str] = field(default_factory=list)
@@ -164,7 +163,7 @@ def _build_run(run: RunDir, folder: Path, settings: BuildSettings, warn: Callabl
     snapshot = take_snapshot(run)
     index = index_run(run, strict=settings.strict, warn=warn, up_to=snapshot.bytes)
     snapshot = replace(snapshot, lines=index.lines)
-    output = RunOutput(snapshot=snapshot, calls=index.calls)
+    output = RunOutput(snapshot=snapshot)
     if not index.calls:
         return output
     if snapshot.recording:

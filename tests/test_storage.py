@@ -5,6 +5,9 @@ same code against a real object store."""
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -15,6 +18,8 @@ from factories import make_record, write_run
 from exporter.runs import RunDir, end_of_last_line, iter_lines, list_runs, resolve_targets, stage_run
 from exporter.storage import StorageError, Url, list_url, parse_location, storage_errors
 from exporter.sync.uploader import Destination, run_uploads, sync_once
+
+AGENTCAP = Path(sys.executable).parent / "agentcap"
 
 
 def upload_tree(local: Path) -> str:
@@ -111,3 +116,27 @@ def test_sync_order_and_what_a_recording_run_uploads(tmp_path: Path) -> None:
     assert (tmp_path / "bucket" / "live" / "traces" / "t.jsonl").read_bytes() == b"{}\n"
     assert not list((tmp_path / "bucket").rglob("*.agentcap-partial"))
     assert RunDir.load(tmp_path / "bucket" / "live").info["status"] == "running"
+
+
+def test_watch_keeps_syncing_and_a_stopped_side_car_uploads_the_final_state(tmp_path: Path) -> None:
+    live = write_run(tmp_path / "runs", "live", [make_record(seq=1)])
+    info = json.loads((live / "run.json").read_text())
+    (live / "run.json").write_text(json.dumps(info | {"status": "running"}))
+    bucket = tmp_path / "bucket"
+    side_car = subprocess.Popen(
+        [str(AGENTCAP), "sync", str(tmp_path / "runs"), f"file://{bucket}", "--watch", "0.2"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert side_car.stderr is not None
+    assert side_car.stderr.readline().startswith("uploaded live/run.json")  # recording: run.json first
+    assert side_car.stderr.readline().startswith("uploaded live/captures.jsonl")
+    with (live / "captures.jsonl").open("a") as handle:  # the run goes on, then ends
+        handle.write(json.dumps(make_record(seq=2) | {"run_id": "live", "agent": "demo"}) + "\n")
+    (live / "run.json").write_text(json.dumps(info | {"status": "complete"}))
+    side_car.send_signal(signal.SIGTERM)
+    rest = side_car.stderr.read()
+    assert side_car.wait(timeout=60) == 0, rest
+    assert rest.strip().splitlines()[-1].startswith(f"synced 1 run(s) to file://{bucket}")
+    assert (bucket / "live" / "captures.jsonl").read_bytes() == (live / "captures.jsonl").read_bytes()
+    assert json.loads((bucket / "live" / "run.json").read_text())["status"] == "complete"

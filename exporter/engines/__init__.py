@@ -90,7 +90,7 @@ def guarded[T](task: Task[T], outbox: Path) -> Outcome[T]:
     """Run `task`, turning any failure into a reason (exceptions do not all cross a pickle boundary)."""
     try:
         return Outcome(result=task.run(outbox))
-    except UserError as error:
+    except (UserError, AbortExport) as error:  # our one-line errors: their message says it all
         return Outcome(error=error.message, user_error=error.exit_code == UserError.exit_code)
     except Exception as error:  # a bug or an environment failure in a worker: reported, never lost
         return Outcome(error=f"{type(error).__name__}: {error}")
