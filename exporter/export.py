@@ -160,7 +160,7 @@ def run_export(options: ExportOptions, *, console: Console, summary: Console) ->
     type=click.Choice(ENGINES),
     default=None,
     help="Where the per-run work runs: this process, a local process pool, or Ray tasks  "
-    "[default: local for one run, processes for several].",
+    "[default: processes for several runs holding 32 MB or more, else local].",
 )
 @click.option(
     "--workers",
