@@ -43,7 +43,14 @@ def run_on_ray[T](
                     running[remote.remote(task)] = index
                 [ready], _ = ray.wait(list(running), num_returns=1)
                 index = running.pop(ready)
-                outcome, files = ray.get(ready)
+                try:
+                    outcome, files = ray.get(ready)
+                except Exception as error:  # the worker died (out of memory, node lost): Ray's own words
+                    yield (
+                        index,
+                        Outcome(error=f"its Ray task failed ({type(error).__name__}: {_first_line(error)})"),
+                    )
+                    continue
                 _unpack(files, outbox)
                 yield index, outcome
         finally:
@@ -52,6 +59,11 @@ def run_on_ray[T](
     finally:
         if started_here:
             ray.shutdown()
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else "no message"
 
 
 def _run_in_scratch[T](task: Task[T]) -> tuple[Outcome[T], Files]:
