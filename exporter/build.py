@@ -12,7 +12,6 @@ so the staged bytes are the same whichever engine ran the tasks.
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -29,6 +28,7 @@ from exporter.cards import captures_card, captures_repo, traces_card, traces_rep
 from exporter.engines import EngineOptions, run_tasks
 from exporter.errors import UserError
 from exporter.naming import ExportStamp, parquet_filename
+from exporter.paths import contained, copy_beneath
 from exporter.runs import CaptureSnapshot, RunDir, stage_run, take_snapshot
 
 if TYPE_CHECKING:
@@ -71,18 +71,19 @@ class RunTask:
     def run(self, outbox: Path) -> RunOutput:
         """Build this run's files below `outbox/<owner>/` (a run under a URL is staged locally first)."""
         warnings: list[str] = []
-        with tempfile.TemporaryDirectory(prefix="agentcap-run-") as scratch:
+        # Private like the outbox (the export's staging), and cleaned with it if the export is killed.
+        with tempfile.TemporaryDirectory(prefix="agentcap-run-", dir=outbox) as scratch:
             run = stage_run(self.source, Path(scratch))
 
             def warn(message: str) -> None:
                 # A staged run's warnings name its URL, not this worker's temporary copy.
                 warnings.append(message.replace(str(run.path), str(self.source.path)))
 
-            output = _build_run(run, outbox / self.settings.owner, self.settings, warn)
+            output = _build_run(run, outbox / self.settings.owner, self.settings, warn, private=Path(scratch))
             if output.files and self.settings.scan is not None:
                 from exporter.scan.gate import scan_runs  # the scanner modules load only when scanning
 
-                output.scan = scan_runs([run], self.settings.scan).runs[0]
+                output.scan = scan_runs([run], self.settings.scan, workdir=Path(scratch)).runs[0]
         output.warnings = warnings
         return output
 
@@ -100,6 +101,9 @@ def build_export(
     engine: EngineOptions | None = None,
 ) -> BuiltExport:
     """Run every run's task, then seal the bundles under `staging/<owner>/`; returns what was built."""
+    _refuse_shared_run_ids(runs)
+    for run in runs:
+        run.trace_files()  # links in a local run's traces/ are refused before anything is written
     settings = BuildSettings(owner, base, ExportStamp.mint(), strict=strict, scan=scan, rollouts=rollouts)
     built = BuiltExport(owner=owner, base=base, runs=[], bundles=[], staging=staging)
     tasks = [RunTask(run, settings) for run in runs]
@@ -147,6 +151,18 @@ def build_export(
     return built
 
 
+def _refuse_shared_run_ids(runs: Sequence[RunDir]) -> None:
+    """Two runs with one id would write the same published paths: one could overwrite the other."""
+    seen: dict[str, RunDir] = {}
+    for run in runs:
+        other = seen.setdefault(run.run_id, run)
+        if other is not run:
+            raise UserError(
+                f"two runs have the run id {run.run_id} ({other.path} and {run.path}); a run id names its "
+                "published files, so export them separately or fix the run_id in one run.json"
+            )
+
+
 def _run_progress(console: Console) -> Progress:
     return Progress(
         TextColumn("{task.description}"),
@@ -157,7 +173,9 @@ def _run_progress(console: Console) -> Progress:
     )
 
 
-def _build_run(run: RunDir, folder: Path, settings: BuildSettings, warn: Callable[[str], None]) -> RunOutput:
+def _build_run(
+    run: RunDir, folder: Path, settings: BuildSettings, warn: Callable[[str], None], *, private: Path
+) -> RunOutput:
     """Parquet per (model, upstream), the trace copies and (if asked) the rollouts of one local run."""
     # The lines this export holds are fixed here: a proxy still appending cannot change them.
     snapshot = take_snapshot(run)
@@ -185,7 +203,7 @@ def _build_run(run: RunDir, folder: Path, settings: BuildSettings, warn: Callabl
         write_group(
             run,
             group,
-            folder / captures / name,
+            contained(folder / captures, name),
             strict=settings.strict,
             warn=warn,
             snapshot=snapshot,
@@ -198,7 +216,7 @@ def _build_run(run: RunDir, folder: Path, settings: BuildSettings, warn: Callabl
     if settings.rollouts:
         from exporter.rollouts.bundle import rollouts_repo, write_run_rollouts
 
-        written = write_run_rollouts(run, folder / rollouts_repo(settings.base), warn=warn)
+        written = write_run_rollouts(run, folder / rollouts_repo(settings.base), private=private, warn=warn)
         if written:
             output.files[rollouts_repo(settings.base)] = [written]
     return output
@@ -210,29 +228,13 @@ def _still_recording(run: RunDir) -> str:
     return "ends in an unfinished line (still being written, or cut when its proxy stopped)"
 
 
-def _trace_files(run: RunDir) -> list[Path]:
-    """The run's regular trace files; symlinks are never followed (they could point anywhere)."""
-    if not run.traces_path.is_dir() or run.traces_path.is_symlink():
-        return []
-    return sorted(
-        path
-        for path in run.traces_path.rglob("*")
-        if path.is_file() and not _has_symlink(path, run.traces_path)
-    )
-
-
-def _has_symlink(path: Path, root: Path) -> bool:
-    return any(
-        part.is_symlink() for part in [path, *path.parents] if part != root and part.is_relative_to(root)
-    )
-
-
 def _copy_traces(run: RunDir, folder: Path) -> list[BundleFile]:
     files: list[BundleFile] = []
-    for source in _trace_files(run):
+    for source in run.trace_files():
+        inside = source.relative_to(run.path).as_posix()  # traces/…
         relative = f"traces/{run.run_id}/{source.relative_to(run.traces_path).as_posix()}"
-        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, folder / relative)
+        contained(folder, relative)
+        copy_beneath(Path(run.path), inside, folder, relative)
         files.append(BundleFile(path=relative, run_id=run.run_id))
     return files
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from exporter.paths import contained
 from exporter.runs import CaptureSnapshot, RunDir
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ class RepoBundle:
         return f"{owner}/{self.name}"
 
     def local_path(self, file: BundleFile) -> Path:
-        return self.folder / file.path
+        return contained(self.folder, file.path)
 
     def total_bytes(self) -> int:
         return sum(self.local_path(file).stat().st_size for file in self.files)
@@ -61,7 +62,7 @@ class BuiltExport:
         return [run for run, snapshot in self.snapshots.items() if snapshot.recording]
 
     def bundle_folder(self, name: str) -> Path:
-        return self.staging / self.owner / name
+        return contained(self.staging, self.owner, name)
 
     def collection(self) -> dict[str, Any]:
         return {
@@ -76,6 +77,6 @@ def write_bundle(
 ) -> RepoBundle:
     """Seal a staged folder into a bundle: writes its card and lists its files in a stable order."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / CARD_FILE).write_text(card, encoding="utf-8")
+    contained(folder, CARD_FILE).write_text(card, encoding="utf-8")
     ordered = tuple(sorted(files, key=lambda file: file.path))
     return RepoBundle(kind=kind, name=name, folder=folder, files=ordered, card=card, agent=agent)

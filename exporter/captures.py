@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Annotated
 
 import msgspec
 import pyarrow as pa
@@ -27,7 +28,9 @@ import pyarrow as pa
 from exporter import __version__
 from exporter.naming import provider_for
 from exporter.parquet_io import ROW_GROUP_BYTES, ParquetFileWriter
+from exporter.paths import open_beneath
 from exporter.runs import (
+    CAPTURES_FILE,
     SNAPSHOT_KEY,
     CaptureSnapshot,
     Line,
@@ -38,6 +41,7 @@ from exporter.runs import (
     warn_on_stderr,
 )
 from exporter.schema import CAPTURE_SCHEMA_VERSION, CAPTURES_SCHEMA, DATASET_SCHEMA_VERSION
+from exporter.wire import clip_words
 
 BIG_TEXT_COLUMNS = ("request", "response", "usage", "error")
 PROMPT_PREVIEW_CHARS = 200
@@ -48,16 +52,23 @@ Progress = Callable[[int], None]
 
 # --- typed views of a record -------------------------------------------------------------------
 
+# Numbers must fit their parquet column: a value that does not (a turn of 10**40 in an old file) makes
+# the line malformed, reported like any other, instead of an OverflowError half-way through a file.
+Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+Int32 = Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31 - 1)]
+# Seconds since 1970 whose microseconds fit the int64 timestamp column (years 1 to 9999 and more).
+Epoch = Annotated[float, msgspec.Meta(ge=-6e10, le=2.5e11)]
+
 
 class _RecordHead(msgspec.Struct, kw_only=True):
     """Fields both passes need, validated on every line in pass 1."""
 
     schema: str
     request_id: str
-    seq: int
-    captured_at: float
+    seq: Int64
+    captured_at: Epoch
     task_id: str | None = None
-    turn: int | None = None
+    turn: Int64 | None = None
     upstream_url: str | None = None
     served_model: str | None = None
     error: msgspec.Raw = MISSING
@@ -77,7 +88,7 @@ class _IndexRecord(_RecordHead, kw_only=True):
 
 
 class _Message(msgspec.Struct):
-    status_code: int | None = None
+    status_code: Int32 | None = None
     stream: bool = False
     body: msgspec.Raw = MISSING
     body_text: str | None = None
@@ -291,7 +302,7 @@ class TaskSummary:
 
 
 def first_user_prompt(body: bytes | msgspec.Raw) -> str:
-    """The first user message's text (content parts joined), one line, at most 200 characters."""
+    """The first user message's text (content parts joined), one line, at most 200 characters, whole words."""
     try:
         request = msgspec.json.decode(body)
     except msgspec.DecodeError:
@@ -300,10 +311,10 @@ def first_user_prompt(body: bytes | msgspec.Raw) -> str:
         return ""
     messages = request.get("messages") or request.get("input") or []
     if isinstance(messages, str):
-        return " ".join(messages.split())[:PROMPT_PREVIEW_CHARS]
+        return clip_words(" ".join(messages.split()), PROMPT_PREVIEW_CHARS)
     for message in messages if isinstance(messages, list) else []:
         if isinstance(message, dict) and message.get("role") == "user":
-            return " ".join(_content_text(message.get("content")).split())[:PROMPT_PREVIEW_CHARS]
+            return clip_words(" ".join(_content_text(message.get("content")).split()), PROMPT_PREVIEW_CHARS)
     return ""
 
 
@@ -378,7 +389,7 @@ class _Batch:
 def _records_in_seq_order(
     run: RunDir, group: CallGroup, policy: LinePolicy, progress: Progress | None
 ) -> Iterator[_Record]:
-    descriptor = os.open(run.captures_path, os.O_RDONLY)
+    descriptor = open_beneath(run.path, CAPTURES_FILE)
     try:
         for _seq, offset, length, number in sorted(group.calls):
             content = os.pread(descriptor, length, offset)

@@ -62,7 +62,7 @@ under `traces/<run_id>/`; join them to these rows on `run_id`:
 `request`, `response`, `usage` and `error` are JSON strings (not structs), so tool-call arguments of
 any shape never change the schema. Parquet footer metadata of each file: `agent`, `model`,
 `provider`, `upstream_url`, `run_id`, `schema_version`, `exporter_version` and `tasks` (id, turns,
-calls and a 200-character preview of the first user prompt).
+calls and a preview of the first user prompt: at most 200 characters, whole words).
 
 ## Load it
 

@@ -9,7 +9,6 @@ Each stage is one call in `run_export`; a new stage or flag is a few lines there
 from __future__ import annotations
 
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,12 +23,14 @@ from exporter.engines import ENGINES, EngineName, EngineOptions
 from exporter.errors import UserError
 from exporter.hub import HubPush, connect_hub, parse_push_target, print_push_result, publish_to_hub
 from exporter.options import run_targets
+from exporter.paths import contained
 from exporter.publish_local import publish_local
 from exporter.runs import resolve_targets
 from exporter.scan.command import scan_options_from, scanner_options
 from exporter.scan.gate import ScanOptions, gate_export
 from exporter.scan.registry import ready_scanner
 from exporter.scan.report import REPORT_FILE
+from exporter.staging import private_workdir
 from exporter.storage import Location
 from exporter.summary import print_summary
 from exporter.tables import output_console
@@ -77,12 +78,13 @@ def run_export(options: ExportOptions, *, console: Console, summary: Console) ->
     runs = resolve_targets(options.targets, all_runs=options.all_runs, runs_dir=options.runs_dir)
     # Token and endpoint are settled before the build; the first network call comes after the scan.
     hub_api = connect_hub(require_token=not options.push.dry_run) if options.push else None
-    with tempfile.TemporaryDirectory(prefix="agentcap-export-") as staging:
+    # Staged beside the output, private, and removed on every exit we can catch (see exporter.staging).
+    with private_workdir(options.output) as staging:
         built = build_export(
             runs,
             owner=options.owner,
             base=options.base,
-            staging=Path(staging),
+            staging=staging,
             console=console,
             strict=options.strict,
             scan=options.scan,
@@ -94,7 +96,7 @@ def run_export(options: ExportOptions, *, console: Console, summary: Console) ->
             built,
             options.scan,
             redact=options.redact,
-            report_path=options.output / options.owner / REPORT_FILE,
+            report_path=contained(options.output, options.owner, REPORT_FILE),
             console=console,
         )
         if options.push and hub_api:
@@ -196,8 +198,11 @@ def export_command(
     """Export runs as datasets: <BASE>-captures (parquet) and <BASE>-<agent>-traces.
 
     TARGET is a directory holding runs, one run directory (either one may be a URL: s3://…,
-    hf://buckets/…), or a run id under --runs-dir. Without --push, writes under --output exactly what a push would publish.
+    hf://buckets/…), or a run id under --runs-dir. Without --push, writes under --output exactly
+    what a push would publish.
     """
+    if not scan and scanner_flags.get("values_file"):
+        raise UserError("--redact-values needs the secret scan to find the values; drop --no-scan")
     push = _push_options(name, push_to, public=public, dry_run=dry_run)
     owner, base = (push.target.owner, push.target.base) if push else parse_name(name or DEFAULT_NAME)
     options = ExportOptions(

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from exporter.bundle import CARD_FILE, BuiltExport
 from exporter.hub.plan import UPDATED_NOTE, plan_repo
 from exporter.hub.remote import INDEX_PATH, TRACES_PREFIX, IndexEntry, RemoteRepo, footer_of, parse_index
+from exporter.paths import contained
 
 COLLECTION_FILE = "collection.json"
 
@@ -31,7 +32,7 @@ def publish_local(
     """Copy every bundle under `output`; returns bundle name → the folder it went to."""
     destinations: dict[str, str] = {}
     for bundle in built.bundles:
-        target = output / built.owner / bundle.name
+        target = contained(output, built.owner, bundle.name)
         plan = plan_repo(
             bundle,
             owner=built.owner,
@@ -40,16 +41,17 @@ def publish_local(
             snapshots=built.snapshots,
         )
         for path in plan.deletes:
-            (target / path).unlink(missing_ok=True)
+            contained(target, path).unlink(missing_ok=True)
         for file in plan.uploads:
-            destination = target / file.path
+            destination = contained(target, file.path)
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(bundle.local_path(file), destination)
         if plan.write_card:
             target.mkdir(parents=True, exist_ok=True)
-            (target / CARD_FILE).write_text(bundle.card, encoding="utf-8")
-        (target / INDEX_PATH).parent.mkdir(parents=True, exist_ok=True)
-        (target / INDEX_PATH).write_bytes(plan.index)
+            contained(target, CARD_FILE).write_text(bundle.card, encoding="utf-8")
+        index = contained(target, INDEX_PATH)
+        index.parent.mkdir(parents=True, exist_ok=True)
+        index.write_bytes(plan.index)
         for run in plan.skipped_runs:
             note(
                 f"{plan.repo_id}: run {run} is already in {target}; skipped (delete its files to export it again)"
@@ -57,7 +59,7 @@ def publish_local(
         for run in plan.updated_runs:
             note(f"{plan.repo_id}: {UPDATED_NOTE.format(run=run)}")
         destinations[bundle.name] = str(target)
-    write_collection(built, output / built.owner / COLLECTION_FILE)
+    write_collection(built, contained(output, built.owner, COLLECTION_FILE))
     return destinations
 
 

@@ -23,6 +23,7 @@ import click
 import msgspec
 
 from exporter.errors import UserError
+from exporter.paths import UnsafePath, link_refusal, open_beneath, regular_files, sanitize_name
 from exporter.schema import CAPTURE_SCHEMA_VERSION
 from exporter.storage import Location, RemotePath, Url, list_url, parse_location, stage_files
 
@@ -32,6 +33,7 @@ TRACES_DIR = "traces"
 RUNS_DIR_ENV = "AGENTCAP_RUNS_DIR"
 DEFAULT_RUNS_DIR = "runs"
 UNKNOWN_AGENT = "unknown"
+UNNAMED_RUN = "run"
 _MAPPED_WINDOW = 32 * 1024 * 1024
 _TAIL_WINDOW = 64 * 1024
 SNAPSHOT_KEY = "capture_snapshot"  # where a snapshot is published: parquet footer, repo index entry
@@ -51,7 +53,13 @@ def warn_on_stderr(message: str) -> None:
 
 @dataclass(frozen=True)
 class RunDir:
-    """One run directory. `info` is its parsed run.json ({} when missing or unreadable)."""
+    """One run directory. `info` is its parsed run.json ({} when missing or unreadable).
+
+    `run_id` and `agent` become folder and repo names, so they are made safe where they are read
+    (the addon's naming rule, `exporter.paths.sanitize_name`); a link in place of the run, its
+    captures.jsonl, run.json or traces/ is refused, never followed. A run under a URL (a
+    `RemotePath`, exporter.storage) has no links: object stores have none.
+    """
 
     run_id: str
     path: RunPath
@@ -70,11 +78,47 @@ class RunDir:
     def is_remote(self) -> bool:
         return isinstance(self.path, RemotePath)
 
+    def trace_files(self) -> list[Path]:
+        """The run's trace files: every regular file under traces/ (a link anywhere raises UnsafePath)."""
+        traces = self.traces_path
+        if isinstance(traces, RemotePath) or (not traces.is_symlink() and not traces.is_dir()):
+            return []  # a run under a URL is staged first (`stage_run`); its copy has the files
+        return regular_files(traces)
+
     @classmethod
-    def load(cls, path: RunPath) -> RunDir:
-        info = _read_run_json(path / RUN_FILE)
-        agent = info.get("agent") or _first_record_agent(path / CAPTURES_FILE) or UNKNOWN_AGENT
-        return cls(run_id=str(info.get("run_id") or path.name), path=path, agent=str(agent), info=info)
+    def load(cls, path: RunPath, *, warn: Warn | None = None) -> RunDir:
+        warn = warn or warn_on_stderr
+        if path.is_symlink():
+            raise UnsafePath(
+                f"{path}: a symbolic link, not read as a run (a link in the runs dir could point anywhere); "
+                "pass the directory it points to if you trust it"
+            )
+        for name in (CAPTURES_FILE, RUN_FILE, TRACES_DIR):
+            if (path / name).is_symlink():
+                raise link_refusal(path / name)
+        info = _read_run_json(path)
+        recorded = None if info.get("agent") else _first_record_agent(path / CAPTURES_FILE)
+        agent = (
+            _safe_name(info["agent"], f"{path / RUN_FILE}: run.json agent", UNKNOWN_AGENT, warn)
+            if info.get("agent")
+            else _safe_name(recorded, f"{path / CAPTURES_FILE}: agent", UNKNOWN_AGENT, warn)
+            if recorded
+            else UNKNOWN_AGENT
+        )
+        run_id = (
+            _safe_name(info["run_id"], f"{path / RUN_FILE}: run.json run_id", UNNAMED_RUN, warn)
+            if info.get("run_id")
+            else _safe_name(path.name, f"{path}: run directory name", UNNAMED_RUN, warn)
+        )
+        return cls(run_id=run_id, path=path, agent=agent, info=info)
+
+
+def _safe_name(value: object, what: str, fallback: str, warn: Warn) -> str:
+    text = str(value)
+    safe = sanitize_name(text) or fallback
+    if safe != text:
+        warn(f"{what} {text!r} is not a safe name; using {safe!r}")
+    return safe
 
 
 def default_runs_dir() -> Path:
@@ -90,13 +134,24 @@ def open_runs_dir(location: Location) -> RunPath:
     return list_url(location) if isinstance(location, Url) else location
 
 
-def list_runs(runs_dir: RunPath) -> list[RunDir]:
-    """Every run directly inside `runs_dir`, sorted by directory name (run ids start with a time)."""
+def list_runs(runs_dir: RunPath, *, warn: Warn | None = None) -> list[RunDir]:
+    """Every run directly inside `runs_dir`, sorted by directory name (run ids start with a time).
+
+    A run that cannot be read safely (a link) is left out with a warning: anyone who can write into
+    the runs dir could plant one, and it must not stop the user's own runs from being listed.
+    """
+    warn = warn or warn_on_stderr
     if not runs_dir.is_dir():
         return []
-    return [
-        RunDir.load(child) for child in sorted(runs_dir.iterdir()) if child.is_dir() and is_run_dir(child)
-    ]
+    runs = []
+    for child in sorted(runs_dir.iterdir()):
+        if not (child.is_dir() and is_run_dir(child)):
+            continue
+        try:
+            runs.append(RunDir.load(child, warn=warn))
+        except UnsafePath as error:
+            warn(str(error.message))
+    return runs
 
 
 def resolve_targets(targets: Sequence[str], *, all_runs: bool, runs_dir: Location) -> list[RunDir]:
@@ -143,16 +198,17 @@ def stage_run(run: RunDir, into: Path) -> RunDir:
 
     run.json is copied first: a run whose status said `running` then is taken as recording, even if
     its captures grew meanwhile (`agentcap sync` uploads run.json last once a run has ended).
+    A local run is returned as it is.
     """
     if not isinstance(run.path, RemotePath):
         return run
     names = [name for name in (RUN_FILE, CAPTURES_FILE) if (run.path / name).is_file()]
     if run.traces_path.is_dir():
         names += [str(path.relative_to(run.path)) for path in run.traces_path.rglob("*") if path.is_file()]
-    local = into / (run.path.name or "run")
+    local = into / (sanitize_name(run.path.name) or UNNAMED_RUN)
     local.mkdir(parents=True, exist_ok=True)
     stage_files(run.path, local, names)
-    staged = RunDir.load(local)
+    staged = RunDir.load(local, warn=lambda _message: None)  # names were checked when listed
     return RunDir(run_id=run.run_id, path=local, agent=run.agent, info=staged.info)
 
 
@@ -166,10 +222,15 @@ def local_copies(runs: Sequence[RunDir]) -> Iterator[list[RunDir]]:
         yield [stage_run(run, Path(scratch) / str(index)) for index, run in enumerate(runs)]
 
 
-def _read_run_json(path: RunPath) -> dict[str, Any]:
+def _read_run_json(run_path: RunPath) -> dict[str, Any]:
     try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        if isinstance(run_path, RemotePath):
+            raw = (run_path / RUN_FILE).read_bytes()
+        else:
+            with os.fdopen(open_beneath(run_path, RUN_FILE), "rb") as handle:
+                raw = handle.read()
+        info = json.loads(raw.decode("utf-8"))
+    except (OSError, ValueError):  # missing or unreadable: the run is still exported from its records
         return {}
     return info if isinstance(info, dict) else {}
 
@@ -211,7 +272,10 @@ def iter_lines(path: RunPath, up_to: int | None = None) -> Iterator[Line]:
         return
     if not path.is_file() or path.stat().st_size == 0 or up_to == 0:
         return
-    with path.open("rb") as handle, mmap.mmap(handle.fileno(), up_to or 0, access=mmap.ACCESS_READ) as mapped:
+    with (
+        os.fdopen(open_beneath(path.parent, path.name), "rb") as handle,
+        mmap.mmap(handle.fileno(), up_to or 0, access=mmap.ACCESS_READ) as mapped,
+    ):
         mapped.madvise(mmap.MADV_SEQUENTIAL)
         size, offset, number, released = len(mapped), 0, 0, 0
         while offset < size:
@@ -271,7 +335,7 @@ def end_of_last_line(path: RunPath, size: int) -> int:
         return 0
     if isinstance(path, RemotePath):
         return _after_last_newline(path.read_range, size)
-    descriptor = os.open(path, os.O_RDONLY)
+    descriptor = open_beneath(path.parent, path.name)  # the same no-link open as every read of a run
     try:
         return _after_last_newline(lambda start, end: os.pread(descriptor, end - start, start), size)
     finally:

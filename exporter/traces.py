@@ -8,7 +8,6 @@ only that session's rows, which `agentcap rollouts` (or sqlite3) opens like the 
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,13 +17,14 @@ import click
 
 from exporter.errors import UserError
 from exporter.options import runs_dir_option
+from exporter.paths import contained, copy_beneath, link_refusal, sanitize_name
 from exporter.rollouts.base import BrokenUnit, SqliteFormat, Unit, relative_to
 from exporter.rollouts.hydrate import hydrate_unit
 from exporter.rollouts.manifest import build_manifest
 from exporter.rollouts.record import to_utc
 from exporter.rollouts.registry import FORMATS, get_format
 from exporter.rollouts.sqlite_source import SnapshotStore, connect_readonly, extract_session
-from exporter.runs import RunDir, iter_records, resolve_targets
+from exporter.runs import TRACES_DIR, RunDir, iter_records, resolve_targets
 
 NATIVE_AGENTS = tuple(name for name in FORMATS if name != "captures")
 ALIASES = {
@@ -83,9 +83,9 @@ def collect_traces(
             root = source if source.is_dir() else source.parent
             for unit in _active_units(units, window, warn or _warn):
                 if isinstance(fmt, SqliteFormat):
-                    written.append(_extract(fmt, unit, run.traces_path))
+                    written.append(_extract(fmt, unit, run))
                 else:
-                    written += _copy_files(unit, root, run.traces_path)
+                    written += _copy_files(unit, root, run)
     return written
 
 
@@ -107,29 +107,30 @@ def _mtime(path: Path) -> datetime:
     return datetime.fromtimestamp(path.stat().st_mtime, UTC)
 
 
-def _copy_files(unit: Unit, root: Path, destination: Path) -> list[Path]:
+def _copy_files(unit: Unit, root: Path, run: RunDir) -> list[Path]:
+    """Byte-for-byte copies: a link among the sessions (the agent can write there) or in the run is refused."""
     copied = []
     for path in (unit.path, *unit.companions):
-        target = destination / relative_to(path, root)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, target)
-        copied.append(target)
+        source_root = root if path.is_relative_to(root) else path.parent
+        target = f"{TRACES_DIR}/{relative_to(path, root)}"
+        copy_beneath(source_root, path.relative_to(source_root).as_posix(), run.path, target, keep_times=True)
+        copied.append(run.path / target)
     return copied
 
 
-def _extract(fmt: SqliteFormat, unit: Unit, destination: Path) -> Path:
-    destination.mkdir(parents=True, exist_ok=True)
-    target = destination / f"{fmt.name}-{_safe_name(unit.session_id or 'session')}.db"
+def _extract(fmt: SqliteFormat, unit: Unit, run: RunDir) -> Path:
+    if unit.path.is_symlink():
+        raise link_refusal(unit.path)
+    contained(run.path, TRACES_DIR).mkdir(exist_ok=True)
+    target = contained(
+        run.path, TRACES_DIR, f"{fmt.name}-{sanitize_name(unit.session_id or '') or 'session'}.db"
+    )
     source = connect_readonly(unit.snapshot or unit.path)
     try:
         extract_session(source, target, fmt.session_tables, unit.session_id or "")
     finally:
         source.close()
     return target
-
-
-def _safe_name(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
 
 
 def _warn(message: str) -> None:

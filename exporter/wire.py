@@ -47,6 +47,21 @@ STREAM_TERMINATORS = {
 }
 
 
+# ---------------------------------------------------------------- text
+
+
+def clip_words(text: str, limit: int) -> str:
+    """At most `limit` characters, never ending in part of a word.
+
+    A cut word could be part of a secret: such a piece matches no exact replacement and no
+    scanner pattern, yet gives away most of the key. A first word longer than `limit` gives "".
+    """
+    if len(text) <= limit:
+        return text
+    clipped = text[: limit + 1]
+    return clipped[: clipped.rfind(" ")].rstrip() if " " in clipped else ""
+
+
 # ---------------------------------------------------------------- SSE
 
 # Only these end an SSE line; str.splitlines() would also split on U+2028 and form feeds,
@@ -160,7 +175,7 @@ def decode_response(response: dict[str, Any] | None, api: str | None = None) -> 
         detail = response.get("decode_error") or "not JSON"
         text = response.get("body_text")
         if text is not None and (response.get("status_code") or 0) >= 400:
-            decoded.error = text[:2000]
+            decoded.error = clip_words(text, 2000)
         elif "body_text" in response or "body_base64" in response:
             decoded.problems.append(f"response body is {detail}; see the raw record")
         else:

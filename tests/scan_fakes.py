@@ -6,7 +6,10 @@ secret-shaped literal for a scanner (or push protection) to flag; each carries "
 The fake trufflehog is a small Python script behaving like `trufflehog filesystem --json`: it
 really reads the paths it is given and reports every line holding one of the scenario's secrets
 (JSON finding lines on stdout, the `finished scanning` summary on stderr, exit 183 with --fail).
-A scenario `mode` makes it misbehave: crash, garbage, no-stats, lying-exit, v2.
+A scenario `mode` makes it misbehave: crash, garbage, no-stats, lying-exit, v2, cut-large (reads
+only the first `cut_over` bytes of a file, as trufflehog's per-file time limit does, and reports
+success), hang (when its file is named `hang_on`: says so through the FIFO in FAKE_TRUFFLEHOG_READY,
+then never finishes, so a test can kill the export mid-scan).
 """
 
 from __future__ import annotations
@@ -58,8 +61,14 @@ if sys.argv[1:] == ["--version"]:
 if mode == "crash":
     sys.stderr.write("panic: runtime error: invalid memory address or nil pointer dereference\n")
     sys.exit(2)
-
 paths = [arg for arg in sys.argv[2:] if not arg.startswith("-")]
+if mode == "hang" and any(os.path.basename(path) == scenario["hang_on"] for path in paths):
+    with open(os.environ["FAKE_TRUFFLEHOG_READY"], "w") as ready:
+        ready.write(f"{os.getpid()}\n")
+    import signal
+    while True:
+        signal.pause()
+
 files = []
 for path in paths:
     if os.path.isdir(path):
@@ -67,10 +76,11 @@ for path in paths:
     else:
         files.append(path)
 verify = "--no-verification" not in sys.argv
+cut = scenario.get("cut_over") if mode == "cut-large" else None
 findings, total = [], 0
 for file in files:
     with open(file, "rb") as handle:
-        data = handle.read()
+        data = handle.read(cut) if cut else handle.read()
     total += len(data)
     for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), start=1):
         for secret, spec in scenario.get("secrets", {}).items():

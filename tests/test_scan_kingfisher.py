@@ -80,8 +80,8 @@ def test_canaries_are_found_masked_and_block_under_block_on_any(runs_dir):
     assert ("betterleaks.github-pat", "captures.jsonl") in found
     assert ("betterleaks.slack-bot-token", "captures.jsonl") in found
     assert ("betterleaks.huggingface-access-token", "traces/session.jsonl") in found
-    # kingfisher reads SQLite itself and names the table inside the file
-    assert ("betterleaks.slack-bot-token", "traces/state/session.db/messages.sql") in found
+    # the database is read as the bytes published, and its values through the decoded view
+    assert ("betterleaks.slack-bot-token", "traces/state/session.db") in found
     assert {finding["status"] for finding in findings} == {"unverified"}
     assert all(finding["blocks"] for finding in findings)
     github = next(finding for finding in findings if finding["detector"] == "betterleaks.github-pat")
@@ -173,7 +173,8 @@ def audit_line(**summary: int) -> str:
         "scan_partial": 0,
         "pending": 0,
     } | summary
-    return json.dumps({"audit": {"summary": counts, "repositories": [{"stats": {"bytes_scanned": 99}}]}})
+    repository = {"repository": "/runs/r/captures.jsonl", "stats": {"bytes_scanned": 99}}
+    return json.dumps({"audit": {"summary": counts, "repositories": [repository]}})
 
 
 def test_kingfisher_validation_outcomes_map_to_statuses():
@@ -186,7 +187,7 @@ def test_kingfisher_validation_outcomes_map_to_statuses():
     parsed = KINGFISHER_SCANNER.parse(stdout=stdout, stderr="", returncode=205)
 
     assert [finding.status for finding in parsed.findings] == ["verified", "unverified", "unknown"]
-    assert parsed.bytes_scanned == 99 and parsed.findings[0].line == 4
+    assert parsed.bytes_read == {"/runs/r/captures.jsonl": 99} and parsed.findings[0].line == 4
     assert parsed.secrets.secret(parsed.findings[0].sha256) == secret
     assert secret not in repr(parsed) and secret not in repr(parsed.findings)
     with pytest.raises(TypeError):

@@ -57,6 +57,11 @@ def assert_no_raw_secret(*texts: str) -> None:
             assert secret not in text
 
 
+def scans_of(fake: FakeTrufflehog, name: str) -> int:
+    """How many trufflehog processes read the file `name` itself (one file per process)."""
+    return sum(1 for argv in fake.calls() if Path(argv[1]).name == name)
+
+
 def published_files(output: Path) -> list[Path]:
     return [path for path in output.rglob("*") if path.is_file() and path.name != "scan-report.json"]
 
@@ -153,10 +158,14 @@ def test_clean_scan_publishes_and_the_card_records_scanner_and_policy(fake, runs
     assert report(output)["decision"] == "clean"
     traces_card = (output / "local" / "agentcap-demo-traces" / "README.md").read_text()
     assert f"**trufflehog {TRUFFLEHOG_VERSION}**" in traces_card and "decision: clean" in traces_card
-    argv = fake.calls()[-1]
-    scanned = {Path(arg).name for arg in argv[1:] if arg.startswith("/")}
-    assert scanned == {"captures.jsonl", "run.json", "traces"}
-    assert not any(arg.endswith(".parquet") for arg in argv)
+    # One file per trufflehog process (its byte count is then that file's), each read whole.
+    calls = fake.calls()
+    assert all(len([arg for arg in argv[1:] if arg.startswith("/")]) == 1 for argv in calls)
+    scanned = {Path(argv[1]).name for argv in calls}
+    assert {"captures.jsonl", "run.json", "session-1.jsonl"} <= scanned
+    views = {name.removesuffix(".decoded") for name in scanned if name.endswith(".decoded")}
+    assert views <= {"captures.jsonl", "run.json", "session-1.jsonl"}  # decoded views, where there is text
+    assert not any(arg.endswith(".parquet") for argv in calls for arg in argv)
 
 
 @pytest.mark.parametrize(
@@ -166,7 +175,7 @@ def test_clean_scan_publishes_and_the_card_records_scanner_and_policy(fake, runs
         ("dies-after-findings", "trufflehog failed (exit code 1): {"),  # its stdout quoted, secrets masked
         ("garbage", "not JSON (stdout line 1)"),
         ("no-stats", "without its `finished scanning` summary"),
-        ("lying-exit", "exit code 0 contradicts the 2 findings"),
+        ("lying-exit", "exit code 0 contradicts the 1 findings"),
         ("v2", "found trufflehog 2.2.1, but agentcap needs trufflehog v3"),
     ],
 )
@@ -263,31 +272,31 @@ def test_scan_command_exit_codes(fake, runs_dir, tmp_path, monkeypatch):
 def test_cache_is_reused_until_content_scanner_version_or_options_change(fake, runs_dir):
     fake.scenario(both_secrets(github_verified=False))
     assert scan(runs_dir).exit_code == 0
-    assert len(fake.calls()) == 1
+    assert scans_of(fake, "captures.jsonl") == 1
 
     cached = scan(runs_dir, "--json")
-    assert len(fake.calls()) == 1
+    assert scans_of(fake, "captures.jsonl") == 1
     assert json.loads(cached.stdout)["runs"][0]["from_cache"] is True
     assert len(json.loads(cached.stdout)["runs"][0]["findings"]) == 2
 
     scan(runs_dir, "--rescan")
-    assert len(fake.calls()) == 2
+    assert scans_of(fake, "captures.jsonl") == 2
 
     scan(runs_dir, "--no-verify")
-    assert len(fake.calls()) == 3
+    assert scans_of(fake, "captures.jsonl") == 3
 
     fake.scenario(both_secrets(github_verified=False), version="3.91.0")
     scan(runs_dir)
-    assert len(fake.calls()) == 4
+    assert scans_of(fake, "captures.jsonl") == 4
 
     trace = runs_dir / RUN_ID / "traces" / "session-1.jsonl"
     trace.write_text('{"type":"session"}\n')
     after_edit = scan(runs_dir, "--json")
-    assert len(fake.calls()) == 5
+    assert scans_of(fake, "captures.jsonl") == 5
     assert [f["file"] for f in json.loads(after_edit.stdout)["runs"][0]["findings"]] == ["captures.jsonl"]
 
 
-def test_one_scanner_process_for_many_runs_and_findings_land_in_their_run(fake, tmp_path):
+def test_findings_of_many_runs_land_in_their_run(fake, tmp_path):
     runs = tmp_path / "runs"
     write_run(runs, "run-a", [make_record(seq=1, messages=[{"role": "user", "content": GITHUB}])])
     write_run(runs, "run-b", [make_record(seq=1)])
@@ -296,7 +305,7 @@ def test_one_scanner_process_for_many_runs_and_findings_land_in_their_run(fake, 
 
     result = scan(runs, "--json")
 
-    assert len(fake.calls()) == 1
+    assert scans_of(fake, "captures.jsonl") == 3  # one scan, each file once
     by_run = {run["run_id"]: run["findings"] for run in json.loads(result.stdout)["runs"]}
     assert [len(by_run[run]) for run in ("run-a", "run-b", "run-c")] == [1, 0, 1]
     assert result.exit_code == 1

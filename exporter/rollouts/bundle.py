@@ -10,6 +10,7 @@ from typing import Any
 from huggingface_hub import DatasetCardData
 
 from exporter.bundle import BuiltExport, BundleFile, RepoBundle, write_bundle
+from exporter.paths import contained
 from exporter.rollouts.arrow_schema import ROLLOUT_SCHEMA
 from exporter.rollouts.hydrate import iter_rows
 from exporter.rollouts.manifest import build_manifest
@@ -57,17 +58,22 @@ def rollouts_repo(base: str) -> str:
     return f"{base}-rollouts"
 
 
-def write_run_rollouts(run: RunDir, folder: Path, *, warn: Callable[[str], None]) -> BundleFile | None:
-    """One run's captures and traces normalized into `folder/data/<run_id>.parquet` (None: no rows)."""
+def write_run_rollouts(
+    run: RunDir, folder: Path, *, private: Path, warn: Callable[[str], None]
+) -> BundleFile | None:
+    """One (local) run's captures and traces normalized into `folder/data/<run_id>.parquet`.
+
+    Database snapshots go to a private folder under `private` (the export's staging). None: no rows.
+    """
     path = f"data/{run.run_id}.parquet"
-    with SnapshotStore() as snapshots:
+    with SnapshotStore(private) as snapshots:
         units = build_manifest([Path(run.captures_path)], "captures", snapshots=snapshots, warn=warn)
-        if run.traces_path.is_dir() and not run.traces_path.is_symlink():
+        if run.trace_files():  # raises on a link: the build refused those already
             units += build_manifest([Path(run.traces_path)], "auto", snapshots=snapshots, warn=warn)
-        count = write_parquet(_portable(iter_rows(units, warn=warn), run), folder / path)
+        count = write_parquet(_portable(iter_rows(units, warn=warn), run), contained(folder, path))
     if count:
         return BundleFile(path=path, run_id=run.run_id)
-    (folder / path).unlink(missing_ok=True)
+    contained(folder, path).unlink(missing_ok=True)
     return None
 
 

@@ -169,7 +169,8 @@ class Usage:
                 + (self.cache_read_tokens or 0)
                 + (self.cache_write_tokens or 0)
             )
-        return row
+        # A sum of in-range counters can still overflow the int64 column: such a total is unknown.
+        return {key: as_int(value) if type(value) is int else value for key, value in row.items()}
 
 
 @dataclass(slots=True)

@@ -11,6 +11,8 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import quote
 
+from exporter.staging import new_private_dir
+
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
@@ -63,9 +65,15 @@ def chain_root(connection: sqlite3.Connection, table: str, parent_column: str, s
 
 
 class SnapshotStore:
-    """Consistent copies of agent databases, one per database, deleted when the store closes."""
+    """Consistent copies of agent databases, one per database, deleted when the store closes.
 
-    def __init__(self) -> None:
+    The copies hold whatever the databases hold, so they live in a private 0700 folder
+    (`exporter.staging`), in `parent` (an export's staging) or else the temp directory; one left
+    by a killed process is removed by the next.
+    """
+
+    def __init__(self, parent: Path | None = None) -> None:
+        self._parent = parent
         self._directory: Path | None = None
         self._copies: dict[Path, Path] = {}
 
@@ -75,7 +83,7 @@ class SnapshotStore:
         key = path.resolve()
         if key not in self._copies:
             if self._directory is None:
-                self._directory = Path(tempfile.mkdtemp(prefix="agentcap-rollouts-"))
+                self._directory = new_private_dir(self._parent or Path(tempfile.gettempdir()))
             copy = self._directory / f"{len(self._copies)}-{path.name}"
             source = connect_readonly(path)
             try:

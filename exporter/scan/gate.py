@@ -18,14 +18,17 @@ from exporter.errors import AbortExport, UserError
 from exporter.runs import RunDir, local_copies
 from exporter.scan.cache import CacheKey, load_cached, store_cached
 from exporter.scan.findings import Finding, SecretBook
-from exporter.scan.inputs import ScanInputs, scan_inputs
-from exporter.scan.registry import DEFAULT_SCANNER, ReadyScanner, ready_scanner, scan_groups
+from exporter.scan.inputs import ScanInputs, scan_inputs, scan_targets
+from exporter.scan.known import KnownValues
+from exporter.scan.registry import DEFAULT_SCANNER, ReadyScanner, ScanTarget, ready_scanner, scan_files
 
 if TYPE_CHECKING:
     from exporter.bundle import BuiltExport
     from exporter.scan.redact import RedactionSummary
 
 BlockOn = Literal["verified", "any"]
+# Bumped whenever the decoded views change what the scanner reads: older cached results are stale.
+VIEWS_VERSION = "1"
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class ScanOptions:
     verify: bool = True
     block_on: BlockOn | None = None  # None: "verified" when verifying, else "any"
     rescan: bool = False
+    known: KnownValues = field(default_factory=KnownValues)  # exact values that must never be published
 
     @property
     def policy(self) -> BlockOn:
@@ -48,8 +52,12 @@ class ScanOptions:
         return f"{blocking}; {verification}"
 
     def cache_options(self) -> tuple[tuple[str, str], ...]:
-        # Only what changes the scanner's output; the policy is applied afterwards.
-        return (("verify", str(self.verify).lower()),)
+        # Only what changes the findings; the policy is applied afterwards.
+        return (
+            ("verify", str(self.verify).lower()),
+            ("decoded-views", VIEWS_VERSION),
+            ("known-values", self.known.digest),
+        )
 
 
 @dataclass
@@ -89,11 +97,13 @@ def scan_runs(
     runs: Sequence[RunDir],
     options: ScanOptions,
     *,
+    workdir: Path,
     need_secrets: bool = False,
     known: Mapping[str, RunScan] | None = None,
 ) -> ScanResult:
     """Scan each run's published plain text, reusing cached results where content and settings match.
 
+    The decoded views are written under `workdir` (private: they hold what the runs hold).
     `known` holds results the export's per-run tasks already got (by run id): used as they are.
     `need_secrets` (for --redact) rescans runs whose cached or known result has findings: those
     hold hashes, and redaction needs the secrets themselves, which only a live scan hands over.
@@ -107,21 +117,21 @@ def scan_runs(
             results[position] = prior
     rest = [position for position in range(len(runs)) if position not in results]
     with local_copies([runs[position] for position in rest]) as local:
-        scanned, secrets = _scan_local(local, options, ready, need_secrets=need_secrets)
+        scanned, secrets = _scan_local(local, options, ready, workdir=workdir, need_secrets=need_secrets)
     results.update(zip(rest, scanned, strict=True))
     ordered = [results[position] for position in range(len(runs))]
     return ScanResult(options=options, scanner_version=ready.version, runs=ordered, secrets=secrets)
 
 
 def _scan_local(
-    runs: Sequence[RunDir], options: ScanOptions, ready: ReadyScanner, *, need_secrets: bool
+    runs: Sequence[RunDir], options: ScanOptions, ready: ReadyScanner, *, workdir: Path, need_secrets: bool
 ) -> tuple[list[RunScan], SecretBook]:
     scanner, binary, version = ready.adapter, ready.binary, ready.version
     keys: dict[Path, CacheKey] = {}
     results: dict[Path, RunScan] = {}
     pending: list[tuple[RunDir, ScanInputs]] = []
     for run in runs:
-        inputs = scan_inputs(Path(run.path))
+        inputs = scan_inputs(run)
         key = CacheKey(inputs.content_sha256, scanner.name, version, options.cache_options())
         keys[inputs.root] = key
         cached = None if options.rescan else load_cached(inputs.root, key)
@@ -129,15 +139,15 @@ def _scan_local(
             results[inputs.root] = RunScan(run.run_id, inputs, cached, cached=True)
         else:
             pending.append((run, inputs))
-    per_root, secrets = scan_groups(
-        scanner,
-        binary,
-        {inputs.root: inputs.paths for _, inputs in pending},
-        verify=options.verify,
-        expected_bytes=sum(inputs.bytes for _, inputs in pending),
-    )
+    targets: list[ScanTarget] = []
+    for number, (run, inputs) in enumerate(pending):
+        files = [(file, file.relative_to(inputs.root).as_posix()) for file in inputs.files]
+        targets += scan_targets(
+            files, root=inputs.root, owner=run.run_id, views=workdir / "views" / str(number)
+        )
+    per_root, secrets = scan_files(scanner, binary, targets, verify=options.verify, known=options.known)
     for run, inputs in pending:
-        findings = per_root[inputs.root]
+        findings = per_root.get(inputs.root, [])
         store_cached(inputs.root, keys[inputs.root], findings)
         results[inputs.root] = RunScan(run.run_id, inputs, findings, cached=False)
     return [results[Path(run.path).resolve()] for run in runs], secrets
@@ -168,7 +178,7 @@ def gate_export(
         )
         annotate_cards(built, None)
         return None
-    result = scan_runs(built.runs, options, need_secrets=redact, known=built.scans)
+    result = scan_runs(built.runs, options, workdir=built.staging, need_secrets=redact, known=built.scans)
     if redact and result.findings():
         result.redaction = redact_export(built, result, console=console)
     render_result(result, console)

@@ -1,8 +1,10 @@
-"""What the gate scans for a run: the plain-text files an export publishes, and their content hash.
+"""What the gate scans for a run: the plain-text files an export publishes, their views, their hash.
 
 captures.jsonl is scanned rather than the parquet made from it: scanners read bytes, and zstd
-pages hide strings. run.json feeds columns and metadata, traces/ is bundled as-is. The scan
-cache file sits beside them and is never an input.
+pages hide strings. run.json feeds columns and metadata, traces/ is bundled as-is. Beside each
+file the scanner also reads its decoded view (`exporter.scan.decoded`): the text a consumer gets
+back by parsing JSON escapes, decoding base64 bodies and joining streamed deltas. The scan cache
+file sits beside them and is never an input; a link anywhere is refused, never followed.
 """
 
 from __future__ import annotations
@@ -11,46 +13,54 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from exporter.runs import CAPTURES_FILE, RUN_FILE, RunDir
+from exporter.scan.decoded import render_view
+from exporter.scan.registry import ScanTarget
+
 CACHE_FILE_NAME = ".agentcap-scan.json"
-_PUBLISHED_FILES = ("captures.jsonl", "run.json")
-_PUBLISHED_DIRS = ("traces",)
+VIEW_SUFFIX = ".decoded"
 
 
 @dataclass(frozen=True)
 class ScanInputs:
-    """`paths` go to the scanner (files and whole directories); `content_sha256` covers every file in them."""
+    """`files` go to the scanner; `content_sha256` covers every one of them (path, size, content)."""
 
     root: Path
-    paths: tuple[Path, ...]
-    files: int
+    files: tuple[Path, ...]
     bytes: int
     content_sha256: str
 
 
-def scan_inputs(run_path: Path) -> ScanInputs:
-    root = run_path.resolve()
-    paths = [root / name for name in _PUBLISHED_FILES if (root / name).is_file()]
-    paths += [root / name for name in _PUBLISHED_DIRS if (root / name).is_dir()]
+def scan_inputs(run: RunDir) -> ScanInputs:
+    root = run.path.resolve()
+    files = [root / name for name in (CAPTURES_FILE, RUN_FILE) if (root / name).is_file()]
+    files += [root / path.relative_to(run.path) for path in run.trace_files()]
+    files = sorted(file for file in files if file.name != CACHE_FILE_NAME)
     manifest = hashlib.sha256()
-    files = total = 0
-    for file in sorted(_files_under(paths)):
+    total = 0
+    for file in files:
         relative = file.relative_to(root).as_posix()
         with file.open("rb") as handle:
             digest = hashlib.file_digest(handle, "sha256").hexdigest()
         size = file.stat().st_size
         manifest.update(f"{relative}\0{size}\0{digest}\n".encode("utf-8", "surrogateescape"))
-        files += 1
         total += size
-    return ScanInputs(
-        root=root, paths=tuple(paths), files=files, bytes=total, content_sha256=manifest.hexdigest()
-    )
+    return ScanInputs(root=root, files=tuple(files), bytes=total, content_sha256=manifest.hexdigest())
 
 
-def _files_under(paths: list[Path]) -> list[Path]:
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            files += [child for child in path.rglob("*") if child.is_file() and child.name != CACHE_FILE_NAME]
-        else:
-            files.append(path)
-    return files
+def scan_targets(
+    files: list[tuple[Path, str]], *, root: Path, owner: str, views: Path, raw: bool = True
+) -> list[ScanTarget]:
+    """Each (file, label) as a target, plus its decoded view (written under `views`) when it has one.
+
+    `raw=False` leaves the file itself out (parquet: compressed pages, its view holds every value).
+    """
+    targets = []
+    for number, (file, label) in enumerate(files):
+        if raw:
+            targets.append(ScanTarget(path=file, root=root, owner=owner, label=label))
+        view = views / str(number) / (file.name + VIEW_SUFFIX)
+        lines = render_view(file, view)
+        if view.stat().st_size:
+            targets.append(ScanTarget(path=view.resolve(), root=root, owner=owner, label=label, lines=lines))
+    return targets

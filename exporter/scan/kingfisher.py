@@ -1,7 +1,8 @@
 """kingfisher (`kingfisher scan … -f jsonl`, PyPI `kingfisher-bin`): command line, version, parser.
 
 Exit codes: 0 = clean, 200 = findings, 205 = validated findings, anything else = failed scan.
-The final `{"audit": …}` line is the proof the scan ran; every input must report as scanned.
+The final `{"audit": …}` line is the proof the scan ran; every input must report as scanned, and
+its per-input `bytes_scanned` is what the gate checks against each file's size.
 """
 
 from __future__ import annotations
@@ -33,11 +34,17 @@ class KingfisherScanner:
     install_hint = (
         "pip install kingfisher-bin (agentcap installs it; reinstall agentcap), or brew install kingfisher"
     )
+    files_per_process = 500  # it reports bytes per input; the batch only bounds the command line
 
     def command(self, binary: str, paths: Sequence[Path], *, verify: bool) -> list[str]:
-        # --no-dedup: identical files in two runs must both be reported, or one run looks clean.
         argv = [binary, "scan", *map(str, paths), "--format", "jsonl", "--no-update-check", "--quiet"]
-        argv += ["--no-dedup"]
+        # --no-dedup: identical files in two runs must both be reported, or one run looks clean.
+        # --max-file-size 0 / --no-limits: by default it skips files over 256 MB and says "succeeded".
+        # --no-extract-archives: a file is read as the bytes we publish (an archive then reads as 0
+        #   bytes, and the gate refuses it by name), SQLite included.
+        # --no-ignore: the recorded agent writes what is scanned; a `kingfisher:ignore` comment it
+        #   plants next to a secret must not hide it.
+        argv += ["--no-dedup", "--max-file-size", "0", "--no-limits", "--no-extract-archives", "--no-ignore"]
         if not verify:
             argv.append("--no-validate")
         return argv
@@ -45,7 +52,7 @@ class KingfisherScanner:
     def check_version(self, version_output: str) -> str:
         return version_from(version_output, self.name)
 
-    def parse(self, *, stdout: str, stderr: str, returncode: int) -> ParsedScan:
+    def parse(self, *, stdout: str, stderr: str, returncode: int, paths: Sequence[Path] = ()) -> ParsedScan:
         if returncode not in (EXIT_CLEAN, EXIT_FOUND, EXIT_FOUND_VALIDATED):
             raise ScanFailed(
                 f"kingfisher failed (exit code {returncode}): {failure_excerpt(stderr or stdout)}"
@@ -70,16 +77,17 @@ class KingfisherScanner:
                 raise ScanFailed(
                     f"kingfisher printed JSON that is neither a finding nor the audit (line {line_number})"
                 )
-        bytes_scanned = _audited_bytes(audit)
+        bytes_read = _audited_bytes(audit)
         if (returncode != EXIT_CLEAN) != bool(findings):
             raise ScanFailed(
                 f"kingfisher exit code {returncode} contradicts the {len(findings)} findings it printed; "
                 "not trusting the scan"
             )
-        return ParsedScan(findings=findings, bytes_scanned=bytes_scanned, secrets=book)
+        return ParsedScan(findings=findings, bytes_read=bytes_read, secrets=book)
 
 
-def _audited_bytes(audit: dict[str, Any] | None) -> int:
+def _audited_bytes(audit: dict[str, Any] | None) -> dict[str, int]:
+    """Bytes read per input, from the audit line (each input path is one `repository` there)."""
     if audit is None:
         raise ScanFailed("kingfisher ended without its audit summary, so the scan did not complete")
     summary = audit.get("summary") or {}
@@ -90,9 +98,11 @@ def _audited_bytes(audit: dict[str, Any] | None) -> int:
         raise ScanFailed(
             f"kingfisher did not scan every input completely (audit summary: {json.dumps(summary)})"
         )
-    return sum(
-        int((repo.get("stats") or {}).get("bytes_scanned") or 0) for repo in audit.get("repositories") or []
-    )
+    return {
+        str(repo.get("repository")): int((repo.get("stats") or {}).get("bytes_scanned") or 0)
+        for repo in audit.get("repositories") or []
+        if isinstance(repo, dict)
+    }
 
 
 def _finding(line_number: int, entry: dict[str, Any], book: SecretBook) -> Finding:

@@ -1,44 +1,55 @@
-"""`--redact`: replace every finding's exact secret in the staged copies, then prove it with a re-scan.
+"""`--redact`: replace every secret in every staged copy, in every form, then prove it with a re-scan.
 
 Only the staging directory is touched: the build copies traces (never links them), and every
 rewrite here goes to a new file that replaces the staged one, so even a hard link could not
 reach a run. The raw secrets come from the scanner's output in this process (`SecretBook`) and
-are never written anywhere; what replaces them is `[REDACTED:<detector>:<sha8>]`.
+from the exact values of `exporter.scan.known`; they are never written anywhere; what replaces
+them is `[REDACTED:<detector>:<sha8>]`.
+
+Every file of every bundle is rewritten by its kind (parquet cell by cell, SQLite value by value,
+anything else as bytes), and each value through `exporter.scan.decoded.redact`, so a secret is
+replaced where a consumer would reconstruct it too: JSON escapes, base64 bodies, streamed deltas.
+The re-scan then reads every file and its decoded view, so a new kind of bundle is covered by
+construction.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from rich.console import Console
 
 from exporter.bundle import CARD_FILE, BuiltExport
 from exporter.errors import AbortExport
 from exporter.parquet_io import ParquetFileWriter
-from exporter.scan.findings import Finding
-from exporter.scan.registry import ScanFailed, get_scanner, locate_binary, scan_groups
+from exporter.scan.decoded import (
+    SQLITE_MAGIC,
+    Replacer,
+    quote,
+    redact_bytes,
+    redact_text,
+    sqlite_text_columns,
+)
+from exporter.scan.findings import secret_sha256
+from exporter.scan.inputs import scan_targets
+from exporter.scan.known import KnownValues, written_forms
+from exporter.scan.registry import ScanFailed, ScanTarget, ready_scanner, scan_files
+from exporter.staging import private_workdir
 
 if TYPE_CHECKING:
     from exporter.scan.gate import ScanResult
 
-SQLITE_MAGIC = b"SQLite format 3\x00"
 _DETECTOR_SLUG = re.compile(r"[^A-Za-z0-9._-]+")
-
-# (text as it may appear in a file, what replaces it), longest first so a secret that contains
-# another is replaced whole.
-Replacements = list[tuple[str, str]]
 
 
 @dataclass(frozen=True)
@@ -57,33 +68,34 @@ class RedactionSummary:
         return {"secrets": self.secrets, "files_changed": list(self.files_changed), "rescan": "clean"}
 
 
-def redaction_token(finding: Finding) -> str:
-    detector = _DETECTOR_SLUG.sub("-", finding.detector).strip("-") or "secret"
-    return f"[REDACTED:{detector}:{finding.sha8}]"
+def redaction_token(detector: str, sha256: str) -> str:
+    slug = _DETECTOR_SLUG.sub("-", detector).strip("-") or "secret"
+    return f"[REDACTED:{slug}:{sha256[:8]}]"
 
 
 def redact_export(built: BuiltExport, result: ScanResult, *, console: Console) -> RedactionSummary:
     """Rewrite the staged bundles without the secrets in `result`, then re-scan them; raise unless clean."""
-    replacements = _replacements(result)
+    replacer = _replacer(result)
     changed: list[str] = []
     for index, bundle in enumerate(built.bundles):
         for file in bundle.files:
-            if _redact_file(bundle.local_path(file), replacements, label=f"{bundle.name}/{file.path}"):
+            if _redact_file(bundle.local_path(file), replacer, label=f"{bundle.name}/{file.path}"):
                 changed.append(f"{bundle.name}/{file.path}")
-        card = _replace_text(bundle.card, replacements)
+        card = replacer.text(bundle.card)
         if card != bundle.card:
             (bundle.folder / CARD_FILE).write_text(card, encoding="utf-8")
             built.bundles[index] = replace(bundle, card=card)
             changed.append(f"{bundle.name}/{CARD_FILE}")
     secrets = len({finding.sha256 for _, finding in result.findings()})
     console.print(f"redacted {secrets} secret(s) in {len(changed)} staged file(s); re-scanning the output")
-    _rescan_output(built, result.options.scanner)
+    rescan_output(built, result.options.scanner, result.options.known)
     return RedactionSummary(
         secrets=secrets, files_changed=tuple(changed), rescan_scanner=result.options.scanner
     )
 
 
-def _replacements(result: ScanResult) -> Replacements:
+def _replacer(result: ScanResult) -> Replacer:
+    """Each secret found, and every exact value whether found or not, in each way it can be written."""
     pairs: dict[str, str] = {}
     for _, finding in result.findings():
         secret = result.secrets.secret(finding.sha256)
@@ -91,37 +103,22 @@ def _replacements(result: ScanResult) -> Replacements:
             raise ScanFailed(
                 f"cannot redact {finding.location}: the scanner did not hand over the matched text"
             )
-        for form in _written_forms(secret):
-            pairs.setdefault(form, redaction_token(finding))
-    return sorted(pairs.items(), key=lambda pair: len(pair[0]), reverse=True)
+        for form in written_forms(secret):
+            pairs.setdefault(form, redaction_token(finding.detector, finding.sha256))
+    for known in result.options.known.values:
+        for form in written_forms(known.value):
+            pairs.setdefault(form, redaction_token(known.detector, secret_sha256(known.value)))
+    return Replacer(pairs)
 
 
-def _written_forms(secret: str) -> set[str]:
-    """The secret as scanned, as JSON writes it, and unescaped when the scanner saw JSON escapes."""
-    forms = {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
-    try:
-        decoded = json.loads(f'"{secret}"')
-    except ValueError:
-        decoded = None
-    if isinstance(decoded, str):
-        forms.add(decoded)
-    return {form for form in forms if form}
-
-
-def _replace_text(text: str, replacements: Replacements) -> str:
-    for old, new in replacements:
-        text = text.replace(old, new)
-    return text
-
-
-def _redact_file(path: Path, replacements: Replacements, *, label: str) -> bool:
+def _redact_file(path: Path, replacer: Replacer, *, label: str) -> bool:
     with path.open("rb") as handle:
         head = handle.read(len(SQLITE_MAGIC))
     if path.suffix == ".parquet":
-        return _swap_in(path, lambda temporary: _redact_parquet(path, temporary, replacements))
+        return _swap_in(path, lambda temporary: _redact_parquet(path, temporary, replacer))
     if head == SQLITE_MAGIC:
-        return _swap_in(path, lambda temporary: _redact_sqlite(path, temporary, replacements, label=label))
-    return _swap_in(path, lambda temporary: _redact_bytes(path, temporary, replacements))
+        return _swap_in(path, lambda temporary: _redact_sqlite(path, temporary, replacer, label=label))
+    return _swap_in(path, lambda temporary: _redact_lines(path, temporary, replacer))
 
 
 def _swap_in(path: Path, rewrite: Callable[[Path], bool]) -> bool:
@@ -138,22 +135,32 @@ def _swap_in(path: Path, rewrite: Callable[[Path], bool]) -> bool:
         temporary.unlink(missing_ok=True)
 
 
-def _redact_bytes(source: Path, temporary: Path, replacements: Replacements) -> bool:
-    data = original = source.read_bytes()
-    for old, new in replacements:
-        data = data.replace(old.encode("utf-8", "surrogatepass"), new.encode())
-    if data == original:
+def _redact_lines(source: Path, temporary: Path, replacer: Replacer) -> bool:
+    """Line by line (JSON lines are rewritten only where a secret hides in a decoded form)."""
+    changed = False
+    with source.open("rb") as reading, temporary.open("wb") as writing:
+        for line in reading:
+            body = line.rstrip(b"\r\n")
+            redacted = redact_bytes(body, replacer)
+            changed |= redacted != body
+            writing.write(redacted + line[len(body) :])
+    if changed or source.suffix != ".json":
+        return changed
+    # A pretty-printed JSON document: its escapes span lines, so decode it whole.
+    data = source.read_bytes()
+    redacted = redact_bytes(data, replacer)
+    if redacted == data:
         return False
-    temporary.write_bytes(data)
+    temporary.write_bytes(redacted)
     return True
 
 
-def _redact_parquet(source: Path, temporary: Path, replacements: Replacements) -> bool:
+def _redact_parquet(source: Path, temporary: Path, replacer: Replacer) -> bool:
     """Row group by row group (memory stays flat), keeping schema, settings and key-value metadata."""
     parquet = pq.ParquetFile(source)
     schema = parquet.schema_arrow
     metadata = key_value_metadata(parquet)
-    redacted_metadata = {key: _replace_text(value, replacements) for key, value in metadata.items()}
+    redacted_metadata = {key: redact_text(value, replacer) for key, value in metadata.items()}
     changed = redacted_metadata != metadata
     first_group = parquet.metadata.row_group(0) if parquet.metadata.num_row_groups else None
     # Columns written without statistics are the big JSON text columns (see parquet_io).
@@ -172,7 +179,7 @@ def _redact_parquet(source: Path, temporary: Path, replacements: Replacements) -
     ) as writer:
         for group in range(parquet.metadata.num_row_groups):
             table = parquet.read_row_group(group)
-            columns = [_redact_column(column, replacements) for column in table.columns]
+            columns = [_redact_column(column, replacer) for column in table.columns]
             changed |= any(new is not old for new, old in zip(columns, table.columns, strict=True))
             writer.write(pa.Table.from_arrays(columns, schema=table.schema))
     return changed
@@ -184,16 +191,45 @@ def key_value_metadata(parquet: pq.ParquetFile) -> dict[str, str]:
     return {key.decode(): value.decode() for key, value in stored.items() if key != b"ARROW:schema"}
 
 
-def _redact_column(column: pa.ChunkedArray, replacements: Replacements) -> pa.ChunkedArray:
-    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+def _redact_column(column: pa.ChunkedArray, replacer: Replacer) -> pa.ChunkedArray:
+    """Every string in the column, nested ones too (rollout messages are lists of structs)."""
+    if not _holds_strings(column.type):
         return column
-    for old, new in replacements:
-        if pc.any(pc.match_substring(column, old)).as_py():
-            column = pc.replace_substring(column, old, new)
-    return column
+    values = column.to_pylist()
+    redacted = [_redact_value(value, replacer) for value in values]
+    if redacted == values:
+        return column
+    return pa.chunked_array([pa.array(redacted, type=column.type)], type=column.type)
 
 
-def _redact_sqlite(source: Path, temporary: Path, replacements: Replacements, *, label: str) -> bool:
+def _holds_strings(kind: pa.DataType) -> bool:
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return True
+    if pa.types.is_struct(kind):
+        return any(_holds_strings(kind.field(index).type) for index in range(kind.num_fields))
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
+        return _holds_strings(kind.value_type)
+    if pa.types.is_map(kind):
+        return _holds_strings(kind.key_type) or _holds_strings(kind.item_type)
+    return False
+
+
+def _redact_value(value: Any, replacer: Replacer) -> Any:
+    if isinstance(value, str):
+        return redact_text(value, replacer)
+    if isinstance(value, dict):
+        return {key: _redact_value(item, replacer) for key, item in value.items()}
+    if isinstance(value, list):
+        return [
+            (item[0], _redact_value(item[1], replacer))
+            if isinstance(item, tuple)
+            else _redact_value(item, replacer)
+            for item in value
+        ]
+    return value
+
+
+def _redact_sqlite(source: Path, temporary: Path, replacer: Replacer, *, label: str) -> bool:
     shutil.copyfile(source, temporary)
     try:
         connection = sqlite3.connect(temporary, isolation_level=None)
@@ -202,22 +238,16 @@ def _redact_sqlite(source: Path, temporary: Path, replacements: Replacements, *,
     try:
         # secure_delete + VACUUM: the old values must not survive in free pages of the copy.
         connection.execute("PRAGMA secure_delete = ON")
-        tables = [
-            row[0]
-            for row in connection.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-            )
-        ]
         changed = 0
         connection.execute("BEGIN")
-        for table in tables:
-            for column in [row[1] for row in connection.execute(f"PRAGMA table_info({_quote(table)})")]:
-                for old, new in replacements:
-                    changed += connection.execute(
-                        f"UPDATE {_quote(table)} SET {_quote(column)} = replace({_quote(column)}, ?, ?) "
-                        f"WHERE typeof({_quote(column)}) = 'text' AND instr({_quote(column)}, ?) > 0",
-                        (old, new, old),
-                    ).rowcount
+        for table, column in list(sqlite_text_columns(connection)):
+            # By value, not by rowid: tables WITHOUT ROWID have none, and equal values redact alike.
+            select = f"SELECT DISTINCT {quote(column)} FROM {quote(table)}"
+            update = f"UPDATE {quote(table)} SET {quote(column)} = ? WHERE {quote(column)} = ?"
+            for (value,) in connection.execute(select).fetchall():
+                redacted = _redact_cell(value, replacer)
+                if redacted != value:
+                    changed += connection.execute(update, (redacted, value)).rowcount
         connection.execute("COMMIT")
         if changed:
             connection.execute("VACUUM")
@@ -228,6 +258,14 @@ def _redact_sqlite(source: Path, temporary: Path, replacements: Replacements, *,
     return changed > 0
 
 
+def _redact_cell(value: Any, replacer: Replacer) -> Any:
+    if isinstance(value, str):
+        return redact_text(value, replacer)
+    if isinstance(value, bytes):
+        return redact_bytes(value, replacer)
+    return value
+
+
 def _sqlite_refusal(label: str, error: sqlite3.Error) -> AbortExport:
     return AbortExport(
         f"cannot redact the SQLite trace file {label} ({error}); remove it from the run's traces/ "
@@ -235,41 +273,32 @@ def _sqlite_refusal(label: str, error: sqlite3.Error) -> AbortExport:
     )
 
 
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def _rescan_output(built: BuiltExport, scanner_name: str) -> None:
-    """Scan what will be published: trace files and cards as they are, parquet as rendered plain text.
+def rescan_output(built: BuiltExport, scanner_name: str, known: KnownValues) -> None:
+    """Scan what will be published: every file of every bundle as it is plus its decoded view (parquet
+    only through its view: compressed pages hide strings), and the cards.
 
     Always offline: anything found blocks whatever its status, so verifying would only add risk.
     """
-    scanner = get_scanner(scanner_name)
-    binary = locate_binary(scanner)
-    with tempfile.TemporaryDirectory(prefix="agentcap-rescan-") as scratch:
-        groups: dict[Path, list[Path]] = {}
-        labels: dict[Path, str] = {}
-        for bundle in built.bundles:
+    ready = ready_scanner(scanner_name)
+    scanner, binary = ready.adapter, ready.binary
+    with private_workdir(built.staging) as scratch:
+        targets: list[ScanTarget] = []
+        for number, bundle in enumerate(built.bundles):
             folder = bundle.folder.resolve()
-            labels[folder] = bundle.name
-            parquet = [file for file in bundle.files if file.path.endswith(".parquet")]
-            if not parquet:
-                groups[folder] = [folder]
-                continue
-            groups[folder] = [folder / CARD_FILE] + [
-                folder / file.path for file in bundle.files if not file.path.endswith(".parquet")
-            ]
-            rendered = Path(scratch).resolve() / bundle.name
-            labels[rendered] = bundle.name
-            groups[rendered] = [
-                _render_parquet(bundle.local_path(file), rendered / f"{file.path}.txt") for file in parquet
-            ]
-        expected = sum(path.stat().st_size for paths in groups.values() for path in _files(paths))
-        per_root, _ = scan_groups(scanner, binary, groups, verify=False, expected_bytes=expected)
-    # Rendered parquet line numbers mean nothing to a reader: name each file and secret once.
+            views = scratch / str(number)
+            card = [(folder / CARD_FILE, CARD_FILE)]
+            plain = [(bundle.local_path(f), f.path) for f in bundle.files if not f.path.endswith(".parquet")]
+            parquet = [(bundle.local_path(f), f.path) for f in bundle.files if f.path.endswith(".parquet")]
+            targets += scan_targets(card + plain, root=folder, owner=bundle.name, views=views / "plain")
+            targets += scan_targets(
+                parquet, root=folder, owner=bundle.name, views=views / "parquet", raw=False
+            )
+        per_root, _ = scan_files(scanner, binary, targets, verify=False, known=known)
+    names = {target.root: target.owner for target in targets}
+    # Line numbers of a rendered parquet mean nothing to a reader: name each file and secret once.
     leftovers = list(
         dict.fromkeys(
-            f"{labels[root]}/{finding.file.removesuffix('.txt')} ({finding.detector}, {finding.preview})"
+            f"{names[root]}/{finding.file} ({finding.detector}, {finding.preview})"
             for root, findings in per_root.items()
             for finding in findings
         )
@@ -279,28 +308,3 @@ def _rescan_output(built: BuiltExport, scanner_name: str) -> None:
             f"--redact: the re-scan still finds {len(leftovers)} secret(s) in the output, so nothing was "
             f"published: {'; '.join(leftovers[:5])}"
         )
-
-
-def _render_parquet(source: Path, target: Path) -> Path:
-    """Every value of the file as plain text (one per line) plus its key-value metadata, for the scanner."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    parquet = pq.ParquetFile(source)
-    with target.open("w", encoding="utf-8", errors="surrogateescape") as out:
-        for key, value in key_value_metadata(parquet).items():
-            out.write(f"{key}: {value}\n")
-        for batch in parquet.iter_batches():
-            for column in batch.columns:
-                for value in column.to_pylist():
-                    if value is not None:
-                        out.write(
-                            (value if isinstance(value, str) else json.dumps(value, default=str)) + "\n"
-                        )
-    return target
-
-
-def _files(paths: list[Path]) -> Iterator[Path]:
-    for path in paths:
-        if path.is_dir():
-            yield from (child for child in path.rglob("*") if child.is_file())
-        elif path.is_file():
-            yield path

@@ -62,7 +62,7 @@ def render_result(result: ScanResult, console: Console) -> None:
         counts = [sum(1 for finding in run.findings if finding.status == status) for status in STATUSES]
         summary.add_row(
             escape(run.run_id),
-            str(run.inputs.files),
+            str(len(run.inputs.files)),
             f"{run.inputs.bytes:,}",
             *map(str, counts),
             str(blocking_runs.count(run.run_id)),
@@ -89,7 +89,7 @@ def report_dict(result: ScanResult) -> dict[str, Any]:
         "runs": [
             {
                 "run_id": run.run_id,
-                "files": run.inputs.files,
+                "files": len(run.inputs.files),
                 "bytes": run.inputs.bytes,
                 "content_sha256": run.inputs.content_sha256,
                 "from_cache": run.cached,

@@ -2,6 +2,8 @@
 
 Exit codes with `--fail`: 0 = clean, 183 = results found, anything else = failed scan. The
 stderr `finished scanning` summary is the proof the scan ran; without it nothing is trusted.
+Its byte count is a total over the inputs, so each process gets one file: the count then says
+how much of that file was read (chunks overlap, so a whole file counts at least its size).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter.scan.findings import Finding, SecretBook, Status, make_finding
-from exporter.scan.registry import ParsedScan, ScanFailed, failure_excerpt, version_from
+from exporter.scan.registry import SCAN_TIMEOUT_S, ParsedScan, ScanFailed, failure_excerpt, version_from
 
 EXIT_CLEAN = 0
 EXIT_FOUND = 183
@@ -26,9 +28,15 @@ class TrufflehogScanner:
         "| sh -s -- -b ~/.local/bin; not `pip install trufflehog`, an unrelated old tool"
     )
 
+    files_per_process = 1  # its summary counts bytes for all inputs together
+
     def command(self, binary: str, paths: Sequence[Path], *, verify: bool) -> list[str]:
         argv = [binary, "filesystem", *map(str, paths), "--json", "--no-color", "--no-update"]
         argv += ["--results=verified,unknown,unverified", "--fail", "--fail-on-scan-errors"]
+        # Each file is handled under a time limit (60 s by default) that cuts a big file short and
+        # still reports success: give it the whole scan's time. Archives are skipped, not unpacked:
+        # the gate then refuses them by name (their bytes are what is published, unscanned).
+        argv += [f"--archive-timeout={SCAN_TIMEOUT_S}s", "--force-skip-archives"]
         if not verify:
             argv.append("--no-verification")
         return argv
@@ -42,7 +50,7 @@ class TrufflehogScanner:
             )
         return version
 
-    def parse(self, *, stdout: str, stderr: str, returncode: int) -> ParsedScan:
+    def parse(self, *, stdout: str, stderr: str, returncode: int, paths: Sequence[Path] = ()) -> ParsedScan:
         if returncode not in (EXIT_CLEAN, EXIT_FOUND):
             raise ScanFailed(
                 f"trufflehog failed (exit code {returncode}): {failure_excerpt(stderr or stdout)}"
@@ -64,7 +72,10 @@ class TrufflehogScanner:
                 f"trufflehog exit code {returncode} contradicts the {len(findings)} findings it printed; "
                 "not trusting the scan"
             )
-        return ParsedScan(findings=findings, bytes_scanned=int(stats.get("bytes", 0)), secrets=book)
+        total = int(stats.get("bytes", 0))
+        # One input: the total is its own count. Several: no file's count is known, so none is trusted.
+        bytes_read = {str(paths[0]): total} if len(paths) == 1 else {}
+        return ParsedScan(findings=findings, bytes_read=bytes_read, secrets=book)
 
 
 def _finished_scanning_stats(stderr: str) -> dict[str, Any]:

@@ -61,7 +61,7 @@ class CapturesFormat(JsonlFormat):
         return bool(probe.json_lines) and probe.json_lines[0].get("schema") == CAPTURE_SCHEMA_VERSION
 
     def hydrate(self, unit: Unit) -> list[Rollout]:
-        run = RunDir.load(unit.path.parent)
+        run = RunDir.load(unit.path.parent, warn=lambda message: None)  # export says so when it picks the run
         warnings: list[str] = []
         tasks: dict[str, _Task] = {}
         try:
