@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from exporter.paths import open_beneath
 from exporter.runs import RUN_FILE, end_of_last_line, is_run_dir
 from exporter.storage.location import StorageError, filesystem, shown, storage_errors
 
@@ -40,8 +41,8 @@ _LOCAL_PROTOCOLS = {"file", "local"}
 
 @dataclass(frozen=True)
 class Upload:
+    root: Path  # the folder holding the run: the file is `root/relative`, opened with no link followed
     relative: str  # "<run dir name>/<path in the run>", POSIX
-    source: Path
     size: int  # bytes to upload: a prefix of complete lines for a recording run's JSONL
     mtime_ns: int
 
@@ -94,7 +95,7 @@ def run_uploads(run_dir: Path) -> list[Upload]:
         if size == 0 and path.name != RUN_FILE and stat.st_size > 0:
             continue  # a recording JSONL without a complete line yet
         relative = f"{run_dir.name}/{path.relative_to(run_dir).as_posix()}"
-        uploads.append(Upload(relative, path, size, stat.st_mtime_ns))
+        uploads.append(Upload(run_dir.parent, relative, size, stat.st_mtime_ns))
     run_json = [upload for upload in uploads if upload.relative == f"{run_dir.name}/{RUN_FILE}"]
     others = [upload for upload in uploads if upload not in run_json]
     return run_json + others if recording else others + run_json
@@ -173,7 +174,7 @@ def sync_once(
                     result.unchanged += 1
                     continue
                 staged = Path(scratch) / "upload"
-                sha256 = _sha256_prefix(upload.source, upload.size, copy_to=staged)
+                sha256 = _sha256_prefix(upload, copy_to=staged)
                 destination.put(staged, upload.relative)
                 state.record(upload, sha256, destination.url)
                 result.uploaded.append((upload.relative, upload.size))
@@ -191,22 +192,29 @@ def _unchanged(upload: Upload, state: SyncState, remote_size: int | None) -> boo
         return False
     if known.get("mtime_ns") == upload.mtime_ns:
         return True
-    if _sha256_prefix(upload.source, upload.size) != known.get("sha256"):
+    if _sha256_prefix(upload) != known.get("sha256"):
         return False
     known["mtime_ns"] = upload.mtime_ns  # touched, same bytes: skip the hashing next time
     return True
 
 
-def _sha256_prefix(path: Path, size: int, copy_to: Path | None = None) -> str:
-    """The sha256 of the first `size` bytes (copied to `copy_to` on the way: the file may change later)."""
+def _sha256_prefix(upload: Upload, copy_to: Path | None = None) -> str:
+    """The sha256 of the bytes to upload (copied to `copy_to` on the way: the file may change later).
+
+    Opened with no link followed (exporter.paths): a file swapped for a link since it was listed is
+    refused, not read.
+    """
     digest = hashlib.sha256()
-    with path.open("rb") as source, copy_to.open("wb") if copy_to else contextlib.nullcontext() as out:
-        remaining = size
+    source_file = os.fdopen(open_beneath(upload.root, upload.relative), "rb")
+    with source_file as source, copy_to.open("wb") if copy_to else contextlib.nullcontext() as out:
+        remaining = upload.size
         while remaining and (block := source.read(min(COPY_BLOCK, remaining))):
             digest.update(block)
             if out is not None:
                 out.write(block)
             remaining -= len(block)
     if remaining:
-        raise StorageError(f"{path}: shrank while being read; was the run rewritten? run sync again")
+        raise StorageError(
+            f"{upload.root / upload.relative}: shrank while being read; was the run rewritten? run sync again"
+        )
     return digest.hexdigest()
