@@ -72,6 +72,7 @@ class RunTask:
         """Build this run's files below `outbox/<owner>/` (a run under a URL is staged locally first)."""
         warnings: list[str] = []
         # Private like the outbox (the export's staging), and cleaned with it if the export is killed.
+        outbox.mkdir(mode=0o700, parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="agentcap-run-", dir=outbox) as scratch:
             run = stage_run(self.source, Path(scratch))
 

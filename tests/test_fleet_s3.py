@@ -146,7 +146,9 @@ def test_a_killed_sync_resumes_with_what_it_had_not_uploaded(tmp_path: Path, end
     assert before and before < total  # killed midway
     resumed = agentcap("sync", str(runs), url)
     sent = {line.split()[1] for line in resumed.output.splitlines() if line.startswith("uploaded ")}
-    assert sent == total - before  # only what the killed sync had not finished
+    # What the killed sync had not finished, and at most the one file in flight when it died (on the
+    # server already, not yet in its record): never the files it had done.
+    assert sent >= total - before and len(sent - (total - before)) <= 1
     assert set(remote_files(f"{BUCKET}/sync-killed")) == total
     assert "0 file(s) uploaded" in agentcap("sync", str(runs), url).output
 
