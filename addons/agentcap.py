@@ -762,6 +762,53 @@ def classify_error(flow: http.HTTPFlow) -> dict[str, str]:
     return {"kind": kind, "message": message}
 
 
+@dataclass(frozen=True)
+class UpstreamKey:
+    """`agentcap run`'s key isolation: the agent holds a placeholder, the upstream gets the real key.
+
+    Handed over once on an inherited pipe (agentcap_upstream_key_fd) as JSON {placeholder, key,
+    upstream}: never on the command line or in the environment, both of which the agent can read.
+    """
+
+    placeholder: bytes
+    key: bytes
+    origin: tuple[str, str, int]  # (scheme, host, port): the only destination that may receive the key
+
+    @classmethod
+    def read(cls, fd: int) -> "UpstreamKey":
+        try:
+            with os.fdopen(fd, "rb") as handle:
+                given = json.loads(handle.read())
+            upstream = urlsplit(given["upstream"])
+            scheme, host = upstream.scheme.lower(), (upstream.hostname or "").lower()
+            origin = (scheme, host, upstream.port or {"http": 80, "https": 443}[scheme])
+            placeholder, key = given["placeholder"].encode(), given["key"].encode()
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            # The type only: a message could quote what was read.
+            raise exceptions.OptionsError(
+                f"agentcap_upstream_key_fd: cannot read the upstream key from fd {fd} ({type(exc).__name__})"
+            ) from None
+        if len(placeholder) < 16 or not key or not host:
+            raise exceptions.OptionsError("agentcap_upstream_key_fd: need a placeholder of 16+ characters")
+        return cls(placeholder, key, origin)
+
+    def swap(self, request: http.Request, extra_redacted: Sequence[str]) -> None:
+        fields = request.headers.fields
+        if not any(self.placeholder in value for _, value in fields):
+            return
+        if (request.scheme, request.host.lower(), request.port) != self.origin:
+            log.warning("agentcap: a request to %s carried the key placeholder; not replaced", request.host)
+            return
+        # Only in headers the record redacts: the record keeps the real key's fingerprint, never the key.
+        names = Redactor(b"", extra_redacted).names
+        swapped = []
+        for name, value in fields:
+            if name.decode("latin-1").lower() in names:
+                value = value.replace(self.placeholder, self.key)
+            swapped.append((name, value))
+        request.headers.fields = tuple(swapped)
+
+
 class AgentCap:
     """The addon: tags LLM calls, tees their bodies and hands finished calls to the writer."""
 
@@ -772,6 +819,7 @@ class AgentCap:
         self.path_patterns: list[re.Pattern[str]] = [re.compile(p) for p in DEFAULT_PATHS]
         self.in_flight: dict[str, http.HTTPFlow] = {}
         self.writer: RecordWriter | WriterProcess | None = None
+        self.upstream_key: UpstreamKey | None = None
 
     # ------------------------------------------------------------ lifecycle
     def load(self, loader: Any) -> None:
@@ -807,8 +855,18 @@ class AgentCap:
             "closes the agent's connection before the request is read: no answer and nothing to record. "
             "Lazy reads the request first, so the agent gets a 502 and the record says why.",
         )
+        loader.add_option(
+            "agentcap_upstream_key_fd",
+            int,
+            -1,
+            "Inherited file descriptor holding JSON {placeholder, key, upstream}, read once at start-up "
+            "(`agentcap run` sets it). Requests to that upstream get the key in place of the placeholder "
+            "in their credential headers, so the agent never holds the real key.",
+        )
 
     def configure(self, updated: set[str]) -> None:
+        if "agentcap_upstream_key_fd" in updated and ctx.options.agentcap_upstream_key_fd >= 0:
+            self.upstream_key = UpstreamKey.read(ctx.options.agentcap_upstream_key_fd)
         if "agentcap_lazy_connect" in updated and ctx.options.agentcap_lazy_connect:
             ctx.options.update(connection_strategy="lazy")
         if "agentcap_paths" in updated:
@@ -843,6 +901,8 @@ class AgentCap:
         if flow.response is not None:
             return  # already answered by mitmproxy (proxyauth's 407/401): nothing went upstream
         request = flow.request
+        if self.upstream_key is not None:
+            self.upstream_key.swap(request, ctx.options.agentcap_redact_headers)
         path = request.path.split("?", 1)[0]
         if path.startswith(CONTROL_PREFIX):
             flow.metadata["agentcap_control"] = True

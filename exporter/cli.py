@@ -26,6 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Browse runs, parquet files and Hub datasets call by call.",
     ),
     "ls": ("exporter.ls:ls_command", "List recorded runs."),
+    "run": (
+        "exporter.run.command:run_command",
+        "Run an agent through the capture proxy: tasks, turns, key kept from the agent.",
+    ),
     "rollouts": (
         "exporter.rollouts.command:rollouts_command",
         "Normalise agent traces and captures into one table.",
@@ -65,7 +69,8 @@ def main() -> None:
     """Record the LLM calls of coding agents and publish them as datasets.
 
     \b
-    Capture:  mitmdump -s "$(agentcap addon-path)" --mode reverse:URL --listen-host 127.0.0.1
+    Capture:  agentcap run --agent pi --model M --upstream URL --tasks FILE
+              (or by hand: mitmdump -s "$(agentcap addon-path)" --mode reverse:URL --listen-host 127.0.0.1)
     Then:     agentcap ls, inspect, scan, export (or agentcap-export)
     """
 

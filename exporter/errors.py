@@ -13,3 +13,9 @@ class AbortExport(click.ClickException):
     """A stage refused to go on (blocking findings, failed push): printed as one line, exit 1."""
 
     exit_code = 1
+
+
+class AbortRun(click.ClickException):
+    """`agentcap run` could not go on (the capture proxy failed): one line, exit 1; what was recorded stays."""
+
+    exit_code = 1

@@ -24,14 +24,17 @@ class LocationType(click.ParamType):
 LOCATION = LocationType()
 
 
-def runs_dir_option(looked_up: str = "run ids and --all") -> Decorator:
+def runs_dir_option(
+    looked_up: str = "run ids and --all", *, purpose: str | None = None, urls: bool = False
+) -> Decorator:
+    """--runs-dir; `urls`: for commands that only read runs, a URL (s3://…) is taken too."""
     return click.option(
         "--runs-dir",
-        type=LOCATION,
+        type=LOCATION if urls else click.Path(file_okay=False, path_type=Path),
         envvar=RUNS_DIR_ENV,
         default=DEFAULT_RUNS_DIR,
         show_default=True,
-        help=f"Where {looked_up} are looked up (env {RUNS_DIR_ENV}).",
+        help=f"{purpose or f'Where {looked_up} are looked up'} (env {RUNS_DIR_ENV}).",
     )
 
 
@@ -39,7 +42,7 @@ def run_targets(verb: str) -> Decorator:
     """TARGET... (runs dir, run dir or run id), --all and --runs-dir."""
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
-        command = runs_dir_option()(command)
+        command = runs_dir_option(urls=True)(command)
         command = click.option("--all", "all_runs", is_flag=True, help=f"{verb} every run in the runs dir.")(
             command
         )

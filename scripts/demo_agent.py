@@ -8,12 +8,16 @@ kinds. Every call is tagged with `X-Agentcap-Task` (client default header) and `
 Session Trace Simple Format, the way a real agent leaves native traces next to the run.
 
     python scripts/demo_agent.py --base-url http://127.0.0.1:8080/v1 [--traces-dir runs/<run>/traces]
+
+Without --base-url it reads OPENAI_BASE_URL and OPENAI_API_KEY, as `agentcap run --agent generic` sets
+them (the key is then the run's placeholder, which the proxy swaps for the real one).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -120,14 +124,23 @@ def write_trace(traces_dir: Path, task: str, messages: list[dict[str, Any]]) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base-url", required=True, help="the proxy's OpenAI-compatible base URL (…/v1)")
+    parser.add_argument(
+        "--base-url", help="the proxy's OpenAI-compatible base URL (…/v1); default $OPENAI_BASE_URL"
+    )
     parser.add_argument("--traces-dir", type=Path, help="write one session trace per task here")
     args = parser.parse_args()
+    # The environment's key only with the environment's URL: never send a real key to a URL given here.
+    base_url, api_key = args.base_url, PLACEHOLDER_KEY
+    if base_url is None:
+        base_url, api_key = (
+            os.environ.get("OPENAI_BASE_URL"),
+            os.environ.get("OPENAI_API_KEY", PLACEHOLDER_KEY),
+        )
+    if not base_url:
+        parser.error("give --base-url or set OPENAI_BASE_URL")
     for task, prompts in TASKS.items():
         print(f"{task}:")
-        client = OpenAI(
-            base_url=args.base_url, api_key=PLACEHOLDER_KEY, default_headers={"X-Agentcap-Task": task}
-        )
+        client = OpenAI(base_url=base_url, api_key=api_key, default_headers={"X-Agentcap-Task": task})
         trace: list[dict[str, Any]] = []
         run_task(client, prompts, trace)
         if args.traces_dir:

@@ -19,6 +19,8 @@ headers it received), `error-500`, `error-429`, `reset` (stream cut mid-way), `s
 `x-fake-delay` seconds between chunks), `gzip` / `zstd` / `br` (compressed response),
 `invalid-utf8`, `not-json` (text/plain body), `big` (`x-fake-size` bytes of content).
 Headers `x-served-by` and `x-build-info` are always sent, so fingerprints can be tested.
+Every request's method, path and headers (names lowercased) are kept in order
+(`FakeModelServer.seen`), so tests can check what reached the upstream (the real key, no tag header).
 
 Run it alone: python scripts/fake_model_server.py --port 8001
 """
@@ -388,6 +390,7 @@ class FakeModelHandler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------ handlers
     def do_GET(self) -> None:
+        self.server.note(self)  # type: ignore[attr-defined]
         path = normalise_path(self.path)
         if path == "/responses" and self.headers.get("upgrade", "").lower() == "websocket":
             self.serve_responses_websocket()
@@ -398,6 +401,7 @@ class FakeModelHandler(BaseHTTPRequestHandler):
             self.send_json(404, {"error": {"message": f"no route {self.path}"}})
 
     def do_POST(self) -> None:
+        self.server.note(self)  # type: ignore[attr-defined]
         length = int(self.headers.get("content-length") or 0)
         raw = self.rfile.read(length)
         scenario = self.headers.get("x-fake-scenario", "")
@@ -466,6 +470,22 @@ class BackloggedServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 1024  # the default 5 resets connections when agents fan out
 
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self.seen: list[dict[str, Any]] = []
+        self.seen_changed = threading.Condition()
+
+    def note(self, request: BaseHTTPRequestHandler) -> None:
+        with self.seen_changed:
+            self.seen.append(
+                {
+                    "method": request.command,
+                    "path": request.path,
+                    "headers": {name.lower(): value for name, value in request.headers.items()},
+                }
+            )
+            self.seen_changed.notify_all()
+
 
 class FakeModelServer:
     """Start/stop wrapper: `with FakeModelServer() as server: server.url`."""
@@ -478,6 +498,18 @@ class FakeModelServer:
     def url(self) -> str:
         host, port = self.httpd.server_address[:2]
         return f"http://{host}:{port}"
+
+    @property
+    def seen(self) -> list[dict[str, Any]]:
+        """Every request so far: {method, path, headers}."""
+        with self.httpd.seen_changed:
+            return list(self.httpd.seen)
+
+    def wait_for_requests(self, count: int, timeout: float = 30) -> list[dict[str, Any]]:
+        with self.httpd.seen_changed:
+            if not self.httpd.seen_changed.wait_for(lambda: len(self.httpd.seen) >= count, timeout):
+                raise TimeoutError(f"the fake server saw {len(self.httpd.seen)} request(s), not {count}")
+            return list(self.httpd.seen)
 
     def start(self) -> FakeModelServer:
         self.thread.start()

@@ -8,6 +8,7 @@ turns one unit into zero or more `Rollout`s (a Claude session with subagents fan
 from __future__ import annotations
 
 import gc
+import os
 import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
@@ -57,8 +58,11 @@ class RolloutFormat(ABC):
     file_pattern: ClassVar[str]  # default glob for file names when walking a directory
 
     @abstractmethod
-    def default_roots(self) -> list[Path]:
-        """Where this agent keeps its sessions on this machine (may not exist)."""
+    def default_roots(self, env: Mapping[str, str] = os.environ) -> list[Path]:
+        """Where this agent keeps its sessions (may not exist), for a process with environment `env`.
+
+        `agentcap run` passes the agent's own environment (its temporary HOME), `traces collect` ours.
+        """
 
     @abstractmethod
     def detects(self, probe: Probe) -> bool:
@@ -93,6 +97,10 @@ class RolloutFormat(ABC):
             if collecting:
                 gc.enable()
         return [rollout.to_row() for rollout in rollouts]
+
+
+def home_of(env: Mapping[str, str]) -> Path:
+    return Path(env["HOME"]) if env.get("HOME") else Path.home()
 
 
 def relative_to(path: Path, root: Path) -> str:

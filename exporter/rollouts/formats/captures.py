@@ -7,6 +7,8 @@ summed over every call of the task. Records are streamed; per task only the late
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,7 +56,7 @@ class CapturesFormat(JsonlFormat):
     source_kind = "captures"
     file_pattern = CAPTURES_FILE
 
-    def default_roots(self) -> list[Path]:
+    def default_roots(self, env: Mapping[str, str] = os.environ) -> list[Path]:
         return [default_runs_dir()]
 
     def detects(self, probe: Probe) -> bool:
@@ -89,7 +91,7 @@ def _observe(task: _Task, record: dict[str, Any]) -> None:
         task.latest = record
     if answered and (task.final is None or seq >= (as_int(task.final.get("seq")) or 0)):
         task.final = record
-    task.usage.add(_usage(as_dict(record.get("usage"))))
+    task.usage.add(provider_usage(as_dict(record.get("usage"))))
     model = as_str(record.get("served_model")) or as_str(
         as_dict(as_dict(record.get("request")).get("body")).get("model")
     )
@@ -102,7 +104,7 @@ def _observe(task: _Task, record: dict[str, Any]) -> None:
         task.last_at = ended if task.last_at is None else max(task.last_at, ended)
 
 
-def _usage(raw: dict[str, Any]) -> Usage:
+def provider_usage(raw: dict[str, Any]) -> Usage:
     """One provider usage object → our counters (input excludes cached tokens, as Anthropic reports)."""
     if not raw:
         return Usage()

@@ -17,13 +17,13 @@ import functools
 import json
 import os
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from exporter.rollouts.base import BrokenUnit, JsonlFormat, Probe, Unit, relative_to
+from exporter.rollouts.base import BrokenUnit, JsonlFormat, Probe, Unit, home_of, relative_to
 from exporter.rollouts.jsonl_source import LineScan, scan_jsonl
 from exporter.rollouts.record import (
     Rollout,
@@ -138,12 +138,12 @@ class ClaudeCodeFormat(JsonlFormat):
     source_kind = "claude_code"
     file_pattern = "*.jsonl"
 
-    def default_roots(self) -> list[Path]:
-        if os.environ.get("CLAUDE_CONFIG_DIR"):
-            return [Path(os.environ["CLAUDE_CONFIG_DIR"]) / "projects"]
-        roots = [Path.home() / ".claude" / "projects"]
-        xdg = os.environ.get("XDG_CONFIG_HOME")
-        roots.append((Path(xdg) if xdg else Path.home() / ".config") / "claude" / "projects")
+    def default_roots(self, env: Mapping[str, str] = os.environ) -> list[Path]:
+        if env.get("CLAUDE_CONFIG_DIR"):
+            return [Path(env["CLAUDE_CONFIG_DIR"]) / "projects"]
+        roots = [home_of(env) / ".claude" / "projects"]
+        xdg = env.get("XDG_CONFIG_HOME")
+        roots.append((Path(xdg) if xdg else home_of(env) / ".config") / "claude" / "projects")
         return roots
 
     def detects(self, probe: Probe) -> bool:

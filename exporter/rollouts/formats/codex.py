@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from exporter.rollouts.base import BrokenUnit, JsonlFormat, Probe, Unit
+from exporter.rollouts.base import BrokenUnit, JsonlFormat, Probe, Unit, home_of
 from exporter.rollouts.jsonl_source import LineScan, scan_jsonl
 from exporter.rollouts.record import (
     Rollout,
@@ -73,8 +74,8 @@ class CodexFormat(JsonlFormat):
     source_kind = "codex"
     file_pattern = "rollout-*.jsonl"
 
-    def default_roots(self) -> list[Path]:
-        home = Path(os.environ.get("CODEX_HOME") or Path.home() / ".codex")
+    def default_roots(self, env: Mapping[str, str] = os.environ) -> list[Path]:
+        home = Path(env.get("CODEX_HOME") or home_of(env) / ".codex")
         return [home / "sessions", home / "archived_sessions"]
 
     def detects(self, probe: Probe) -> bool:

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from exporter.rollouts.base import SqliteFormat, Unit
+from exporter.rollouts.base import SqliteFormat, Unit, home_of
 from exporter.rollouts.record import (
     Rollout,
     Usage,
@@ -65,14 +65,14 @@ class GooseFormat(SqliteFormat):
         "CREATE INDEX IF NOT EXISTS agentcap_messages_session ON messages(session_id, created_timestamp)",
     )
 
-    def default_roots(self) -> list[Path]:
-        root = os.environ.get("GOOSE_PATH_ROOT")
+    def default_roots(self, env: Mapping[str, str] = os.environ) -> list[Path]:
+        root = env.get("GOOSE_PATH_ROOT")
         if root and Path(root).is_absolute():
             data = Path(root) / "data"
         elif sys.platform == "darwin":
-            data = Path.home() / "Library" / "Application Support" / "Block" / "goose"
+            data = home_of(env) / "Library" / "Application Support" / "Block" / "goose"
         else:
-            data = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "goose"
+            data = Path(env.get("XDG_DATA_HOME") or home_of(env) / ".local" / "share") / "goose"
         return [data / "sessions" / "sessions.db"]
 
     def list_sessions(self, connection: sqlite3.Connection) -> list[str]:

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from exporter.rollouts.base import SqliteFormat, Unit
+from exporter.rollouts.base import SqliteFormat, Unit, home_of
 from exporter.rollouts.record import (
     Rollout,
     Usage,
@@ -54,8 +54,8 @@ class HermesFormat(SqliteFormat):
         "CREATE INDEX IF NOT EXISTS agentcap_messages_session ON messages(session_id, timestamp)",
     )
 
-    def default_roots(self) -> list[Path]:
-        return [Path(os.environ.get("HERMES_HOME") or Path.home() / ".hermes") / "state.db"]
+    def default_roots(self, env: Mapping[str, str] = os.environ) -> list[Path]:
+        return [Path(env.get("HERMES_HOME") or home_of(env) / ".hermes") / "state.db"]
 
     def list_sessions(self, connection: sqlite3.Connection) -> list[str]:
         return [row[0] for row in connection.execute("SELECT id FROM sessions ORDER BY started_at, id")]

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from exporter.rollouts.base import SqliteFormat, Unit
+from exporter.rollouts.base import SqliteFormat, Unit, home_of
 from exporter.rollouts.record import (
     Rollout,
     Usage,
@@ -79,8 +79,8 @@ class OpencodeFormat(SqliteFormat):
         "CREATE INDEX IF NOT EXISTS agentcap_part_message ON part(message_id)",
     )
 
-    def default_roots(self) -> list[Path]:
-        data = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    def default_roots(self, env: Mapping[str, str] = os.environ) -> list[Path]:
+        data = Path(env.get("XDG_DATA_HOME") or home_of(env) / ".local" / "share")
         directory = data / "opencode"
         return sorted(directory.glob("opencode*.db")) if directory.is_dir() else [directory / "opencode.db"]
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from exporter.rollouts.base import BrokenUnit, JsonlFormat, Probe, Unit
+from exporter.rollouts.base import BrokenUnit, JsonlFormat, Probe, Unit, home_of
 from exporter.rollouts.jsonl_source import LineScan, scan_jsonl
 from exporter.rollouts.record import (
     Rollout,
@@ -54,10 +55,10 @@ class PiFormat(JsonlFormat):
     source_kind = "pi_coding_agent"
     file_pattern = "*.jsonl"
 
-    def default_roots(self) -> list[Path]:
-        if os.environ.get("PI_CODING_AGENT_SESSION_DIR"):
-            return [Path(os.environ["PI_CODING_AGENT_SESSION_DIR"])]
-        return [Path(os.environ.get("PI_CODING_AGENT_DIR") or Path.home() / ".pi" / "agent") / "sessions"]
+    def default_roots(self, env: Mapping[str, str] = os.environ) -> list[Path]:
+        if env.get("PI_CODING_AGENT_SESSION_DIR"):
+            return [Path(env["PI_CODING_AGENT_SESSION_DIR"])]
+        return [Path(env.get("PI_CODING_AGENT_DIR") or home_of(env) / ".pi" / "agent") / "sessions"]
 
     def detects(self, probe: Probe) -> bool:
         first = probe.json_lines[0] if probe.json_lines else {}
