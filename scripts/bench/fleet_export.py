@@ -32,14 +32,18 @@ BYTES_PER_CALL = 112_000  # measured for write_synthetic_run's calls (10,000 cal
 
 
 def make_runs(root: Path, runs: int, run_mb: float) -> list[Path]:
-    """One synthetic run, hard-linked into `runs` run dirs with their own run ids (same bytes each)."""
+    """One synthetic run, copied into `runs` run dirs with their own run ids (same bytes each).
+
+    Copies, not hard links: workers reading one shared file contend for its page-cache pages, which
+    a fleet's distinct runs never do (measured: 2 workers no faster than 1 on hard links).
+    """
     template = root / "template"
     write_synthetic_run(template, calls=max(1, int(run_mb * 1_000_000 / BYTES_PER_CALL)))
     dirs = []
     for number in range(runs):
         run_dir = root / "runs" / f"bench-20261121T{number:06d}-{number:06x}"
         run_dir.mkdir(parents=True)
-        os.link(template / "captures.jsonl", run_dir / "captures.jsonl")
+        shutil.copyfile(template / "captures.jsonl", run_dir / "captures.jsonl")
         run_json = {
             "schema": "agentcap.run/1",
             "run_id": run_dir.name,
