@@ -1,31 +1,33 @@
 """The `agentcap` command group and the `agentcap-export` entry point.
 
-Subcommands live in their own modules and are imported only when invoked, so
-`agentcap --help` stays fast and a command's heavy dependencies (pyarrow,
-textual) load only for that command.
+Every command is `exporter/<command>/command.py` (docs/architecture.md), imported only when
+invoked, so `agentcap --help` stays fast and a command's heavy dependencies (pyarrow, textual)
+load only for that command.
 """
 
 import importlib
+from typing import cast
 
 import click
 
 from exporter import __version__
+from exporter.cli_base import HELP_OPTIONS, Group
 
 # name -> ("module:attribute" of a click command, one-line help shown by `agentcap --help`).
 COMMANDS: dict[str, tuple[str, str]] = {
     "addon-path": (
-        "exporter.addon:addon_path_command",
+        "exporter.addon_path.command:addon_path_command",
         'Print the capture addon\'s path: mitmdump -s "$(agentcap addon-path)".',
     ),
     "export": (
-        "exporter.export:export_command",
+        "exporter.export.command:export_command",
         "Export runs as parquet datasets + traces; locally or to the Hub.",
     ),
     "inspect": (
         "exporter.inspect.command:inspect_command",
         "Browse runs, parquet files and Hub datasets call by call.",
     ),
-    "ls": ("exporter.ls:ls_command", "List recorded runs."),
+    "ls": ("exporter.ls.command:ls_command", "List recorded runs."),
     "run": (
         "exporter.run.command:run_command",
         "Run an agent through the capture proxy: tasks, turns, key kept from the agent.",
@@ -36,16 +38,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "scan": ("exporter.scan.command:scan_command", "Secret-scan runs the way the export gate does."),
     "sync": ("exporter.sync.command:sync_command", "Upload runs to object storage (s3://, hf://buckets/…)."),
-    "traces": ("exporter.traces:traces_group", "Collect an agent's native sessions into a run."),
+    "traces": ("exporter.traces.command:traces_group", "Collect an agent's native sessions into a run."),
 }
 
 
 def load_command(name: str) -> click.Command:
     module_name, attribute = COMMANDS[name][0].split(":")
-    return getattr(importlib.import_module(module_name), attribute)
+    return cast(click.Command, getattr(importlib.import_module(module_name), attribute))
 
 
-class LazyGroup(click.Group):
+class LazyGroup(Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
 
@@ -58,9 +60,6 @@ class LazyGroup(click.Group):
         # Static help lines: listing commands must not import pyarrow, textual or huggingface_hub.
         with formatter.section("Commands"):
             formatter.write_dl([(name, help_line) for name, (_, help_line) in sorted(COMMANDS.items())])
-
-
-HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
 
 
 @click.group(cls=LazyGroup, context_settings=HELP_OPTIONS)

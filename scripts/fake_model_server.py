@@ -15,9 +15,11 @@ last message is from the user, the assistant calls the first tool; once a tool r
 present, it answers in text.
 
 A request header `x-fake-scenario` picks a behaviour for tests: `echo` (returns the path and
-headers it received), `error-500`, `error-429`, `reset` (stream cut mid-way), `slow` (pauses
-`x-fake-delay` seconds between chunks), `gzip` / `zstd` / `br` (compressed response),
-`invalid-utf8`, `not-json` (text/plain body), `big` (`x-fake-size` bytes of content).
+headers it received), `error-500`, `error-429`, `error-401` (with a `WWW-Authenticate` challenge
+that carries a fake token), `reset` (stream cut mid-way), `hang-up` (reads the request, then closes
+the connection without answering), `slow` (pauses `x-fake-delay` seconds between chunks), `gzip` /
+`zstd` / `br` (compressed response), `cr-lines` (SSE lines ended by a bare CR), `invalid-utf8`,
+`not-json` (text/plain body), `big` (`x-fake-size` bytes of content).
 Headers `x-served-by` and `x-build-info` are always sent, so fingerprints can be tested.
 Every request's method, path and headers (names lowercased) are kept in order
 (`FakeModelServer.seen`), so tests can check what reached the upstream (the real key, no tag header).
@@ -40,6 +42,8 @@ from typing import Any
 from mitmproxy.net import encoding as content_encoding
 
 MODEL_ECHO_SUFFIX = "-2026-08-07"
+# An obviously fake token the upstream itself sends (scenario error-401): tests check it never reaches the disk.
+CHALLENGE_TOKEN = "sk-test-canary-upstream-challenge-0000"
 SERVED_BY = "fake-edge-1"
 BUILD_INFO = "fake-build-42"
 
@@ -320,9 +324,11 @@ class FakeModelHandler(BaseHTTPRequestHandler):
         for name, value in (extra or {}).items():
             self.send_header(name, value)
 
-    def send_json(self, status: int, payload: Any, encoding: str | None = None) -> None:
+    def send_json(
+        self, status: int, payload: Any, encoding: str | None = None, extra: dict[str, str] | None = None
+    ) -> None:
         body = json.dumps(payload, ensure_ascii=False).encode()
-        extra = {}
+        extra = dict(extra or {})
         if encoding:
             body = compress(body, encoding)
             extra["content-encoding"] = encoding
@@ -417,6 +423,14 @@ class FakeModelHandler(BaseHTTPRequestHandler):
                 200, {"path": self.path, "headers": dict(self.headers.items()), "request": request}
             )
             return
+        if scenario == "hang-up":
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if scenario == "error-401":
+            challenge = f'Bearer realm="fake", error="invalid_token", token="{CHALLENGE_TOKEN}"'
+            self.send_json(401, {"error": {"message": "bad key"}}, extra={"www-authenticate": challenge})
+            return
         if scenario in ("error-500", "error-429"):
             status = int(scenario.split("-")[1])
             self.send_json(status, {"error": {"message": f"scripted {status}", "type": "server_error"}})
@@ -441,6 +455,8 @@ class FakeModelHandler(BaseHTTPRequestHandler):
                 events = [f"data: {data}\n\n".encode() for data in chat_completion_events(request)]
                 if scenario == "invalid-utf8":
                     events.insert(1, b'data: {"bad": "\xff\xfe"}\n\n')
+                if scenario == "cr-lines":
+                    events = [event.replace(b"\n", b"\r") for event in events]
                 self.send_stream([b": keep-alive\n\n", *events], scenario)
             else:
                 self.send_json(200, chat_completion(request), encoding)

@@ -1,7 +1,9 @@
 """Build capture records and run directories in the documented format (docs/capture-format.md).
 
-Tests of the exporter, scan, rollouts and inspect use these instead of running the proxy,
-so they stay fast; the addon's own tests prove the proxy writes this same shape.
+Tests of the exporter, scan, rollouts and inspect use these instead of running the proxy, so they
+stay fast. Both are held to the capture contract (`exporter.core.record`): `make_record` and
+`write_run` validate what they build with it and fail on a record or run.json the contract
+rejects, and tests/test_capture_contract.py holds the real addon's lines to the same contract.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import json
 import uuid
 from pathlib import Path
 from typing import Any
+
+from exporter.core.record import validate_record, validate_run_info
 
 CANARY_KEY = "sk-test-canary-0123456789abcdef0123456789abcdef"
 BASE_TIME = 1_763_712_900.0
@@ -95,7 +99,7 @@ def make_record(
         if status_code >= 400:
             usage = None
     request_size = len(json.dumps(body).encode())
-    return {
+    record = {
         "schema": "agentcap.capture/1",
         "request_id": request_id or uuid.uuid4().hex,
         "seq": seq,
@@ -126,6 +130,13 @@ def make_record(
         "usage": usage,
         "error": error,
     }
+    validate_record(encode(record))  # a record the contract rejects fails here, not in a reader
+    return record
+
+
+def encode(record: dict[str, Any]) -> bytes:
+    """One captures.jsonl line, encoded as the addon encodes it (compact, UTF-8)."""
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def write_run(
@@ -155,12 +166,15 @@ def write_run(
         "counts": {
             "recorded": len(records),
             "errors": sum(1 for r in records if r["error"]),
+            "http_errors": sum(1 for r in records if (r["response"] or {}).get("status_code", 0) >= 400),
             "passthrough": 0,
+            "lost": 0,
         },
         "addon_version": "0.1.0",
         "mitmproxy_version": "12.2.3",
     }
     (run_dir / "run.json").write_text(json.dumps(run_json, indent=2) + "\n")
+    validate_run_info((run_dir / "run.json").read_bytes())
     for relative, content in (traces or {}).items():
         path = run_dir / "traces" / relative
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -173,8 +187,8 @@ def write_run(
 
 def export_parquet(run_dir: Path, out_dir: Path) -> list[Path]:
     """The run's captures as parquet files, written by the real exporter (one per model/upstream)."""
-    from exporter.captures import index_run, write_group
-    from exporter.runs import RunDir
+    from exporter.export.build.captures_parquet import index_run, write_group
+    from exporter.shared.runs import RunDir
 
     run = RunDir.load(run_dir)
     paths = []

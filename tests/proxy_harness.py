@@ -5,6 +5,7 @@ clients (the openai/anthropic SDKs, urllib, raw sockets).
 """
 
 import asyncio
+import http.client
 import importlib
 import json
 import threading
@@ -12,6 +13,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from factories import CANARY_KEY
 from mitmproxy.options import Options
 from mitmproxy.tools.dump import DumpMaster
 
@@ -89,7 +91,7 @@ class ProxyHarness:
         self.stop()
 
     def run_dirs(self) -> list[Path]:
-        return sorted(p for p in self.runs_dir.iterdir() if p.is_dir())
+        return sorted(p for p in self.runs_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
 
     def records(self) -> list[dict[str, Any]]:
         """Every record of every run, sorted by (run, seq)."""
@@ -99,3 +101,33 @@ class ProxyHarness:
             if path.exists():
                 records += [json.loads(line) for line in path.read_text().splitlines() if line]
         return sorted(records, key=lambda r: (r["run_id"], r["seq"]))
+
+
+def assert_no_canary(root: Path) -> None:
+    for path in root.rglob("*"):
+        if path.is_file():
+            assert CANARY_KEY.encode() not in path.read_bytes(), f"credential leaked into {path}"
+
+
+def raw_post(
+    proxy: ProxyHarness, path: str, body: dict[str, Any] | bytes, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    """A plain HTTP client that returns the exact bytes the proxy sent back."""
+    connection = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=30)
+    payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+    connection.request("POST", path, payload, {"content-type": "application/json"} | (headers or {}))
+    response = connection.getresponse()
+    data = response.read()
+    connection.close()
+    return response.status, {k.lower(): v for k, v in response.getheaders()}, data
+
+
+def only_record(proxy: ProxyHarness) -> dict[str, Any]:
+    proxy.stop()
+    records = proxy.records()
+    assert len(records) == 1, records
+    return records[0]
+
+
+def chat_body(stream: bool = False, **extra: Any) -> dict[str, Any]:
+    return {"model": "gpt-test", "messages": [{"role": "user", "content": "héllo"}], "stream": stream} | extra

@@ -13,6 +13,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+from factories import make_record, write_run
+
+from exporter.rollouts.arrow_schema import MESSAGE_TYPE, ROLLOUT_SCHEMA, USAGE_TYPE
+
 CLAUDE_SESSION = "7c1d0000-aaaa-4bbb-8ccc-000000000001"
 CLAUDE_ENVELOPE = {
     "sessionId": CLAUDE_SESSION,
@@ -624,7 +629,7 @@ def utc(text: str) -> Any:
 
 def message(role: str, content: str = "", **fields: Any) -> dict[str, Any]:
     """The expected message dict (every key present), for exact assertions."""
-    from exporter.rollouts.record import make_message
+    from exporter.rollouts.rollout import make_message
 
     if "timestamp" in fields and isinstance(fields["timestamp"], str):
         fields["timestamp"] = utc(fields["timestamp"])
@@ -633,3 +638,65 @@ def message(role: str, content: str = "", **fields: Any) -> dict[str, Any]:
 
 def call(call_id: str, name: str, arguments: str) -> dict[str, Any]:
     return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+# ---------------------------------------------------------------- our own captures, and every format at once
+
+RUN = "demo-20261121T081500-a1b2c3"
+
+
+def make_capture_run(runs: Path) -> Path:
+    history = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
+    records = [
+        make_record(seq=1, task_id="task-1", messages=history, reply="hello"),
+        make_record(
+            seq=2,
+            task_id="task-1",
+            stream=True,
+            reply="second-answer",
+            messages=[
+                *history,
+                {"role": "assistant", "content": "hello"},
+                {"role": "user", "content": "again"},
+            ],
+        ),
+        make_record(
+            seq=3, task_id="task-1", status_code=0, error={"kind": "upstream_unreachable", "message": "x"}
+        ),
+        make_record(
+            seq=4, task_id="task-2", messages=[{"role": "user", "content": "other task"}], reply="ok"
+        ),
+    ]
+    return write_run(runs, RUN, records)
+
+
+def build_every_format(root: Path) -> None:
+    write_jsonl(
+        root / "claude" / "-home-ana-proj" / "7c1d0000-aaaa-4bbb-8ccc-000000000001.jsonl",
+        claude_basic_lines(),
+    )
+    write_jsonl(root / "codex" / "rollout-2026-02-03T09-20-00-x.jsonl", codex_lines())
+    write_jsonl(root / "pi" / "--home-ana-proj--" / "2026_pi.jsonl", pi_lines())
+    (root / "db").mkdir()
+    build_opencode_db(root / "db" / "opencode.db")
+    build_hermes_db(root / "db" / "state.db")
+    build_goose_db(root / "db" / "sessions.db")
+    make_capture_run(root / "runs")
+
+
+def fixed_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """The rows as a table of the fixed rollout schema, after checking every key is exactly the schema's.
+
+    `pa.Table.from_pylist(rows, schema=...)` alone proves little: pyarrow silently drops keys the
+    schema does not have (top level and inside structs) and fills missing ones with nulls.
+    """
+    message_keys = [field.name for field in MESSAGE_TYPE]
+    call_keys = [field.name for field in MESSAGE_TYPE.field("tool_calls").type.value_type]
+    usage_keys = [field.name for field in USAGE_TYPE]
+    for row in rows:
+        assert list(row) == ROLLOUT_SCHEMA.names, set(row) ^ set(ROLLOUT_SCHEMA.names)
+        assert list(row["usage"]) == usage_keys, row["usage"]
+        for message in row["messages"]:
+            assert list(message) == message_keys, set(message) ^ set(message_keys)
+            assert all(list(call) == call_keys for call in message["tool_calls"]), message["tool_calls"]
+    return pa.Table.from_pylist(rows, schema=ROLLOUT_SCHEMA)

@@ -8,7 +8,6 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import anthropic
 import openai
@@ -16,7 +15,7 @@ import pytest
 from factories import CANARY_KEY
 from fake_model_server import FakeModelServer
 from mitmproxy.net import encoding as content_encoding
-from proxy_harness import ProxyHarness
+from proxy_harness import ProxyHarness, assert_no_canary, chat_body, only_record, raw_post
 
 
 @pytest.fixture(scope="module")
@@ -33,40 +32,10 @@ def proxy(upstream: FakeModelServer, tmp_path: Path) -> Iterator[ProxyHarness]:
     assert_no_canary(tmp_path)
 
 
-def assert_no_canary(root: Path) -> None:
-    for path in root.rglob("*"):
-        if path.is_file():
-            assert CANARY_KEY.encode() not in path.read_bytes(), f"credential leaked into {path}"
-
-
 def openai_client(proxy: ProxyHarness, **headers: str) -> openai.OpenAI:
     return openai.OpenAI(
         base_url=proxy.url + "/v1", api_key=CANARY_KEY, max_retries=0, default_headers=headers
     )
-
-
-def raw_post(
-    proxy: ProxyHarness, path: str, body: dict[str, Any] | bytes, headers: dict[str, str] | None = None
-) -> tuple[int, dict[str, str], bytes]:
-    """A plain HTTP client that returns the exact bytes the proxy sent back."""
-    connection = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=30)
-    payload = body if isinstance(body, bytes) else json.dumps(body).encode()
-    connection.request("POST", path, payload, {"content-type": "application/json"} | (headers or {}))
-    response = connection.getresponse()
-    data = response.read()
-    connection.close()
-    return response.status, {k.lower(): v for k, v in response.getheaders()}, data
-
-
-def only_record(proxy: ProxyHarness) -> dict[str, Any]:
-    proxy.stop()
-    records = proxy.records()
-    assert len(records) == 1, records
-    return records[0]
-
-
-def chat_body(stream: bool = False, **extra: Any) -> dict[str, Any]:
-    return {"model": "gpt-test", "messages": [{"role": "user", "content": "héllo"}], "stream": stream} | extra
 
 
 def test_chat_completion_recorded_field_by_field(proxy: ProxyHarness) -> None:
@@ -412,3 +381,21 @@ def test_large_body_passes_and_is_recorded_whole(proxy: ProxyHarness) -> None:
     assert status == 200 and len(body) > size
     record = only_record(proxy)
     assert len(record["response"]["body"]["choices"][0]["message"]["content"]) == size
+
+
+def test_upstream_that_hangs_up_after_reading_the_request_is_not_unreachable(proxy: ProxyHarness) -> None:
+    status, _, _ = raw_post(proxy, "/v1/chat/completions", chat_body(), {"x-fake-scenario": "hang-up"})
+    assert status == 502
+    record = only_record(proxy)
+    assert record["response"] is None
+    assert record["error"]["kind"] == "upstream_reset", record["error"]
+
+
+def test_bare_cr_stream_keeps_served_model_and_usage(proxy: ProxyHarness) -> None:
+    body = chat_body(stream=True, stream_options={"include_usage": True})
+    _, _, received = raw_post(proxy, "/v1/chat/completions", body, {"x-fake-scenario": "cr-lines"})
+    assert b"\r\r" in received and b"\n" not in received.removeprefix(b": keep-alive\n\n")
+    record = only_record(proxy)
+    assert record["response"]["raw"].encode() == received
+    assert record["served_model"] == "gpt-test-2026-08-07"
+    assert record["usage"] == {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}

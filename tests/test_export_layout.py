@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner, Result
 from factories import CANARY_KEY, make_record, write_run
 
-from exporter.export import export_command
+from exporter.export.command import export_command
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
@@ -154,7 +154,7 @@ def test_runs_dir_from_environment_and_run_id_target(tmp_path: Path, runs: Path)
     [
         ([], "no runs given"),
         (["missing-run"], "missing-run: no such run"),
-        (["--name", "just-one-part", "x"], "expected OWNER/BASE"),
+        (["--name", "just-one-part", "x"], "--name 'just-one-part': expected OWNER/NAME"),
     ],
 )
 def test_user_errors_are_one_line_exit_2(tmp_path: Path, args: list[str], message: str) -> None:

@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 from factories import make_record, write_run
 
-from exporter.export import export_command
-from exporter.schema import COLUMN_NAMES
+from exporter.export.build.dataset_schema import COLUMN_NAMES
+from exporter.export.command import export_command
 
 
 @pytest.fixture(scope="module")

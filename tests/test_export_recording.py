@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner, Result
 from factories import make_record, write_run
 
-from exporter.export import export_command
+from exporter.export.command import export_command
 
 RUN_ID = "demo-20261121T081500-a1b2c3"
 CAPTURES = "local/agentcap-captures"

@@ -24,7 +24,7 @@ from scan_fakes import canary_secrets
 
 from exporter.cli import main
 from exporter.scan.report import REPORT_FILE
-from exporter.summary import human_bytes
+from exporter.shared.tables import human_bytes
 
 AGENTCAP = Path(sys.executable).parent / "agentcap"
 SECRETS = canary_secrets()

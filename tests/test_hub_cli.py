@@ -12,9 +12,9 @@ from click.testing import CliRunner, Result
 from factories import make_record, write_run
 from scan_fakes import canary_secrets
 
-from exporter.errors import UserError
-from exporter.export import export_command
-from exporter.hub import parse_push_target
+from exporter.core.errors import UserError
+from exporter.core.names import parse_export_name
+from exporter.export.command import export_command
 
 KINGFISHER = Path(sys.executable).parent / "kingfisher"
 
@@ -36,30 +36,50 @@ def export(*args: str) -> Result:
     return CliRunner().invoke(export_command, [*args])
 
 
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [("alice/agent-runs", ("alice", "agent-runs")), ("hf://datasets/my-org/runs.v2/", ("my-org", "runs.v2"))],
-)
-def test_push_accepts_owner_base_and_hf_uri(value, expected):
-    target = parse_push_target(value)
-    assert (target.owner, target.base) == expected
+ACCEPTED = [
+    ("alice/agent-runs", ("alice", "agent-runs")),
+    ("hf://datasets/my-org/runs.v2/", ("my-org", "runs.v2")),
+    ("https://huggingface.co/datasets/alice/runs", ("alice", "runs")),
+]
+REFUSED = [
+    "alice",
+    "alice/a/b",
+    "hf://models/alice/runs",
+    "al ice/x",
+    "a/b--c",
+    "alice/a..b",
+    "o/" + "b" * 61,
+]
 
 
-@pytest.mark.parametrize(
-    "value",
-    [
-        "alice",
-        "alice/a/b",
-        "https://huggingface.co/datasets/alice/runs",
-        "hf://models/alice/runs",
-        "al ice/x",
-        "a/b--c",
-    ],
-)
-def test_anything_else_is_a_one_line_error(value):
+@pytest.mark.parametrize("option", ["--name", "--push"])
+@pytest.mark.parametrize(("value", "expected"), ACCEPTED)
+def test_name_and_push_accept_owner_base_hf_uri_and_hub_url(option, value, expected):
+    target = parse_export_name(value, option=option)
+    assert (target.owner, target.name) == expected
+
+
+@pytest.mark.parametrize("option", ["--name", "--push"])
+@pytest.mark.parametrize("value", REFUSED)
+def test_name_and_push_refuse_the_same_names_in_one_line(option, value):
     with pytest.raises(UserError) as error:
-        parse_push_target(value)
-    assert "\n" not in error.value.format_message() and "--push" in error.value.format_message()
+        parse_export_name(value, option=option)
+    assert "\n" not in error.value.message and error.value.message.startswith(f"{option} ")
+
+
+def test_a_name_the_hub_refuses_is_refused_for_a_local_export_too(runs_dir, tmp_path):
+    # The local output is documented as exactly what a push publishes: `alice/a--b` used to work here.
+    result = export(str(runs_dir), "--name", "alice/a--b", "--no-scan", "-o", str(tmp_path / "out"))
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1 and "--name 'alice/a--b'" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_hub_url_names_a_local_export(runs_dir, tmp_path):
+    url = "https://huggingface.co/datasets/alice/agent-runs"
+    result = export(str(runs_dir), "--name", url, "--no-scan", "-o", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "alice" / "agent-runs-captures" / "README.md").is_file()
 
 
 def test_push_publishes_and_ends_with_every_url(hub, runs_dir):
@@ -117,7 +137,7 @@ def test_dry_run_via_the_command_changes_nothing(hub, runs_dir):
         (["--public"], "--public only work with --push OWNER/BASE"),
         (["--public", "--dry-run"], "--public, --dry-run only work with --push OWNER/BASE"),
         (["--push", "tester/x", "--name", "tester/y"], "--name and --push both name the datasets"),
-        (["--push", "tester"], "expected OWNER/BASE or hf://datasets/OWNER/BASE"),
+        (["--push", "tester"], "--push 'tester': expected OWNER/NAME, hf://datasets/OWNER/NAME or"),
     ],
 )
 def test_flag_mistakes_are_one_line_errors(hub, runs_dir, args, message):

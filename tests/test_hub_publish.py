@@ -15,13 +15,13 @@ from fake_hub import FakeHub
 from huggingface_hub import HfApi
 from rich.console import Console
 
-from exporter.build import build_export
-from exporter.bundle import BuiltExport
-from exporter.errors import AbortExport, UserError
-from exporter.hub import Backoff, print_push_result, publish_to_hub
-from exporter.hub.remote import INDEX_PATH
-from exporter.hub.retry import is_transient
-from exporter.runs import RunDir
+from exporter.core.errors import AbortExport, UserError
+from exporter.export.build.stage import build_export
+from exporter.export.bundles import BuiltExport
+from exporter.export.publish.destination import INDEX_PATH
+from exporter.export.publish.hub.push import print_push_result, publish_to_hub
+from exporter.export.publish.hub.retry import Backoff, is_transient
+from exporter.shared.runs import RunDir
 
 FAST = Backoff(attempts=3, first_delay=0.01, max_delay=0.05)
 OWNER, BASE = "tester", "demo"
@@ -247,7 +247,7 @@ def test_500_on_the_first_commit_publishes_nothing_then_a_clean_rerun_completes(
     hub.fail_next("commit", 500, times=FAST.attempts)
     with pytest.raises(AbortExport) as failure:
         push(export.build("run-a"), api)
-    message = failure.value.format_message()
+    message = failure.value.message
     assert "\n" not in message
     assert message.startswith(f"pushing {CAPTURES} failed: the Hub had a server error (HTTP 500")
     assert message.endswith("nothing was published")
@@ -264,7 +264,7 @@ def test_interrupted_between_repos_rerun_completes_without_duplicate_rows(hub, a
     with pytest.raises(AbortExport) as failure:
         push(export.build("run-a", "run-b"), api)
     published = f"already published: {CAPTURES}, {CLAUDE_TRACES} (re-running skips them)"
-    assert failure.value.format_message().endswith(published)
+    assert failure.value.message.endswith(published)
     assert hub.commits_to(DEMO_TRACES) == [] and hub.collections == {}
 
     _, output = push(export.build("run-a", "run-b"), api)  # a new export: new captures file names
@@ -340,7 +340,7 @@ def test_hub_errors_become_one_line_messages(hub, api, export, setup, expected):
         hub.fail_next("collection_add_item", 404, headers={"X-Error-Code": "RepoNotFound"})
     with pytest.raises(AbortExport) as failure:
         push(export.build("run-a", owner=owner), api)
-    message = failure.value.format_message()
+    message = failure.value.message
     assert expected in message and "\n" not in message
     if setup == "bad-token":
         assert "hf auth login" in message

@@ -14,9 +14,10 @@ from textual import events
 from textual.widgets import DataTable, Input, Static
 
 from exporter.inspect.app import MATCH_STYLE, InspectApp
-from exporter.inspect.hub import HubSource
-from exporter.inspect.sources import SCAN_REPORT_FILE, ParquetSource, RunsDirSource, RunSource
-from exporter.runs import RunDir
+from exporter.inspect.hub_source import HubSource
+from exporter.inspect.sources import ParquetSource, RunsDirSource, RunSource
+from exporter.scan.report import REPORT_FILE as SCAN_REPORT_FILE
+from exporter.shared.runs import RunDir
 
 SIZE = (160, 48)
 RUN_ID = "demo-20251121T081500-a1b2c3"

@@ -81,7 +81,10 @@ def test_ambiguous_and_unknown_request_ids_are_one_line_errors(tmp_path: Path) -
     [
         ("nothing-like-this", "not a run, file, dataset or request id"),
         ("missing.parquet", "no such parquet file"),
-        ("hf://datasets/bad", "expected hf://datasets/OWNER/NAME"),
+        (
+            "hf://datasets/bad",
+            "expected OWNER/NAME, hf://datasets/OWNER/NAME or https://huggingface.co/datasets/OWNER/NAME",
+        ),
     ],
 )
 def test_bad_targets(tmp_path: Path, target: str, message: str) -> None:
@@ -101,7 +104,14 @@ def test_hub_dataset_print_and_json(runs: tuple[Path, list[dict]], tmp_path: Pat
         hub.create_repo("tester/caps-captures")
         hub.put_file("tester/caps-captures", f"data/{path.name}", path.read_bytes())
         env = {"HF_ENDPOINT": hub.url, "HF_TOKEN": hub.token, "HF_HUB_CACHE": str(tmp_path / "cache")}
-        for target in ("hf://datasets/tester/caps-captures", "tester/caps-captures"):
+        # The same dataset named the ways `export --name` / `--push` accept (core.names).
+        targets = (
+            "hf://datasets/tester/caps-captures",
+            "tester/caps-captures",
+            "https://huggingface.co/datasets/tester/caps-captures",
+            f"{hub.url}/datasets/tester/caps-captures",  # a URL of the configured HF_ENDPOINT
+        )
+        for target in targets:
             result = run_cli(target, "--json", env=env)
             assert result.exit_code == 0, result.output
             (file,) = [json.loads(line) for line in result.output.splitlines()]

@@ -5,9 +5,9 @@ from pathlib import Path
 from factories import make_record, write_run
 
 from exporter.inspect.sources import scan_findings
-from exporter.runs import list_runs
 from exporter.scan.cache import CacheKey, store_cached
 from exporter.scan.findings import Finding
+from exporter.shared.runs import list_runs
 
 
 def test_findings_come_from_the_scan_cache(tmp_path: Path) -> None:

@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 from factories import CANARY_KEY
 from fake_model_server import FakeModelServer
+from helpers import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 UV = shutil.which("uv", path=str(Path(sys.executable).parent)) or "uv"
@@ -142,14 +142,7 @@ def test_the_wheel_alone_records_and_exports(installed: Path, tmp_path: Path) ->
             stderr=subprocess.STDOUT,
         )
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    assert proxy.poll() is None and time.monotonic() < deadline, "mitmdump did not start"
-                    time.sleep(0.1)
+            wait_for(lambda: proxy_listening(proxy, port), timeout=30, what="mitmdump to listen")
             messages = [{"role": "user", "content": "hello"}]
             plain = post(port, "/v1/chat/completions", {"model": "gpt-wheel", "messages": messages})
             streamed = post(
@@ -190,3 +183,12 @@ def test_one_version_everywhere_and_both_entry_points_take_h_and_version() -> No
         'mitmdump -s "$(agentcap addon-path)"'
         in subprocess.run([bin_dir / "agentcap", "-h"], capture_output=True, text=True, check=True).stdout
     )
+
+
+def proxy_listening(proxy: subprocess.Popen[bytes], port: int) -> bool:
+    assert proxy.poll() is None, "mitmdump exited before it listened"
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner, Result
 from factories import make_record, write_run
 
-from exporter.ls import ls_command
+from exporter.ls.command import ls_command
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> Result:

@@ -7,48 +7,19 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 from click.testing import CliRunner
-from factories import CANARY_KEY, make_record, write_run
+from factories import CANARY_KEY
 from rollout_fixtures import (
-    build_goose_db,
-    build_hermes_db,
-    build_opencode_db,
-    claude_basic_lines,
+    RUN,
+    build_every_format,
     codex_lines,
+    make_capture_run,
     message,
-    pi_lines,
     read_rollouts,
     write_jsonl,
 )
 
 from exporter.cli import main
 from exporter.rollouts.arrow_schema import ROLLOUT_SCHEMA
-
-RUN = "demo-20261121T081500-a1b2c3"
-
-
-def make_capture_run(runs: Path) -> Path:
-    history = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
-    records = [
-        make_record(seq=1, task_id="task-1", messages=history, reply="hello"),
-        make_record(
-            seq=2,
-            task_id="task-1",
-            stream=True,
-            reply="second-answer",
-            messages=[
-                *history,
-                {"role": "assistant", "content": "hello"},
-                {"role": "user", "content": "again"},
-            ],
-        ),
-        make_record(
-            seq=3, task_id="task-1", status_code=0, error={"kind": "upstream_unreachable", "message": "x"}
-        ),
-        make_record(
-            seq=4, task_id="task-2", messages=[{"role": "user", "content": "other task"}], reply="ok"
-        ),
-    ]
-    return write_run(runs, RUN, records)
 
 
 def test_captures_become_one_rollout_per_task(tmp_path: Path) -> None:
@@ -77,20 +48,6 @@ def test_captures_become_one_rollout_per_task(tmp_path: Path) -> None:
     meta = json.loads(first["source_meta"])
     assert (meta["calls"], meta["failed_calls"], meta["final_seq"]) == (3, 1, 2)
     assert second["trace_id"] == f"captures:{RUN}:task-2" and second["final_assistant_message"] == "ok"
-
-
-def build_every_format(root: Path) -> None:
-    write_jsonl(
-        root / "claude" / "-home-ana-proj" / "7c1d0000-aaaa-4bbb-8ccc-000000000001.jsonl",
-        claude_basic_lines(),
-    )
-    write_jsonl(root / "codex" / "rollout-2026-02-03T09-20-00-x.jsonl", codex_lines())
-    write_jsonl(root / "pi" / "--home-ana-proj--" / "2026_pi.jsonl", pi_lines())
-    (root / "db").mkdir()
-    build_opencode_db(root / "db" / "opencode.db")
-    build_hermes_db(root / "db" / "state.db")
-    build_goose_db(root / "db" / "sessions.db")
-    make_capture_run(root / "runs")
 
 
 def test_cli_auto_reads_every_format_into_one_parquet_with_the_fixed_schema(tmp_path: Path) -> None:

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from rollout_fixtures import CLAUDE_SESSION, claude_basic_lines, write_jsonl
-from test_rollouts_captures_cli import build_every_format
+from rollout_fixtures import CLAUDE_SESSION, build_every_format, claude_basic_lines, write_jsonl
 
 from exporter.cli import main
-from exporter.errors import UserError
+from exporter.core.errors import UserError
 from exporter.rollouts import parallel
 from exporter.rollouts.hydrate import iter_rows
 from exporter.rollouts.manifest import build_manifest

@@ -10,7 +10,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -20,12 +19,12 @@ from rollout_fixtures import (
     build_opencode_db,
     claude_basic_lines,
     codex_lines,
+    fixed_table,
     pi_lines,
 )
 
-from exporter.rollouts.arrow_schema import ROLLOUT_SCHEMA
+from exporter.core.values import as_int
 from exporter.rollouts.base import BrokenUnit, Unit
-from exporter.rollouts.record import as_int
 from exporter.rollouts.registry import FORMATS, detect, get_format
 from exporter.rollouts.sqlite_source import SnapshotStore
 
@@ -69,7 +68,7 @@ def check_rows(format_name: str, unit: Unit) -> None:
     except BrokenUnit:
         return
     rows = [rollout.to_row() for rollout in rollouts]
-    pa.Table.from_pylist(rows, schema=ROLLOUT_SCHEMA)  # every row fits the fixed schema
+    fixed_table(rows)  # every row has exactly the fixed schema's keys, and fits its types
 
 
 def jsonl_case(format_name: str, base_lines: list[dict], data: st.DataObject) -> None:
@@ -179,7 +178,7 @@ def test_counters_outside_int64_become_null_instead_of_breaking_the_table(value:
         lines = [*codex_lines(), line]
         path.write_text("\n".join(json.dumps(entry) for entry in lines) + "\n", encoding="utf-8")
         [rollout] = get_format("codex").hydrate(Unit("codex", path, path.name))
-    [row] = pa.Table.from_pylist([rollout.to_row()], schema=ROLLOUT_SCHEMA).to_pylist()
+    [row] = fixed_table([rollout.to_row()]).to_pylist()
     assert row["usage"]["output_tokens"] == 7 and row["usage"]["input_tokens"] is None
 
 

@@ -20,7 +20,7 @@ from factories import CANARY_KEY
 from fake_model_server import FakeModelServer
 from run_helpers import AGENTCAP, agent_run, agentcap_run, files_holding, records, user_env
 
-from exporter.errors import AbortRun
+from exporter.core.errors import AbortRun
 from exporter.run.command import run_command
 from exporter.run.proxy import Proxy, ProxySettings
 

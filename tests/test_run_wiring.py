@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.errors import UserError
+from exporter.core.errors import UserError
 from exporter.rollouts.registry import get_format
 from exporter.run.keys import CREDENTIAL_NAME
 from exporter.run.tasks import Task, plan_tasks

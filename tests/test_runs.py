@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from factories import make_record, write_run
 
-from exporter.errors import UserError
-from exporter.runs import RunDir, iter_records, list_runs, resolve_targets
+from exporter.core.errors import UserError
+from exporter.core.record import CaptureRecord
+from exporter.shared.runs import RunDir, iter_records, list_runs, resolve_targets
 
 
 @pytest.fixture
@@ -28,7 +29,7 @@ def test_list_runs_sorted_with_agent_and_info(runs_dir: Path) -> None:
     runs = list_runs(runs_dir)
     assert ids(runs) == ["demo-20261121T081500-aaaaaa", "pi-20261121T091500-bbbbbb"]
     assert [run.agent for run in runs] == ["demo", "pi"]
-    assert runs[1].info["counts"]["recorded"] == 2
+    assert runs[1].info.counts.recorded == 2
     assert list_runs(runs_dir / "missing") == []
 
 
@@ -87,8 +88,8 @@ def test_iter_records_skips_malformed_with_file_and_line(tmp_path: Path) -> None
     append(run, "{not json\n")
     append(run, json.dumps(make_record(seq=2)) + "\n\n")
     warnings: list[str] = []
-    records = list(iter_records(RunDir.load(run), warn=warnings.append))
-    assert [record["seq"] for record in records] == [1, 2]
+    records = [record for _, record in iter_records(RunDir.load(run), CaptureRecord, warn=warnings.append)]
+    assert [record.seq for record in records] == [1, 2]
     assert len(warnings) == 1
     assert f"{run / 'captures.jsonl'}:2" in warnings[0]
     assert "skipping malformed" in warnings[0]
@@ -98,15 +99,18 @@ def test_strict_makes_malformed_fatal(tmp_path: Path) -> None:
     run = write_run(tmp_path, "r1", [make_record(seq=1)])
     append(run, "[1, 2]\n")
     with pytest.raises(UserError, match=r"captures.jsonl:2: malformed record"):
-        list(iter_records(RunDir.load(run), strict=True))
+        list(iter_records(RunDir.load(run), CaptureRecord, strict=True))
 
 
 def test_cut_last_line_is_tolerated_even_strict(tmp_path: Path) -> None:
     run = write_run(tmp_path, "r1", [make_record(seq=1), make_record(seq=2)])
     append(run, json.dumps(make_record(seq=3))[:57])  # a killed proxy: no newline, cut mid-record
     warnings: list[str] = []
-    records = list(iter_records(RunDir.load(run), strict=True, warn=warnings.append))
-    assert [record["seq"] for record in records] == [1, 2]
+    records = [
+        record
+        for _, record in iter_records(RunDir.load(run), CaptureRecord, strict=True, warn=warnings.append)
+    ]
+    assert [record.seq for record in records] == [1, 2]
     assert warnings == [
         f"{run / 'captures.jsonl'}:3: ignoring the cut last line (the proxy was stopped mid-write)"
     ]
@@ -115,4 +119,4 @@ def test_cut_last_line_is_tolerated_even_strict(tmp_path: Path) -> None:
 def test_unknown_schema_is_a_clear_error(tmp_path: Path) -> None:
     run = write_run(tmp_path, "r1", [make_record(seq=1) | {"schema": "agentcap.capture/9"}])
     with pytest.raises(UserError, match=r"unknown record schema 'agentcap.capture/9'.*upgrade agentcap"):
-        list(iter_records(RunDir.load(run)))
+        list(iter_records(RunDir.load(run), CaptureRecord))

@@ -16,11 +16,11 @@ from click.testing import CliRunner
 from factories import make_record, write_run
 from scan_fakes import canary_secrets
 
-from exporter.export import export_command
+from exporter.export.command import export_command
+from exporter.export.gate.redact import key_value_metadata
 from exporter.scan.command import scan_command
-from exporter.scan.kingfisher import SCANNER as KINGFISHER_SCANNER
-from exporter.scan.redact import key_value_metadata
-from exporter.scan.registry import ScanFailed
+from exporter.scan.scanners.kingfisher import SCANNER as KINGFISHER_SCANNER
+from exporter.scan.types import ScanFailed
 
 KINGFISHER = Path(sys.executable).parent / "kingfisher"
 SECRETS = canary_secrets()

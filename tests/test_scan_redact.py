@@ -10,9 +10,9 @@ from click.testing import CliRunner, Result
 from factories import make_record, write_run
 from scan_fakes import FakeTrufflehog, canary_secrets
 
-from exporter.export import export_command
+from exporter.export.command import export_command
+from exporter.export.gate.redact import SQLITE_MAGIC
 from exporter.scan.command import scan_command
-from exporter.scan.redact import SQLITE_MAGIC
 
 SECRET = canary_secrets()["github"]
 RUN_ID = "demo-20261121T081500-a1b2c3"

@@ -11,10 +11,10 @@ from click.testing import CliRunner, Result
 from factories import make_record, write_run
 from scan_fakes import TRUFFLEHOG_VERSION, FakeTrufflehog, canary_secrets
 
-from exporter.export import export_command
+from exporter.export.command import export_command
 from exporter.scan.command import scan_command
 from exporter.scan.inputs import CACHE_FILE_NAME
-from exporter.scan.registry import failure_excerpt
+from exporter.scan.scanners.output import failure_excerpt
 
 SECRETS = canary_secrets()
 GITHUB, HUGGINGFACE = SECRETS["github"], SECRETS["huggingface"]

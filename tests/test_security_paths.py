@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from rollout_fixtures import codex_lines, write_jsonl
 
 from exporter.cli import main
-from exporter.export import export_command
+from exporter.export.command import export_command
 from exporter.scan.inputs import CACHE_FILE_NAME
 
 RUN = "demo-20261121T081500-a1b2c3"

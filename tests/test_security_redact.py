@@ -26,7 +26,7 @@ from fake_model_server import FakeModelServer
 from proxy_harness import ProxyHarness
 from scan_fakes import canary_secrets
 
-from exporter.export import export_command
+from exporter.export.command import export_command
 from exporter.scan.command import scan_command
 
 KINGFISHER = Path(sys.executable).parent / "kingfisher"

@@ -16,7 +16,7 @@ from click.testing import CliRunner, Result
 from factories import make_record, write_run
 from scan_fakes import FakeTrufflehog, canary_secrets
 
-from exporter.export import export_command
+from exporter.export.command import export_command
 from exporter.scan.command import scan_command
 
 KINGFISHER = Path(sys.executable).parent / "kingfisher"

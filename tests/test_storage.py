@@ -15,7 +15,7 @@ import fsspec
 import pytest
 from factories import make_record, write_run
 
-from exporter.runs import RunDir, end_of_last_line, iter_lines, list_runs, resolve_targets, stage_run
+from exporter.shared.runs import RunDir, end_of_last_line, iter_lines, list_runs, resolve_targets, stage_run
 from exporter.storage import StorageError, Url, list_url, parse_location, storage_errors
 from exporter.sync.uploader import Destination, run_uploads, sync_once
 
@@ -115,7 +115,7 @@ def test_sync_order_and_what_a_recording_run_uploads(tmp_path: Path) -> None:
     assert report.runs == 2 and len(report.uploaded) == 6
     assert (tmp_path / "bucket" / "live" / "traces" / "t.jsonl").read_bytes() == b"{}\n"
     assert not list((tmp_path / "bucket").rglob("*.agentcap-partial"))
-    assert RunDir.load(tmp_path / "bucket" / "live").info["status"] == "running"
+    assert RunDir.load(tmp_path / "bucket" / "live").info.status == "running"
 
 
 def test_watch_keeps_syncing_and_a_stopped_side_car_uploads_the_final_state(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""One rule for every table (exporter/tables.py): whole cells in pipes, ids never wrapped on a terminal."""
+"""One rule for every table (exporter/shared/tables.py): whole cells in pipes, ids never wrapped on a terminal."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from rich.console import Console
 from scan_fakes import canary_secrets
 
 from exporter.cli import main
-from exporter.tables import new_table
+from exporter.shared.tables import new_table
 
 # Longer than a narrow terminal: rich used to wrap or cut it to fit $COLUMNS (or 80) even in a pipe.
 LONG_RUN_ID = "claude-code-20261121T081500-a1b2c3-refactor-the-billing-service-and-its-tests"

@@ -19,8 +19,9 @@ from fake_model_server import (
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sse_vectors import SSE_CASES
 
-from exporter.wire import (
+from exporter.shared.wire import (
     DecodedResponse,
     SseEvent,
     decode_record,
@@ -55,25 +56,10 @@ def chat_chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -
 
 # ---------------------------------------------------------------- parse_sse
 
-SSE_CASES = [
-    ("plain", "data: a\n\ndata: b\n\n", [SseEvent(None, "a"), SseEvent(None, "b")]),
-    ("named", "event: ping\ndata: {}\n\n", [SseEvent("ping", "{}")]),
-    ("crlf", "event: x\r\ndata: 1\r\n\r\ndata: 2\r\n\r\n", [SseEvent("x", "1"), SseEvent(None, "2")]),
-    ("bare cr", "data: 1\r\rdata: 2\r\r", [SseEvent(None, "1"), SseEvent(None, "2")]),
-    ("multi-line data", "data: one\ndata: two\n\n", [SseEvent(None, "one\ntwo")]),
-    ("comments and keep-alives", ": keep-alive\n\n: hi\ndata: x\n\n", [SseEvent(None, "x")]),
-    ("no space after colon", "data:x\n\n", [SseEvent(None, "x")]),
-    ("only one space stripped", "data:  x\n\n", [SseEvent(None, " x")]),
-    ("unknown fields ignored", "id: 7\nretry: 10\ndata: x\n\n", [SseEvent(None, "x")]),
-    ("event without data dropped", "event: lonely\n\ndata: x\n\n", [SseEvent(None, "x")]),
-    ("cut last event kept", 'data: a\n\ndata: {"half', [SseEvent(None, "a"), SseEvent(None, '{"half')]),
-    ("empty", "", []),
-]
-
 
 @pytest.mark.parametrize(("text", "expected"), [c[1:] for c in SSE_CASES], ids=[c[0] for c in SSE_CASES])
-def test_parse_sse(text: str, expected: list[SseEvent]) -> None:
-    assert list(parse_sse(text)) == expected
+def test_parse_sse(text: str, expected: list[tuple[str | None, str]]) -> None:
+    assert list(parse_sse(text)) == [SseEvent(name, data) for name, data in expected]
 
 
 # ---------------------------------------------------------------- decode_response: the real generators
@@ -151,7 +137,11 @@ def fake_server_cases() -> list[tuple[str, dict[str, Any], str, dict[str, Any]]]
             "anthropic body tool call",
             message,
             "messages",
-            {"tool_calls": [(message["content"][0]["id"], "read_file", args)], "finish_reason": "tool_calls"},
+            # An Anthropic `input` object becomes compact JSON text (exporter.core.values.arguments_json).
+            {
+                "tool_calls": [(message["content"][0]["id"], "read_file", '{"path":"README.md"}')],
+                "finish_reason": "tool_calls",
+            },
         )
     )
     raw = "".join(f"event: {n}\ndata: {d}\n\n" for n, d in anthropic_events(tool_request))
@@ -700,7 +690,7 @@ REQUEST_CASES: list[tuple[str, dict[str, Any], list[dict[str, Any]]]] = [
             },
             {"role": "tool", "tool_call_id": "c1", "content": "a.py"},
             {"role": "tool", "tool_call_id": "c2", "content": "x=1"},
-            {"role": "web_search_call", "content": '{"type": "web_search_call", "id": "ws"}'},
+            {"role": "web_search_call", "content": '{"type":"web_search_call","id":"ws"}'},
         ],
     ),
     (
@@ -762,7 +752,7 @@ REQUEST_CASES: list[tuple[str, dict[str, Any], list[dict[str, Any]]]] = [
                 "content": "running",
                 "reasoning_content": "hm",
                 "tool_calls": [
-                    {"id": "t1", "type": "function", "function": {"name": "bash", "arguments": '{"c": "ls"}'}}
+                    {"id": "t1", "type": "function", "function": {"name": "bash", "arguments": '{"c":"ls"}'}}
                 ],
             },
             {"role": "tool", "tool_call_id": "t1", "content": "denied", "is_error": True},

@@ -17,14 +17,15 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Literal, Protocol, TypeVar
 
-from exporter.errors import AbortExport, UserError
+from exporter.core.errors import AbortExport, AgentcapError, UserError
 
 ENGINES = ("local", "processes", "ray")
 # Each spawned worker imports pyarrow and the exporter (about a second of CPU) before its first run.
@@ -42,13 +43,19 @@ class Task(Protocol[R_co]):
 
 
 class TaskFailed(AbortExport):
-    """One task failed: the batch stops and nothing is published (exit 2 for a user's mistake, else 1)."""
+    """One task failed (a bug, the environment): the batch stops and nothing is published (exit 1)."""
 
-    def __init__(self, label: str, reason: str, *, user_error: bool = False) -> None:
+    def __init__(self, label: str, reason: str) -> None:
         super().__init__(f"run {label} failed: {reason}; nothing was published")
         self.label = label
-        self.reason = reason
-        self.exit_code = UserError.exit_code if user_error else AbortExport.exit_code
+
+
+class TaskRefused(UserError):
+    """One task met something the user can fix (a malformed run, a missing tool): exit 2, nothing published."""
+
+    def __init__(self, label: str, reason: str) -> None:
+        super().__init__(f"run {label} failed: {reason}; nothing was published")
+        self.label = label
 
 
 @dataclass(frozen=True)
@@ -90,8 +97,8 @@ def guarded[T](task: Task[T], outbox: Path) -> Outcome[T]:
     """Run `task`, turning any failure into a reason (exceptions do not all cross a pickle boundary)."""
     try:
         return Outcome(result=task.run(outbox))
-    except (UserError, AbortExport) as error:  # our one-line errors: their message says it all
-        return Outcome(error=error.message, user_error=error.exit_code == UserError.exit_code)
+    except AgentcapError as error:  # our one-line errors: their message says it all
+        return Outcome(error=error.message, user_error=isinstance(error, UserError))
     except Exception as error:  # a bug or an environment failure in a worker: reported, never lost
         return Outcome(error=f"{type(error).__name__}: {error}")
 
@@ -102,34 +109,32 @@ def run_tasks[R](
     options: EngineOptions,
     *,
     work: int = 0,
-    done: Callable[[Task[R], R], None] = lambda _task, _result: None,
+    done: Callable[[str, R], None] = lambda _label, _result: None,
 ) -> list[R]:
     """Run every task (engine per `options`, `work` bytes in all); their results in task order.
 
-    `done` hears of each task as it ends.
+    `done` hears of each task (its label and result) as it ends.
     """
     if not tasks:
         return []
     engine = options.resolved(len(tasks), work)
+    outcomes: Generator[tuple[int, Outcome[R]]]
     if engine == "ray":
         from exporter.engines.ray_tasks import run_on_ray
 
         outcomes = run_on_ray(tasks, outbox, workers=options.workers, address=options.ray_address)
     elif engine == "processes":
-        outcomes: Iterator[tuple[int, Outcome[R]]] = _run_in_processes(
-            tasks, outbox, workers=options.workers or cpu_count()
-        )
+        outcomes = _run_in_processes(tasks, outbox, workers=options.workers or cpu_count())
     else:
         outcomes = ((index, guarded(task, outbox)) for index, task in enumerate(tasks))
     results: dict[int, R] = {}
     with contextlib.closing(outcomes):  # a failure cancels what has not started yet
         for index, outcome in outcomes:
             if outcome.error is not None or outcome.result is None:
-                raise TaskFailed(
-                    tasks[index].label, outcome.error or "no result", user_error=outcome.user_error
-                )
+                failure = TaskRefused if outcome.user_error else TaskFailed
+                raise failure(tasks[index].label, outcome.error or "no result")
             results[index] = outcome.result
-            done(tasks[index], outcome.result)
+            done(tasks[index].label, outcome.result)
     return [results[index] for index in range(len(tasks))]
 
 
@@ -139,13 +144,15 @@ def cpu_count() -> int:
 
 def _run_in_processes[T](
     tasks: Sequence[Task[T]], outbox: Path, *, workers: int
-) -> Iterator[tuple[int, Outcome[T]]]:
+) -> Generator[tuple[int, Outcome[T]]]:
     """Workers forked from a fresh server process that imported the exporter once (`forkserver`: safe
     next to pyarrow's threads, and each worker starts without paying the imports again); spawned
     where there is no forkserver. At most `workers` busy."""
+    context: BaseContext
     if "forkserver" in multiprocessing.get_all_start_methods():
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["exporter.build", "exporter.scan.gate"])
+        forkserver = multiprocessing.get_context("forkserver")
+        forkserver.set_forkserver_preload(["exporter.export.build.stage", "exporter.scan.engine"])
+        context = forkserver
     else:
         context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context) as pool:

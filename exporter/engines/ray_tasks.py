@@ -14,12 +14,12 @@ from __future__ import annotations
 import logging
 import socket
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any
 
+from exporter.core.errors import UserError
 from exporter.engines import Outcome, Task, guarded
-from exporter.errors import UserError
 
 CONNECT_TIMEOUT_S = 5.0
 Files = list[tuple[str, bytes]]
@@ -27,7 +27,7 @@ Files = list[tuple[str, bytes]]
 
 def run_on_ray[T](
     tasks: Sequence[Task[T]], outbox: Path, *, workers: int | None, address: str | None
-) -> Iterator[tuple[int, Outcome[T]]]:
+) -> Generator[tuple[int, Outcome[T]]]:
     """Submit the tasks (at most `workers` at once), yield (index, outcome) as they finish."""
     ray = _ray()
     started_here = _connect(ray, address)

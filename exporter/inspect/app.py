@@ -20,9 +20,9 @@ from textual.coordinate import Coordinate
 from textual.driver import Driver
 from textual.widgets import DataTable, Footer, Input, Static
 
-from exporter.errors import UserError
+from exporter.core.errors import UserError
 from exporter.inspect.calls import Call
-from exporter.inspect.hub import HubSource
+from exporter.inspect.hub_source import HubSource
 from exporter.inspect.query import Query
 from exporter.inspect.rows import (
     COLUMNS,
@@ -65,7 +65,7 @@ class InspectApp(App[str | None]):
     #status { height: 1; color: $text-muted; padding: 0 1; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "back", priority=True),
+        Binding("escape", "go_back", "back", priority=True),
         Binding("down,ctrl+n", "move(1)", "down", show=False),
         Binding("up,ctrl+p", "move(-1)", "up", show=False),
         Binding("pagedown", "move(20)", show=False),
@@ -301,7 +301,7 @@ class InspectApp(App[str | None]):
         if self.levels:
             self._refresh_rows(keep=self.level.highlighted)
 
-    def action_back(self) -> None:
+    def action_go_back(self) -> None:
         if self.loading and self.levels:
             return  # a drill is on its way; going back now would push it onto the wrong level
         if len(self.levels) <= 1:

@@ -16,8 +16,10 @@ from typing import Any
 
 import msgspec
 
+from exporter.core.record import CaptureRecord, call_failed
+from exporter.core.values import as_dict, as_float, as_int
 from exporter.inspect.delta import Delta, delta, message_key
-from exporter.wire import DecodedResponse, decode_record, request_messages
+from exporter.shared.wire import DecodedResponse, decode_record, request_messages
 
 REDACTED_PREFIX = "<redacted:"
 
@@ -88,7 +90,7 @@ class Call:
 
     @property
     def failed(self) -> bool:
-        return bool(self.error) or self.status_code is None or self.status_code >= 400
+        return call_failed(error=bool(self.error), status_code=self.status_code)
 
     @property
     def status(self) -> str:
@@ -114,38 +116,35 @@ class Call:
         )
 
     @classmethod
-    def from_record(cls, record: dict[str, Any], store: MessageStore, line: int | None = None) -> Call:
+    def from_record(cls, record: CaptureRecord, store: MessageStore, line: int | None = None) -> Call:
         """From a `captures.jsonl` record (docs/capture-format.md)."""
-        request = _obj(record.get("request"))
-        response = record.get("response") if isinstance(record.get("response"), dict) else None
-        body = _obj(request.get("body"))
-        ids, keys = store.add(request_messages(body, record.get("api")))
+        request, response = record.request, record.response
+        body = record.request_body()
+        ids, keys = store.add(request_messages(body, record.api))
         return cls(
-            request_id=str(record.get("request_id") or ""),
-            seq=_int(record.get("seq")),
-            run_id=record.get("run_id"),
-            agent=record.get("agent"),
-            task_id=record.get("task_id"),
-            turn=_int(record.get("turn")),
-            api=record.get("api"),
-            model=_model(body, record.get("served_model")),
-            served_model=record.get("served_model"),
-            captured_at=_float(record.get("captured_at")),
-            status_code=_int(response.get("status_code")) if response else None,
-            error=_obj(record.get("error")) or None,
-            ttfb_ms=_float(record.get("ttfb_ms")),
-            duration_ms=_float(record.get("duration_ms")),
-            request_size=_int(request.get("size")),
-            response_size=_int(response.get("size")) if response else None,
-            stream=bool(response and response.get("stream")),
-            upstream_url=record.get("upstream_url"),
-            usage=_obj(record.get("usage")) or None,
-            response=response,
-            websocket=_obj(record.get("websocket")) or None,
-            request_headers=request.get("headers") if isinstance(request.get("headers"), list) else [],
-            response_headers=response.get("headers")
-            if response and isinstance(response.get("headers"), list)
-            else [],
+            request_id=record.request_id,
+            seq=record.seq,
+            run_id=record.run_id,
+            agent=record.agent,
+            task_id=record.task_id,
+            turn=record.turn,
+            api=record.api,
+            model=_model(body, record.served_model),
+            served_model=record.served_model,
+            captured_at=record.captured_at,
+            status_code=record.status_code,
+            error=msgspec.to_builtins(record.error) if record.error else None,
+            ttfb_ms=record.ttfb_ms,
+            duration_ms=record.duration_ms,
+            request_size=request.size if request else None,
+            response_size=response.size if response else None,
+            stream=bool(response and response.stream),
+            upstream_url=record.upstream_url,
+            usage=record.usage or None,
+            response=response.as_dict() if response else None,
+            websocket=msgspec.to_builtins(record.websocket) if record.websocket else None,
+            request_headers=[list(pair) for pair in request.headers] if request else [],
+            response_headers=[list(pair) for pair in response.headers] if response else [],
             store=store,
             message_ids=ids,
             message_keys=keys,
@@ -155,33 +154,33 @@ class Call:
     @classmethod
     def from_parquet_row(cls, row: dict[str, Any], store: MessageStore) -> Call:
         """From a row of the captures parquet schema (exporter/schema.py): JSON strings for bodies."""
-        body = _obj(_loads(row.get("request")))
+        body = as_dict(_loads(row.get("request")))
         response = _loads(row.get("response"))
-        websocket = _obj(response).get("websocket") if isinstance(response, dict) else None
+        websocket = as_dict(response).get("websocket") if isinstance(response, dict) else None
         ids, keys = store.add(request_messages(body, row.get("api")))
         captured = row.get("captured_at")
         return cls(
             request_id=str(row.get("request_id") or ""),
-            seq=_int(row.get("seq")),
+            seq=as_int(row.get("seq")),
             run_id=row.get("run_id"),
             agent=row.get("agent"),
             task_id=row.get("task_id"),
-            turn=_int(row.get("turn")),
+            turn=as_int(row.get("turn")),
             api=row.get("api"),
             model=str(row.get("model") or _model(body, row.get("served_model"))),
             served_model=row.get("served_model"),
-            captured_at=captured.timestamp() if isinstance(captured, datetime) else _float(captured),
-            status_code=_int(row.get("status_code")),
-            error=_obj(_loads(row.get("error"))) or None,
-            ttfb_ms=_float(row.get("ttfb_ms")),
-            duration_ms=_float(row.get("duration_ms")),
+            captured_at=captured.timestamp() if isinstance(captured, datetime) else as_float(captured),
+            status_code=as_int(row.get("status_code")),
+            error=as_dict(_loads(row.get("error"))) or None,
+            ttfb_ms=as_float(row.get("ttfb_ms")),
+            duration_ms=as_float(row.get("duration_ms")),
             request_size=len(row["request"].encode()) if isinstance(row.get("request"), str) else None,
             response_size=len(row["response"].encode()) if isinstance(row.get("response"), str) else None,
             stream=bool(row.get("stream")),
             upstream_url=row.get("upstream_url"),
-            usage=_obj(_loads(row.get("usage"))) or None,
+            usage=as_dict(_loads(row.get("usage"))) or None,
             response=None if websocket else response,
-            websocket=_obj(websocket) or None,
+            websocket=as_dict(websocket) or None,
             request_headers=None,
             response_headers=None,
             store=store,
@@ -204,18 +203,6 @@ def label_calls(calls: list[Call]) -> list[Call]:
         call.change = delta(previous.get(chain), call.message_keys)
         previous[chain] = call.message_keys
     return ordered
-
-
-def _obj(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _float(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _loads(text: Any) -> Any:

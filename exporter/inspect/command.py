@@ -5,32 +5,34 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
 
 import click
 import msgspec
 
-from exporter.errors import UserError
-from exporter.inspect.hub import HF_DATASET_PREFIX, HubSource
+from exporter.cli_base import Command
+from exporter.core.errors import UserError
+from exporter.core.names import parse_dataset_name
+from exporter.core.record import CaptureRecord, RecordHead
+from exporter.inspect.hub_source import HubSource
 from exporter.inspect.rows import COLUMNS, Row, call_rows, file_rows, row_json, run_rows
 from exporter.inspect.sources import ParquetSource, RunsDirSource, RunSource
-from exporter.runs import (
+from exporter.shared.run_summary import ignore
+from exporter.shared.runs import (
     RUNS_DIR_ENV,
     RunDir,
     default_runs_dir,
     is_run_dir,
-    iter_lines,
+    iter_records,
     list_runs,
     open_runs_dir,
 )
+from exporter.shared.tables import ColumnKind, new_table, output_console
 from exporter.storage import Url, parse_location
-from exporter.tables import ColumnKind, new_table, output_console
 
 REQUEST_ID_PREFIX = re.compile(r"^[0-9a-f]{6,32}$")
-DATASET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 TARGET_FORMS = (
     "nothing (the runs dir), a runs dir, a run directory or run id, a .parquet file, "
-    "hf://datasets/OWNER/NAME (or OWNER/NAME), or a request-id prefix (6+ hex digits)"
+    "OWNER/NAME (also hf://datasets/OWNER/NAME or a Hub URL), or a request-id prefix (6+ hex digits)"
 )
 MATCHES_LISTED = 5
 COLUMN_KINDS: dict[str, ColumnKind] = {
@@ -43,7 +45,7 @@ COLUMN_KINDS: dict[str, ColumnKind] = {
 Source = RunsDirSource | RunSource | ParquetSource | HubSource
 
 
-@click.command("inspect")
+@click.command("inspect", cls=Command)
 @click.argument("target", required=False)
 @click.option(
     "--runs-dir",
@@ -80,7 +82,7 @@ def inspect_command(
 
     TARGET is nothing (the runs dir), a runs dir, a run directory (either one may be a URL such as
     s3://bucket/runs) or run id, a .parquet file,
-    hf://datasets/OWNER/NAME (also OWNER/NAME), or a request-id prefix, which prints that
+    OWNER/NAME (also hf://datasets/OWNER/NAME or a Hub URL), or a request-id prefix, which prints that
     call's request. Enter drills in, Esc goes back, ctrl+f shows only failed calls.
     """
     if print_table and as_json:
@@ -115,10 +117,13 @@ def resolve_source(
         if not path.is_file():
             raise UserError(f"{target}: no such parquet file")
         return ParquetSource(path)
-    if target.startswith(HF_DATASET_PREFIX):
-        return hub_source(target[len(HF_DATASET_PREFIX) :], revision)
     location = parse_location(target)
-    if isinstance(location, Url):  # runs in object storage (s3://…): listed once, read streamed
+    hub_dataset = target.startswith(("hf://", "https://", "http://")) and not target.startswith(
+        "hf://buckets/"
+    )
+    if hub_dataset:
+        return hub_source(target, revision)
+    if isinstance(location, Url):  # runs in object storage: listed once, streamed
         remote = open_runs_dir(location)
         if is_run_dir(remote):
             return RunSource(RunDir.load(remote), reports)
@@ -138,7 +143,7 @@ def resolve_source(
         return None
     if looks_like_a_path(target) and not path.exists():
         raise UserError(f"{target}: no such run or file; pass {TARGET_FORMS}")
-    if DATASET_ID.match(target) and not path.exists():
+    if target.count("/") == 1 and not path.exists():
         return hub_source(target, revision)
     raise UserError(f"{target}: not a run, file, dataset or request id; pass {TARGET_FORMS}")
 
@@ -150,13 +155,12 @@ def looks_like_a_path(target: str) -> bool:
     return target.startswith(("/", ".", "~")) or (len(parts) > 1 and Path(parts[0]).is_dir())
 
 
-def hub_source(repo: str, revision: str | None) -> HubSource:
-    from exporter.hub.target import connect_hub  # the Hub client only when a Hub target is used
+def hub_source(target: str, revision: str | None) -> HubSource:
+    """A Hub dataset named the way every command names one (`exporter.core.names.parse_dataset_name`)."""
+    from exporter.shared.hub_client import connect_hub  # the Hub client only when a Hub target is used
 
-    repo, _, at = repo.strip("/").partition("@")
-    if not DATASET_ID.match(repo):
-        raise UserError(f"hf://datasets/{repo}: expected hf://datasets/OWNER/NAME")
-    return HubSource(connect_hub(require_token=False), repo, revision=revision or at or None)
+    name = parse_dataset_name(target, option="TARGET")
+    return HubSource(connect_hub(require_token=False), name.repo_id, revision=revision or name.revision)
 
 
 def first_level_rows(source: Source) -> list[Row]:
@@ -197,46 +201,35 @@ def browse(source: Source, *, pick_rid: bool) -> None:
 # ---------------------------------------------------------------- request ids
 
 
-class _RequestId(msgspec.Struct):
-    request_id: str = ""
-
-
-def lookup_request(prefix: str, runs_dir: Path) -> dict[str, Any]:
-    """The record whose request id is `prefix` or starts with it; one-line errors otherwise."""
-    matches: list[tuple[RunDir, bytes]] = []
+def lookup_request(prefix: str, runs_dir: Path) -> bytes:
+    """The line of the record whose request id is `prefix` or starts with it; one-line errors otherwise."""
+    matches: list[tuple[RunDir, RecordHead, bytes]] = []
     for run in list_runs(runs_dir):
-        for line in iter_lines(run.captures_path):
-            try:
-                request_id = msgspec.json.decode(line.content, type=_RequestId).request_id
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                continue
-            if request_id == prefix:
-                return msgspec.json.decode(line.content)
-            if request_id.startswith(prefix):
-                matches.append((run, line.content))
+        for line, head in iter_records(run, RecordHead, warn=ignore, check_schema=False):
+            if head.request_id == prefix:
+                return line.content
+            if head.request_id.startswith(prefix):
+                matches.append((run, head, line.content))
     if len(matches) == 1:
-        return msgspec.json.decode(matches[0][1])
+        return matches[0][2]
     if not matches:
         raise UserError(f"{prefix}: no call with that request id in {runs_dir}; pass {TARGET_FORMS}")
-    listed = ", ".join(
-        f"{msgspec.json.decode(content, type=_RequestId).request_id} ({run.run_id})"
-        for run, content in matches[:MATCHES_LISTED]
-    )
+    listed = ", ".join(f"{head.request_id} ({run.run_id})" for run, head, _ in matches[:MATCHES_LISTED])
     more = f" and {len(matches) - MATCHES_LISTED} more" if len(matches) > MATCHES_LISTED else ""
     raise UserError(
         f"{prefix}: request id prefix matches {len(matches)} calls: {listed}{more}; type more of it"
     )
 
 
-def print_request(record: dict[str, Any], *, as_json: bool) -> None:
-    """The call's request: the body as sent (pretty JSON), or with --json the whole record on one line."""
+def print_request(line: bytes, *, as_json: bool) -> None:
+    """The call's request: the body as sent (pretty JSON), or with --json the whole record as recorded."""
     if as_json:
-        click.echo(json.dumps(record, ensure_ascii=False))
+        click.echo(line.decode())
         return
-    request = record.get("request") if isinstance(record.get("request"), dict) else {}
-    for key in ("body", "body_text", "body_base64"):
-        if key in request:
-            body = request[key]
-            click.echo(json.dumps(body, ensure_ascii=False, indent=2) if key == "body" else body)
-            return
-    click.echo("(the request had no body)")
+    request = msgspec.json.decode(line, type=CaptureRecord).request
+    if request is not None and len(request.body):
+        click.echo(json.dumps(request.body_json(), ensure_ascii=False, indent=2))
+    elif request is not None and (request.body_text is not None or request.body_base64 is not None):
+        click.echo(request.body_text if request.body_text is not None else request.body_base64)
+    else:
+        click.echo("(the request had no body)")

@@ -7,16 +7,19 @@ picker lists.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from rich.text import Text
 
+from exporter.core.values import content_text
 from exporter.inspect.calls import Call
-from exporter.inspect.sources import HubFile, RunEntry, TaskInfo
-from exporter.summary import human_bytes
-from exporter.wire import DecodedResponse
+from exporter.inspect.sources import HubFile, RunEntry
+from exporter.shared.run_summary import TaskInfo
+from exporter.shared.tables import human_bytes
+from exporter.shared.wire import DecodedResponse
 
 SUMMARY_CHARS = 160
 PROMPT_PREVIEW_CHARS = 1000
@@ -65,25 +68,6 @@ class Row:
 def one_line(text: str, limit: int = SUMMARY_CHARS) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def content_text(content: Any) -> str:
-    """Message content as text: parts joined, non-text parts as a [type] marker."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        pieces = []
-        for part in content:
-            if isinstance(part, dict) and isinstance(part.get("text"), str):
-                pieces.append(part["text"])
-            elif isinstance(part, dict):
-                pieces.append(f"[{part.get('type', 'part')}]")
-            else:
-                pieces.append(str(part))
-        return "\n".join(pieces)
-    return json.dumps(content, ensure_ascii=False)
 
 
 def pretty_arguments(arguments: Any) -> str:
@@ -276,11 +260,11 @@ def run_preview(entry: RunEntry) -> Text:
     _field(text, "run", entry.run.run_id)
     _field(text, "agent", entry.run.agent)
     _field(text, "path", str(entry.run.path))
-    _field(text, "status", f"{info.get('status', '-')}  started {info.get('started_at', '-')}")
+    _field(text, "status", f"{info.status or '-'}  started {info.started_at or '-'}")
     _field(text, "models", ", ".join(entry.models) or "-")
     _field(text, "calls", f"{entry.calls}  failed {entry.failed}", FAILED if entry.failed else "")
-    if info.get("upstreams"):
-        _field(text, "upstream", ", ".join(map(str, info["upstreams"])))
+    if info.upstreams:
+        _field(text, "upstream", ", ".join(info.upstreams))
     _findings(text, entry.findings)
     _tasks(text, entry.tasks)
     return text
@@ -396,7 +380,12 @@ def message_preview(item: MessageRow) -> Text:
     return text
 
 
-PREVIEWS = {"runs": run_preview, "files": file_preview, "calls": call_preview, "messages": message_preview}
+PREVIEWS: dict[str, Callable[[Any], Text]] = {
+    "runs": run_preview,
+    "files": file_preview,
+    "calls": call_preview,
+    "messages": message_preview,
+}
 
 
 # ---------------------------------------------------------------- JSON

@@ -17,41 +17,44 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pyarrow.parquet as pq
 
-from exporter.captures import first_user_prompt
+from exporter.core.record import CaptureRecord
 from exporter.inspect.calls import Call, MessageStore, label_calls
-from exporter.runs import LinePolicy, RunDir, RunPath, Warn, iter_lines, iter_numbered_records, list_runs
 from exporter.scan.inputs import CACHE_FILE_NAME
+from exporter.scan.report import REPORT_FILE
+from exporter.shared.run_summary import RunSummary, TaskInfo, ignore, summarize_run
+from exporter.shared.runs import RunDir, RunPath, Warn, iter_records, list_runs
 
-SCAN_REPORT_FILE = "scan-report.json"
 PARQUET_BATCH_ROWS = 256
-
-
-def _ignore(_message: str) -> None:
-    """Default warn: the picker collects warnings itself; a TUI must not print under its own screen."""
-
-
-@dataclass
-class TaskInfo:
-    task_id: str
-    calls: int = 0
-    turns: int | None = None
-    prompt: str = ""
 
 
 @dataclass
 class RunEntry:
-    """A run as the runs level lists it, from one quick pass over its captures."""
+    """A run as the runs level lists it: the shared run summary, plus the scan findings that point at it."""
 
-    run: RunDir
-    calls: int = 0
-    failed: int = 0
-    models: list[str] = field(default_factory=list)
-    tasks: list[TaskInfo] = field(default_factory=list)
+    summary: RunSummary
     findings: list[dict[str, Any]] = field(default_factory=list)
-    problem: str | None = None
+
+    @property
+    def run(self) -> RunDir:
+        return self.summary.run
+
+    @property
+    def calls(self) -> int:
+        return self.summary.calls
+
+    @property
+    def failed(self) -> int:
+        return self.summary.failed
+
+    @property
+    def models(self) -> list[str]:
+        return self.summary.models
+
+    @property
+    def tasks(self) -> list[TaskInfo]:
+        return self.summary.tasks
 
 
 @dataclass
@@ -75,73 +78,8 @@ class HubFile:
 # ---------------------------------------------------------------- run directories
 
 
-class _BodyModel(msgspec.Struct):
-    model: object = None
-
-
-class _MessageHead(msgspec.Struct):
-    body: msgspec.Raw = msgspec.Raw()
-    status_code: int | None = None
-
-
-class _RecordHead(msgspec.Struct, kw_only=True):
-    """What the runs level needs from a record; msgspec skips everything else without building it."""
-
-    seq: int = 0
-    task_id: str | None = None
-    turn: int | None = None
-    served_model: str | None = None
-    error: object = None
-    request: _MessageHead | None = None
-    response: _MessageHead | None = None
-
-
-def summarize_run(
-    run: RunDir, *, findings: list[dict[str, Any]] | None = None, warn: Warn = _ignore
-) -> RunEntry:
-    entry = RunEntry(run=run, findings=findings or [])
-    policy = LinePolicy(run.captures_path, warn=warn)
-    models: set[str] = set()
-    first_body: dict[str, tuple[int, msgspec.Raw]] = {}
-    tasks: dict[str, TaskInfo] = {}
-    for line in iter_lines(run.captures_path):
-        try:
-            head = msgspec.json.decode(line.content, type=_RecordHead)
-        except (msgspec.DecodeError, msgspec.ValidationError) as error:
-            policy.malformed(line, str(error))
-            continue
-        entry.calls += 1
-        status = head.response.status_code if head.response else None
-        entry.failed += bool(head.error) or status is None or status >= 400
-        body = head.request.body if head.request else msgspec.Raw()
-        model = _request_model(body) or head.served_model
-        if model:
-            models.add(model)
-        task = tasks.setdefault(head.task_id or "", TaskInfo(head.task_id or ""))
-        task.calls += 1
-        if head.turn is not None:
-            task.turns = max(task.turns or 0, head.turn)
-        if task.task_id not in first_body or head.seq < first_body[task.task_id][0]:
-            first_body[task.task_id] = (head.seq, body)
-    for task_id, (_, body) in first_body.items():
-        tasks[task_id].prompt = first_user_prompt(body) if len(body) else ""
-    entry.models = sorted(models)
-    entry.tasks = sorted(tasks.values(), key=lambda task: task.task_id)
-    return entry
-
-
-def _request_model(body: msgspec.Raw) -> str | None:
-    if not len(body):
-        return None
-    try:
-        model = msgspec.json.decode(body, type=_BodyModel).model
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return None
-    return model if isinstance(model, str) and model else None
-
-
 def load_run_calls(
-    run: RunDir, *, findings: list[dict[str, Any]] | None = None, warn: Warn = _ignore
+    run: RunDir, *, findings: list[dict[str, Any]] | None = None, warn: Warn = ignore
 ) -> list[Call]:
     """Every call of a run, labelled, with the scan findings that point at its line."""
     store = MessageStore()
@@ -150,9 +88,9 @@ def load_run_calls(
         if finding.get("file") == run.captures_path.name and isinstance(finding.get("line"), int):
             by_line.setdefault(finding["line"], []).append(finding)
     calls = []
-    for number, record in iter_numbered_records(run, warn=warn, check_schema=False):
-        call = Call.from_record(record, store, line=number)
-        call.findings = by_line.get(number, [])
+    for line, record in iter_records(run, CaptureRecord, warn=warn, check_schema=False):
+        call = Call.from_record(record, store, line=line.number)
+        call.findings = by_line.get(line.number, [])
         calls.append(call)
     return label_calls(calls)
 
@@ -168,7 +106,7 @@ def scan_findings(run: RunDir, report_paths: Sequence[RunPath]) -> list[dict[str
         return [f for f in cached["findings"] if isinstance(f, dict)]
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    for path in [run.path / SCAN_REPORT_FILE, *report_paths]:
+    for path in [run.path / REPORT_FILE, *report_paths]:
         try:
             report = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -183,7 +121,7 @@ def scan_findings(run: RunDir, report_paths: Sequence[RunPath]) -> list[dict[str
 class RunsDirSource:
     runs_dir: RunPath
     report_paths: list[Path] = field(default_factory=list)
-    warn: Warn = _ignore
+    warn: Warn = ignore
     first_level = "runs"
 
     @property
@@ -191,9 +129,12 @@ class RunsDirSource:
         return str(self.runs_dir)
 
     def entries(self) -> list[RunEntry]:
-        reports = [self.runs_dir / SCAN_REPORT_FILE, *self.report_paths]
+        reports = [self.runs_dir / REPORT_FILE, *self.report_paths]
         runs = list_runs(self.runs_dir)
-        return [summarize_run(run, findings=scan_findings(run, reports), warn=self.warn) for run in runs]
+        return [
+            RunEntry(summarize_run(run, warn=self.warn, check_schema=False), scan_findings(run, reports))
+            for run in runs
+        ]
 
     def calls(self, entry: RunEntry) -> list[Call]:
         return load_run_calls(entry.run, findings=entry.findings, warn=self.warn)
@@ -203,7 +144,7 @@ class RunsDirSource:
 class RunSource:
     run: RunDir
     report_paths: list[Path] = field(default_factory=list)
-    warn: Warn = _ignore
+    warn: Warn = ignore
     first_level = "calls"
 
     @property
@@ -211,7 +152,7 @@ class RunSource:
         return self.run.run_id
 
     def calls(self, entry: None = None) -> list[Call]:
-        reports = [self.run.path.parent / SCAN_REPORT_FILE, *self.report_paths]
+        reports = [self.run.path.parent / REPORT_FILE, *self.report_paths]
         return load_run_calls(self.run, findings=scan_findings(self.run, reports), warn=self.warn)
 
 

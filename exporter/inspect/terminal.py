@@ -15,7 +15,7 @@ from textual.app import App
 from textual.driver import Driver
 from textual.drivers.linux_driver import LinuxDriver
 
-from exporter.errors import UserError
+from exporter.core.errors import UserError
 
 CONTROLLING_TERMINAL = "/dev/tty"
 
@@ -36,7 +36,8 @@ class ControllingTerminalDriver(LinuxDriver):
 
     def close(self) -> None:
         super().close()
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
         os.close(self._terminal)
 
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from exporter.errors import UserError
-from exporter.rollouts.record import Rollout
+from exporter.core.errors import UserError
+from exporter.rollouts.rollout import Rollout
 from exporter.rollouts.sqlite_source import SnapshotStore, connect_readonly, table_columns
 
 

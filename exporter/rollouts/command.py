@@ -9,8 +9,9 @@ from typing import Any, cast
 
 import click
 
-from exporter.errors import UserError
-from exporter.options import LOCATION
+from exporter.cli_base import LOCATION, Command, warn
+from exporter.core.errors import UserError
+from exporter.core.record import CAPTURES_FILE
 from exporter.rollouts.base import Unit
 from exporter.rollouts.hydrate import iter_rows
 from exporter.rollouts.manifest import build_manifest, default_sources
@@ -18,17 +19,13 @@ from exporter.rollouts.parallel import default_jobs
 from exporter.rollouts.registry import AUTO, FORMAT_NAMES, FORMATS
 from exporter.rollouts.sqlite_source import SnapshotStore
 from exporter.rollouts.writers import write_rows
-from exporter.runs import CAPTURES_FILE, resolve_targets
+from exporter.shared.runs import resolve_targets
 from exporter.storage import Location, Url
 
 OUTPUT_SUFFIXES = (".parquet", ".jsonl")
 
 
-def _warn(message: str) -> None:
-    click.echo(f"warning: {message}", err=True)
-
-
-@click.command("rollouts")
+@click.command("rollouts", cls=Command)
 @click.argument("sources", nargs=-1, type=LOCATION)
 @click.option(
     "--format",
@@ -83,7 +80,7 @@ def rollouts_command(
             paths,
             format_name,
             snapshots=snapshots,
-            warn=_warn,
+            warn=warn,
             recursive=recursive,
             file_pattern=file_pattern,
         )
@@ -93,7 +90,7 @@ def rollouts_command(
                 "check the paths, --format or --file-pattern"
             )
         per_format: Counter[str] = Counter()
-        rows = iter_rows(units, warn=_warn, jobs=jobs or default_jobs())
+        rows = iter_rows(units, warn=warn, jobs=jobs or default_jobs())
         count = write_rows(_counted(rows, per_format), output)
     detail = ", ".join(f"{name}: {n}" for name, n in sorted(per_format.items()))
     where = f" → {output}" if output is not None and str(output) != "-" else ""

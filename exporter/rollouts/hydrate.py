@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from exporter.errors import UserError
+from exporter.core.errors import UserError
 from exporter.rollouts.base import BrokenUnit, Unit
 from exporter.rollouts.parallel import hydrate_all
 from exporter.rollouts.registry import get_format

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -51,9 +52,9 @@ def scan_jsonl[T](path: Path, decoder: msgspec.json.Decoder[T], scan: LineScan) 
             first += len(block)
 
 
-def read_head_objects(path: Path, limit: int = 4, max_bytes: int = 1 << 20) -> list[dict]:
+def read_head_objects(path: Path, limit: int = 4, max_bytes: int = 1 << 20) -> list[dict[str, Any]]:
     """The first `limit` JSON objects of a file (for format detection); stops at the first bad line."""
-    objects: list[dict] = []
+    objects: list[dict[str, Any]] = []
     try:
         with path.open("rb") as handle:
             while len(objects) < limit:

@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from exporter.errors import UserError
+from exporter.core.errors import UserError
 from exporter.rollouts.base import Unit
 from exporter.rollouts.registry import AUTO, FORMATS, detect, get_format
 from exporter.rollouts.sqlite_source import SnapshotStore

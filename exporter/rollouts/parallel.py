@@ -24,7 +24,7 @@ from typing import Any
 
 import msgspec
 
-from exporter.errors import AbortExport, UserError
+from exporter.core.errors import AbortExport, UserError
 from exporter.rollouts.base import BrokenUnit, RolloutFormat, Unit
 
 # Work is counted in bytes of JSONL to parse; a database session takes about as long as 64 KiB of it.

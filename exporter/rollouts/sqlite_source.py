@@ -11,7 +11,7 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import quote
 
-from exporter.staging import new_private_dir
+from exporter.shared.staging import new_private_dir
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -68,7 +68,7 @@ class SnapshotStore:
     """Consistent copies of agent databases, one per database, deleted when the store closes.
 
     The copies hold whatever the databases hold, so they live in a private 0700 folder
-    (`exporter.staging`), in `parent` (an export's staging) or else the temp directory; one left
+    (`exporter.shared.staging`), in `parent` (an export's staging) or else the temp directory; one left
     by a killed process is removed by the next.
     """
 

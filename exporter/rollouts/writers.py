@@ -10,9 +10,9 @@ from typing import IO, Any
 import msgspec
 import pyarrow as pa
 
-from exporter.errors import UserError
-from exporter.parquet_io import ROW_GROUP_BYTES, ParquetFileWriter
+from exporter.core.errors import UserError
 from exporter.rollouts.arrow_schema import ROLLOUT_SCHEMA
+from exporter.shared.parquet_io import ROW_GROUP_BYTES, ParquetFileWriter
 
 # Row groups of half the shared size: converting Python rows to Arrow briefly takes several times a
 # group's size, and parser processes run alongside (measured: 16 MB groups put the process tree at

@@ -26,19 +26,21 @@ from urllib.parse import urlsplit
 import click
 from agentcap_addon.agentcap import sanitize_tag
 
-from exporter.errors import AbortRun, UserError
-from exporter.options import runs_dir_option
+from exporter.cli_base import Command, runs_dir_option, warn
+from exporter.core.errors import AbortRun, UserError
+from exporter.core.record import CaptureRecord
 from exporter.rollouts.formats.captures import provider_usage
-from exporter.rollouts.record import Usage, as_dict
 from exporter.rollouts.registry import get_format
+from exporter.rollouts.rollout import Usage
+from exporter.run.agent_run import SESSIONS_DIR, AgentRunRecord, utc_iso
 from exporter.run.keys import UpstreamKey, isolate_environment, new_placeholder, read_upstream_key
 from exporter.run.proxy import Proxy, ProxySettings, find_mitmdump
-from exporter.run.record import SESSIONS_DIR, AgentRunRecord, utc_iso
 from exporter.run.runner import AgentRunner, TurnOutcome, sigint_ignored
 from exporter.run.tasks import Task, plan_tasks
 from exporter.run.wiring import AGENTS, Wiring, render, turn_arguments, write_config_files
-from exporter.runs import RunDir, iter_records
-from exporter.traces import Window, collect_traces
+from exporter.shared.run_summary import summarize_run
+from exporter.shared.runs import RunDir, iter_records
+from exporter.traces.collect import Window, collect_traces
 
 DEFAULT_TIMEOUT_S = 1200.0
 REACH_TIMEOUT_S = 5.0
@@ -72,7 +74,7 @@ class RunPlan:
     home: Path | None
 
 
-@click.command("run", context_settings={"allow_interspersed_args": False})
+@click.command("run", cls=Command, context_settings={"allow_interspersed_args": False})
 @click.option(
     "--agent", "agent_name", default="generic", show_default=True, help="Agent wiring: " + ", ".join(AGENTS)
 )
@@ -507,12 +509,11 @@ def print_summary(run: Run) -> None:
     )
     traces = sum(len(task["traces"]) for task in record.tasks)
     recorded = RunDir.load(run.path)
-    counts = recorded.info.get("counts") or {}  # the addon's, final once the proxy stopped
+    summary = summarize_run(recorded)  # failed calls by the one rule `ls` and `inspect` count by
     lines = [
         f"agentcap run {plan.run_id}: {run.status}",
         f"  tasks   {len(record.tasks)}, turns {len(turns)}: {outcomes or 'none'}",
-        f"  calls   {counts.get('recorded', 0)} recorded ({counts.get('errors', 0)} failed, "
-        f"{counts.get('http_errors', 0)} HTTP errors){token_totals(recorded)}",
+        f"  calls   {summary.calls} recorded ({summary.failed} failed){token_totals(recorded)}",
         f"  traces  {traces} file(s) in traces/"
         if plan.wiring.traces
         else "  traces  none (not a format we read)",
@@ -529,12 +530,8 @@ def print_summary(run: Run) -> None:
 
 def token_totals(run: RunDir) -> str:
     usage = Usage()
-    for call in iter_records(run, warn=lambda _message: None):
-        usage.add(provider_usage(as_dict(call.get("usage"))))
+    for _, call in iter_records(run, CaptureRecord, warn=lambda _message: None):
+        usage.add(provider_usage(call.usage or {}))
     if usage.input_tokens is None and usage.output_tokens is None:
         return ""
     return f"; tokens {usage.input_tokens or 0} in, {usage.output_tokens or 0} out"
-
-
-def warn(message: str) -> None:
-    click.echo(f"warning: {message}", err=True)

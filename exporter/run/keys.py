@@ -16,7 +16,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from exporter.errors import AbortRun, UserError
+from exporter.core.errors import AbortRun, UserError
 
 PLACEHOLDER_PREFIX = "agentcap-placeholder-"
 # Names of variables that usually hold credentials; withheld from the agent unless --pass-env names them.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -27,9 +28,9 @@ from urllib.parse import urlsplit
 
 from agentcap_addon.agentcap import CONTROL_PREFIX, DEFAULT_PATHS
 
-from exporter.addon import addon_path
-from exporter.errors import AbortRun, UserError
+from exporter.core.errors import AbortRun, UserError
 from exporter.run.runner import ends_with_us
+from exporter.shared.addon import addon_path
 
 START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 30
@@ -38,9 +39,7 @@ START_ATTEMPTS = 3  # a free port we picked can be taken before mitmdump binds i
 TIMESTAMP = re.compile(r"^\[[\d:.]+\](?:\[[^]]*\])?\s*")
 # mitmdump's own summary line; the error it summarises was printed before it.
 GENERIC_FAILURE = "logged during startup"
-# Header names where an agent may carry its key, beyond the addon's default redaction list; the proxy
-# swaps the placeholder only inside redacted headers, so these must be redacted too.
-EXTRA_KEY_HEADERS = ("x-goog-api-key",)
+CONTROL_TOKEN_HEADER = "X-Agentcap-Token"
 
 
 def find_mitmdump() -> Path:
@@ -52,11 +51,6 @@ def find_mitmdump() -> Path:
             "mitmdump not found next to this Python or on PATH; reinstall agentcap (it depends on mitmproxy)"
         )
     return Path(found)
-
-
-def control_headers() -> dict[str, str]:
-    """Headers of every request to the addon's control endpoint (where a control token would go)."""
-    return {"Content-Type": "application/json"}
 
 
 @dataclass(frozen=True)
@@ -82,6 +76,8 @@ class Proxy:
         self.port: int | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self.stopping = False
+        # The context endpoint answers only requests carrying this: no web page can re-tag our calls.
+        self.control_token = secrets.token_urlsafe(32)
         # Our own requests never go through a proxy from the environment (regular mode: through ours).
         self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -101,8 +97,7 @@ class Proxy:
         args += ["-s", str(addon_path())]
         for name, value in options.items():
             args += ["--set", f"{name}={value}"]
-        for header in EXTRA_KEY_HEADERS:
-            args += ["--set", f"agentcap_redact_headers={header}"]
+        args += ["--set", f"agentcap_control_token={self.control_token}"]
         if settings.record_paths:
             for pattern in (*DEFAULT_PATHS, *settings.record_paths):
                 args += ["--set", f"agentcap_paths={pattern}"]
@@ -209,7 +204,7 @@ class Proxy:
         request = urllib.request.Request(
             self.url + CONTROL_PREFIX + "context",
             data=None if fields is None else json.dumps(fields).encode(),
-            headers=control_headers(),
+            headers={"Content-Type": "application/json", CONTROL_TOKEN_HEADER: self.control_token},
             method="GET" if fields is None else "POST",
         )
         try:
@@ -238,4 +233,5 @@ class Proxy:
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port

@@ -14,7 +14,7 @@ from typing import Any
 
 from agentcap_addon.agentcap import sanitize_tag
 
-from exporter.errors import UserError
+from exporter.core.errors import UserError
 
 DEFAULT_FOLLOWUP = "Continue."
 

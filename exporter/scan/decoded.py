@@ -359,8 +359,8 @@ def dump_json(value: Any) -> str:
 class LineMap:
     """Where each line of a view came from: view line → line of the published file."""
 
-    starts: array  # first view line of each block
-    sources: array  # the published file's line for that block
+    starts: array[int]  # first view line of each block
+    sources: array[int]  # the published file's line for that block
 
     @classmethod
     def empty(cls) -> LineMap:

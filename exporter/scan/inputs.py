@@ -10,31 +10,21 @@ file sits beside them and is never an input; a link anywhere is refused, never f
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from pathlib import Path
 
-from exporter.runs import CAPTURES_FILE, RUN_FILE, RunDir
+from exporter.core.record import CAPTURES_FILE, RUN_FILE
 from exporter.scan.decoded import render_view
-from exporter.scan.registry import ScanTarget
+from exporter.scan.types import ScanInputs, ScanTarget
+from exporter.shared.runs import RunDir
 
 CACHE_FILE_NAME = ".agentcap-scan.json"
 VIEW_SUFFIX = ".decoded"
 
 
-@dataclass(frozen=True)
-class ScanInputs:
-    """`files` go to the scanner; `content_sha256` covers every one of them (path, size, content)."""
-
-    root: Path
-    files: tuple[Path, ...]
-    bytes: int
-    content_sha256: str
-
-
 def scan_inputs(run: RunDir) -> ScanInputs:
-    root = run.path.resolve()
+    root = run.local.resolve()
     files = [root / name for name in (CAPTURES_FILE, RUN_FILE) if (root / name).is_file()]
-    files += [root / path.relative_to(run.path) for path in run.trace_files()]
+    files += [root / path.relative_to(run.local) for path in run.trace_files()]
     files = sorted(file for file in files if file.name != CACHE_FILE_NAME)
     manifest = hashlib.sha256()
     total = 0

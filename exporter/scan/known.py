@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporter.errors import UserError
+from exporter.core.errors import UserError
 from exporter.scan.findings import Finding, SecretBook, make_finding
 
 SCANNER = "agentcap"

@@ -6,21 +6,16 @@ Everything here works from `Finding`s (hash + masked preview); the raw secrets a
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 
-from exporter.bundle import CARD_FILE
 from exporter.scan.findings import STATUSES
-from exporter.tables import new_table
-
-if TYPE_CHECKING:
-    from exporter.bundle import BuiltExport
-    from exporter.scan.gate import ScanResult
+from exporter.scan.types import ScanResult
+from exporter.shared.tables import new_table
 
 REPORT_SCHEMA = "agentcap.scan-report/1"
 REPORT_FILE = "scan-report.json"  # written to <output>/<owner>/, never published
@@ -126,12 +121,3 @@ def card_section(result: ScanResult | None) -> str:
             "of the published files found nothing"
         )
     return "\n".join(lines) + "\n"
-
-
-def annotate_cards(built: BuiltExport, result: ScanResult | None) -> None:
-    """Append the scan section to each staged card (file and bundle), so what is published carries it."""
-    section = card_section(result)
-    for index, bundle in enumerate(built.bundles):
-        card = bundle.card.rstrip("\n") + "\n\n" + section
-        (bundle.folder / CARD_FILE).write_text(card, encoding="utf-8")
-        built.bundles[index] = replace(bundle, card=card)

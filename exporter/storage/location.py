@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
-from exporter.errors import UserError
+from exporter.core.errors import UserError
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem

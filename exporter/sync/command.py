@@ -14,14 +14,15 @@ from types import FrameType
 
 import click
 
-from exporter.errors import UserError
-from exporter.runs import RUNS_DIR_ENV
+from exporter.cli_base import Command
+from exporter.core.errors import UserError
+from exporter.shared.runs import RUNS_DIR_ENV
+from exporter.shared.tables import human_bytes
 from exporter.storage.location import is_url, shown
-from exporter.summary import human_bytes
 from exporter.sync.uploader import Destination, SyncReport, sync_once
 
 
-@click.command("sync")
+@click.command("sync", cls=Command)
 @click.argument(
     "runs_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), envvar=RUNS_DIR_ENV
 )

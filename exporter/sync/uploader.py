@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from exporter.paths import open_beneath
-from exporter.runs import RUN_FILE, end_of_last_line, is_run_dir
+from exporter.core.record import RUN_FILE
+from exporter.shared.paths import open_beneath
+from exporter.shared.runs import end_of_last_line, is_run_dir
 from exporter.storage.location import StorageError, filesystem, shown, storage_errors
 
 if TYPE_CHECKING:

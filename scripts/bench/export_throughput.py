@@ -145,8 +145,8 @@ def prefix_run(source: Path, target: Path, calls: int) -> None:
 def run_ours(run_dir: Path, out: Path) -> None:
     from rich.console import Console
 
-    from exporter.build import build_export
-    from exporter.runs import RunDir
+    from exporter.export.build.stage import build_export
+    from exporter.shared.runs import RunDir
 
     console = Console(file=open("/dev/null", "w"))  # noqa: SIM115  (no progress bar in timings)
     build_export([RunDir.load(run_dir)], owner="bench", base="bench", staging=out, console=console)

@@ -59,10 +59,10 @@ def time_export(run_dirs: list[Path], engine: str, workers: int, scan: bool) -> 
     """(wall seconds, CPU seconds of this process) for one build of every run."""
     from rich.console import Console
 
-    from exporter.build import build_export
     from exporter.engines import EngineOptions
-    from exporter.runs import RunDir
-    from exporter.scan.gate import ScanOptions
+    from exporter.export.build.stage import build_export
+    from exporter.scan.types import ScanOptions
+    from exporter.shared.runs import RunDir
 
     runs = [RunDir.load(path) for path in run_dirs]
     with tempfile.TemporaryDirectory(prefix="fleet-bench-") as staging, open(os.devnull, "w") as null:

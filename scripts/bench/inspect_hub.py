@@ -37,7 +37,7 @@ from huggingface_hub.utils import disable_progress_bars  # noqa: E402
 from textual.widgets import DataTable  # noqa: E402
 
 from exporter.inspect.app import InspectApp  # noqa: E402
-from exporter.inspect.hub import HubSource  # noqa: E402
+from exporter.inspect.hub_source import HubSource  # noqa: E402
 
 REPO = "bench/agent-captures"
 TOOL_OUTPUT_CHARS = 16_000

@@ -10,6 +10,9 @@ not the bottleneck) sends the same calls, streamed and not, through each configu
     d  agentcap           b plus the capture addon (-s addons/agentcap.py)
     e  mitmdump live SSE  b plus a 3-line addon that only sets response.stream for SSE (reference: the
                           cheapest live forwarding; d - e is what recording costs, e - b what going live costs)
+    f  agentcap baseline  d with another version of the addon (--baseline-addon FILE, e.g. the previous
+                          commit's: git show HEAD~1:addons/agentcap.py > /tmp/before.py), for before/after
+                          figures from one run
 
 Every proxy is a fresh `.venv/bin/mitmdump` subprocess per configuration and round; rounds run the
 configurations interleaved (a b c d e a b c d e ...) so background load on a shared machine hits them
@@ -22,6 +25,7 @@ proxy is stopped gracefully and captures.jsonl must hold exactly one valid recor
 
     .venv/bin/python scripts/bench/proxy_overhead.py                          # 400 calls, quick
     .venv/bin/python scripts/bench/proxy_overhead.py --calls 2000 --rounds 5  # the documented numbers
+    .venv/bin/python scripts/bench/proxy_overhead.py --configs bdf --baseline-addon /tmp/before.py
 """
 
 from __future__ import annotations
@@ -60,7 +64,15 @@ FAKE_SERVER_BOOT = (
     "import sys; sys.path.insert(0, sys.argv.pop(1)); import fake_model_server as fake; "
     "fake.FakeModelHandler.disable_nagle_algorithm = True; fake.main()"
 )
-CONFIGS = {"a": "direct", "b": "mitmdump", "c": "mitmdump -w", "d": "agentcap", "e": "mitmdump live SSE"}
+CONFIGS = {
+    "a": "direct",
+    "b": "mitmdump",
+    "c": "mitmdump -w",
+    "d": "agentcap",
+    "e": "mitmdump live SSE",
+    "f": "agentcap baseline",
+}
+RECORDING_CONFIGS = "df"
 # Reference e: the cheapest way to make mitmdump forward SSE live (it buffers by default). d minus e is
 # what recording costs; e minus b is what live forwarding itself costs mitmproxy.
 LIVE_SSE_ADDON = """
@@ -229,7 +241,7 @@ def running(command: list[str], port: int, log: Path) -> Iterator[psutil.Process
             raise BenchError(f"{command[0]} did not stop on SIGINT: {log.read_text()[-2000:]}") from None
 
 
-def proxy_command(config: str, port: int, upstream: str, workdir: Path) -> list[str]:
+def proxy_command(config: str, port: int, upstream: str, workdir: Path, baseline: Path | None) -> list[str]:
     command = [
         str(MITMDUMP),
         "-q",
@@ -242,10 +254,10 @@ def proxy_command(config: str, port: int, upstream: str, workdir: Path) -> list[
     ]
     if config == "c":
         command += ["-w", str(workdir / "flows.mitm")]
-    elif config == "d":
+    elif config in RECORDING_CONFIGS:
         command += [
             "-s",
-            str(ADDON),
+            str(ADDON if config == "d" else baseline),
             "--set",
             f"agentcap_dir={workdir / 'runs'}",
             "--set",
@@ -321,9 +333,16 @@ class Bench:
     """Runs configurations against one fake server and accumulates their numbers over rounds."""
 
     def __init__(
-        self, settings: Settings, configs: str, server_port: int, server: psutil.Process, scratch: Path
+        self,
+        settings: Settings,
+        configs: str,
+        server_port: int,
+        server: psutil.Process,
+        scratch: Path,
+        baseline: Path | None = None,
     ):
         self.settings = settings
+        self.baseline = baseline
         self.server_port = server_port
         self.server = server
         self.scratch = scratch
@@ -345,10 +364,12 @@ class Bench:
                 self.measure_all(config, self.server_port, None)
                 return None
             port = free_port()
-            command = proxy_command(config, port, f"http://127.0.0.1:{self.server_port}", workdir)
+            command = proxy_command(
+                config, port, f"http://127.0.0.1:{self.server_port}", workdir, self.baseline
+            )
             with running(command, port, workdir / "mitmdump.log") as proxy:
                 json_calls, stream_calls = self.measure_all(config, port, proxy)
-            if config == "d":  # mitmdump has exited: every record must be on disk now
+            if config in RECORDING_CONFIGS:  # mitmdump has exited: every record must be on disk now
                 return verify_records(workdir / "runs", json_calls + stream_calls, stream_calls)
             return None
         finally:
@@ -435,6 +456,13 @@ def report(bench: Bench, configs: str) -> None:
             f"| {config} {CONFIGS[config]} | {ms(load, 0.5):.2f} | {ms(load, 0.99):.2f} | {ms(idle, 0.5):.2f} "
             f"| {ms(idle, 0.99):.2f} | {first:.1f} / {complete:.1f} ({live}) |"
         )
+    if "f" in configs and "d" in configs:
+        print("\nThis addon (d) against the baseline file (f), same run:")
+        for mode in MODES:
+            d, f = (bench.results[c, mode] for c in "df")
+            ratio = statistics.median(d.throughput) / statistics.median(f.throughput)
+            cpu = statistics.median(d.proxy_cpu_ms_per_call) / statistics.median(f.proxy_cpu_ms_per_call)
+            print(f"- {mode}: d/f throughput {ratio:.3f}; proxy CPU per call d/f {cpu:.3f}")
     if not set("abcd") <= set(configs):
         return
 
@@ -491,8 +519,11 @@ def main() -> None:
     parser.add_argument(
         "--prompt-bytes", type=int, default=4096, help="size of the system prompt in each call"
     )
-    parser.add_argument("--configs", default="abcde", help="which of a, b, c, d, e to run")
+    parser.add_argument("--configs", default="abcde", help="which of a, b, c, d, e, f to run")
+    parser.add_argument("--baseline-addon", type=Path, help="the addon file configuration f runs")
     args = parser.parse_args()
+    if ("f" in args.configs) != (args.baseline_addon is not None):
+        parser.error("configuration f and --baseline-addon go together")
     counts = {"--calls": args.calls, "--concurrency": args.concurrency, "--idle-calls": args.idle_calls}
     for flag, value in (counts | {"--rounds": args.rounds}).items():
         if value < 1:
@@ -523,12 +554,12 @@ def main() -> None:
             str(server_port),
         ]
         with running(server_command, server_port, scratch / "fake-server.log") as server:
-            bench = Bench(settings, configs, server_port, server, scratch)
+            bench = Bench(settings, configs, server_port, server, scratch, args.baseline_addon)
             for round_number in range(1, args.rounds + 1):
                 for config in configs:
                     check = bench.run_config(config)
                     if check:
-                        print(f"round {round_number}, d capture check: {check}")
+                        print(f"round {round_number}, {config} capture check: {check}")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     report(bench, configs)

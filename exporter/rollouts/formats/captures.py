@@ -13,25 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from exporter.errors import UserError
+from exporter.core.errors import UserError
+from exporter.core.record import CAPTURE_SCHEMA, CAPTURES_FILE, CaptureRecord
+from exporter.core.values import as_dict, as_int, as_list, as_str, content_text
 from exporter.rollouts.base import BrokenUnit, JsonlFormat, Probe, Unit
-from exporter.rollouts.record import (
-    Rollout,
-    Usage,
-    as_dict,
-    as_float,
-    as_int,
-    as_list,
-    as_str,
-    join_text,
-    make_message,
-    make_tool_call,
-    to_json,
-    to_utc,
-)
-from exporter.runs import CAPTURES_FILE, RunDir, default_runs_dir, iter_records
-from exporter.schema import CAPTURE_SCHEMA_VERSION
-from exporter.wire import decode_record, request_messages
+from exporter.rollouts.rollout import Rollout, Usage, make_message, make_tool_call, to_utc
+from exporter.shared.runs import RunDir, default_runs_dir, iter_records
+from exporter.shared.wire import decode_capture, request_messages
 
 UNTAGGED_TASK = "-"
 
@@ -40,8 +28,8 @@ UNTAGGED_TASK = "-"
 class _Task:
     """The running state of one task while its records stream past."""
 
-    final: dict[str, Any] | None = None  # the latest call that got an answer
-    latest: dict[str, Any] | None = None  # the latest call at all
+    final: CaptureRecord | None = None  # the latest call that got an answer
+    latest: CaptureRecord | None = None  # the latest call at all
     calls: int = 0
     failed_calls: int = 0
     usage: Usage = field(default_factory=Usage)
@@ -60,15 +48,15 @@ class CapturesFormat(JsonlFormat):
         return [default_runs_dir()]
 
     def detects(self, probe: Probe) -> bool:
-        return bool(probe.json_lines) and probe.json_lines[0].get("schema") == CAPTURE_SCHEMA_VERSION
+        return bool(probe.json_lines) and probe.json_lines[0].get("schema") == CAPTURE_SCHEMA
 
     def hydrate(self, unit: Unit) -> list[Rollout]:
         run = RunDir.load(unit.path.parent, warn=lambda message: None)  # export says so when it picks the run
         warnings: list[str] = []
         tasks: dict[str, _Task] = {}
         try:
-            for record in iter_records(run, strict=False, warn=warnings.append):
-                _observe(tasks.setdefault(as_str(record.get("task_id")) or UNTAGGED_TASK, _Task()), record)
+            for _, record in iter_records(run, CaptureRecord, strict=False, warn=warnings.append):
+                _observe(tasks.setdefault(record.task_id or UNTAGGED_TASK, _Task()), record)
         except UserError as error:
             raise BrokenUnit(str(error.message)) from None
         if not tasks:
@@ -81,27 +69,22 @@ class CapturesFormat(JsonlFormat):
         ]
 
 
-def _observe(task: _Task, record: dict[str, Any]) -> None:
+def _observe(task: _Task, record: CaptureRecord) -> None:
     task.calls += 1
-    seq = as_int(record.get("seq")) or 0
-    response = as_dict(record.get("response"))
-    answered = not record.get("error") and 200 <= (as_int(response.get("status_code")) or 0) < 300
+    answered = not record.failed
     task.failed_calls += not answered
-    if task.latest is None or seq >= (as_int(task.latest.get("seq")) or 0):
+    if task.latest is None or record.seq >= task.latest.seq:
         task.latest = record
-    if answered and (task.final is None or seq >= (as_int(task.final.get("seq")) or 0)):
+    if answered and (task.final is None or record.seq >= task.final.seq):
         task.final = record
-    task.usage.add(provider_usage(as_dict(record.get("usage"))))
-    model = as_str(record.get("served_model")) or as_str(
-        as_dict(as_dict(record.get("request")).get("body")).get("model")
-    )
+    task.usage.add(provider_usage(record.usage or {}))
+    model = record.served_model or record.request_model()
     if model and model not in task.models:
         task.models.append(model)
-    started = as_float(record.get("captured_at"))
-    if started is not None:
-        ended = started + (as_float(record.get("duration_ms")) or 0.0) / 1000
-        task.first_at = started if task.first_at is None else min(task.first_at, started)
-        task.last_at = ended if task.last_at is None else max(task.last_at, ended)
+    started = record.captured_at
+    ended = started + (record.duration_ms or 0.0) / 1000
+    task.first_at = started if task.first_at is None else min(task.first_at, started)
+    task.last_at = ended if task.last_at is None else max(task.last_at, ended)
 
 
 def provider_usage(raw: dict[str, Any]) -> Usage:
@@ -139,22 +122,21 @@ def provider_usage(raw: dict[str, Any]) -> Usage:
 def _rollout(
     run: RunDir, unit: Unit, task_id: str, task: _Task, warnings: list[str], is_partial: bool
 ) -> Rollout:
-    record = task.final or task.latest or {}
-    body = as_dict(as_dict(record.get("request")).get("body"))
-    api = as_str(record.get("api"))
+    record = task.final or task.latest
+    assert record is not None  # only tasks with a call get here
+    body = record.request_body()
+    api = record.api
     messages = [_normalize(message) for message in request_messages(body, api)]
-    decoded = decode_record(record)
-    captured_at = as_float(record.get("captured_at"))
-    duration = (as_float(record.get("duration_ms")) or 0.0) / 1000
-    answered_at = None if captured_at is None else to_utc(captured_at + duration)
-    model = decoded.model or as_str(record.get("served_model")) or as_str(body.get("model"))
+    decoded = decode_capture(record)
+    answered_at = to_utc(record.captured_at + (record.duration_ms or 0.0) / 1000)
+    model = decoded.model or record.served_model or as_str(body.get("model"))
     if task.final is not None:
         answer = _normalize(decoded.to_message())
         answer["timestamp"], answer["model"] = answered_at, model
         messages.append(answer)
     session_id = f"{run.run_id}:{task_id}"
     return Rollout(
-        agent=as_str(record.get("agent")) or run.agent,
+        agent=record.agent or run.agent,
         source_kind="captures",
         source_path=str(unit.path.resolve()),
         session_id=session_id,
@@ -162,7 +144,7 @@ def _rollout(
         root_session_id=run.run_id,
         model=model,
         models=task.models,
-        provider=as_str(record.get("upstream_url")),
+        provider=record.upstream_url,
         started_at=to_utc(task.first_at),
         ended_at=to_utc(task.last_at),
         messages=messages,
@@ -175,8 +157,8 @@ def _rollout(
             "api": api,
             "calls": task.calls,
             "failed_calls": task.failed_calls,
-            "final_request_id": record.get("request_id"),
-            "final_seq": record.get("seq"),
+            "final_request_id": record.request_id,
+            "final_seq": record.seq,
             "finish_reason": decoded.finish_reason,
             "error": decoded.error if task.final is None else None,
         },
@@ -186,9 +168,7 @@ def _rollout(
 def _normalize(message: dict[str, Any]) -> dict[str, Any]:
     """An OpenAI-style message from the wire decoder → our fixed-key message."""
     role = as_str(message.get("role")) or "user"
-    content = message.get("content")
-    if not isinstance(content, str):
-        content = _parts_text(content)
+    content = content_text(message.get("content"))
     calls = [
         make_tool_call(as_str(call.get("id")), as_str(function.get("name")), function.get("arguments"))
         for call in map(as_dict, as_list(message.get("tool_calls")))
@@ -203,22 +183,6 @@ def _normalize(message: dict[str, Any]) -> dict[str, Any]:
         name=as_str(message.get("name")),
         is_meta=role == "developer",
     )
-
-
-def _parts_text(content: Any) -> str:
-    if content is None:
-        return ""
-    parts = []
-    for part in as_list(content) if isinstance(content, list) else [content]:
-        part = as_dict(part)
-        kind = part.get("type")
-        if isinstance(part.get("text"), str):
-            parts.append(part["text"])
-        elif kind in ("image_url", "image", "input_image"):
-            parts.append("[image]")
-        elif part:
-            parts.append(to_json(part))
-    return join_text(parts)
 
 
 def _ends_cut(path: Path) -> bool:

@@ -23,21 +23,10 @@ from typing import Any
 
 import msgspec
 
+from exporter.core.values import as_dict, as_float, as_int, as_list, as_str, join_text
 from exporter.rollouts.base import BrokenUnit, JsonlFormat, Probe, Unit, home_of, relative_to
 from exporter.rollouts.jsonl_source import LineScan, scan_jsonl
-from exporter.rollouts.record import (
-    Rollout,
-    Usage,
-    as_dict,
-    as_float,
-    as_int,
-    as_list,
-    as_str,
-    join_text,
-    make_message,
-    make_tool_call,
-    to_utc,
-)
+from exporter.rollouts.rollout import Rollout, Usage, make_message, make_tool_call, to_utc
 from exporter.rollouts.sqlite_source import SnapshotStore
 
 

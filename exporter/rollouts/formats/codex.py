@@ -19,21 +19,10 @@ from typing import Any
 
 import msgspec
 
+from exporter.core.values import as_dict, as_int, as_list, as_str, join_text, to_json
 from exporter.rollouts.base import BrokenUnit, JsonlFormat, Probe, Unit, home_of
 from exporter.rollouts.jsonl_source import LineScan, scan_jsonl
-from exporter.rollouts.record import (
-    Rollout,
-    Usage,
-    as_dict,
-    as_int,
-    as_list,
-    as_str,
-    join_text,
-    make_message,
-    make_tool_call,
-    to_json,
-    to_utc,
-)
+from exporter.rollouts.rollout import Rollout, Usage, make_message, make_tool_call, to_utc
 
 # Codex lines are small and varied (payload shapes differ per item type): plain dicts suit them.
 _DECODER = msgspec.json.Decoder(dict[str, Any])

@@ -17,20 +17,9 @@ from typing import Any, ClassVar
 
 import msgspec
 
+from exporter.core.values import as_dict, as_int, as_list, as_str, join_text, to_json
 from exporter.rollouts.base import SqliteFormat, Unit, home_of
-from exporter.rollouts.record import (
-    Rollout,
-    Usage,
-    as_dict,
-    as_int,
-    as_list,
-    as_str,
-    join_text,
-    make_message,
-    make_tool_call,
-    to_json,
-    to_utc,
-)
+from exporter.rollouts.rollout import Rollout, Usage, make_message, make_tool_call, to_utc
 
 _SILENT_ITEMS = frozenset(
     {"redactedThinking", "systemNotification", "frontendToolRequest", "toolConfirmationRequest"}

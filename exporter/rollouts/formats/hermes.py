@@ -16,20 +16,9 @@ from typing import Any, ClassVar
 
 import msgspec
 
+from exporter.core.values import as_dict, as_float, as_int, as_list, as_str, join_text
 from exporter.rollouts.base import SqliteFormat, Unit, home_of
-from exporter.rollouts.record import (
-    Rollout,
-    Usage,
-    as_dict,
-    as_float,
-    as_int,
-    as_list,
-    as_str,
-    join_text,
-    make_message,
-    make_tool_call,
-    to_utc,
-)
+from exporter.rollouts.rollout import Rollout, Usage, make_message, make_tool_call, to_utc
 from exporter.rollouts.sqlite_source import chain_root, table_columns
 
 _MULTIMODAL_PREFIX = "\x00json:"

@@ -16,20 +16,9 @@ from typing import Any, ClassVar
 
 import msgspec
 
+from exporter.core.values import as_dict, as_float, as_int, as_str, join_text, to_json
 from exporter.rollouts.base import SqliteFormat, Unit, home_of
-from exporter.rollouts.record import (
-    Rollout,
-    Usage,
-    as_dict,
-    as_float,
-    as_int,
-    as_str,
-    join_text,
-    make_message,
-    make_tool_call,
-    to_json,
-    to_utc,
-)
+from exporter.rollouts.rollout import Rollout, Usage, make_message, make_tool_call, to_utc
 from exporter.rollouts.sqlite_source import chain_root
 
 _KNOWN_PARTS = frozenset(
@@ -170,7 +159,8 @@ class _Builder:
             self.warnings.append(f"message with unknown role {role!r} skipped")
 
     def _user(self, parts: list[dict[str, Any]], timestamp: Any) -> None:
-        typed, injected = [], []
+        typed: list[str] = []
+        injected: list[str] = []
         for part in parts:
             if part.get("type") == "text" and not part.get("ignored"):
                 (injected if part.get("synthetic") else typed).append(as_str(part.get("text")) or "")

@@ -1,0 +1,1 @@
+"""`agentcap addon-path` (command.py)."""

@@ -1,0 +1,1 @@
+"""`agentcap export`: command.py → pipeline.py → build/ → gate/ → publish/ (docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""`agentcap ls` (command.py)."""

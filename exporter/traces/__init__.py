@@ -1,0 +1,1 @@
+"""`agentcap traces collect`: command.py → collect.py."""
