@@ -56,7 +56,7 @@ from mitmproxy.net.http.url import parse_authority
 from mitmproxy.proxy.mode_specs import ReverseMode
 from mitmproxy.version import VERSION as MITMPROXY_VERSION
 
-ADDON_VERSION = "0.1.0"
+ADDON_VERSION = "0.2.0"
 CAPTURE_SCHEMA = "agentcap.capture/1"
 RUN_SCHEMA = "agentcap.run/1"
 
@@ -214,7 +214,7 @@ class AgentCap:
                 # At start-up a script's OptionsError is printed with a traceback; one line is enough,
                 # and mitmdump exits on an error logged while it starts.
                 self.problems[name] = str(exc)
-                log.error("agentcap: %s", exc)
+                log.error("agentcap: error: %s", exc)
 
     def configure_option(self, name: str) -> None:
         value = getattr(ctx.options, name)
@@ -351,7 +351,7 @@ class AgentCap:
             self.start()
         except AgentCapError as exc:
             self.problems["start"] = str(exc)
-            log.error("agentcap: %s", exc)
+            log.error("agentcap: error: %s", exc)
             if self.base_fd is not None:
                 os.close(self.base_fd)
                 self.base_fd = None
@@ -1192,7 +1192,7 @@ def existing_max_seq(run_fd: int, run_dir: Path) -> int:
 class RunLog:
     """One run directory as the writer sees it: captures.jsonl (append-only) and run.json."""
 
-    COUNTS: ClassVar[tuple[str, ...]] = ("recorded", "errors", "http_errors", "passthrough", "lost")
+    COUNTS: ClassVar[tuple[str, ...]] = ("recorded", "failed", "errors", "http_errors", "passthrough", "lost")
 
     def __init__(self, run_id: str, agent: str, base: Path) -> None:
         self.run_id = run_id
@@ -1740,9 +1740,13 @@ class RecordWriter:
 
     @staticmethod
     def count(run: RunLog, snapshot: CallSnapshot) -> None:
+        status = snapshot.response_status
         run.counts["recorded"] += 1
+        # The one failed-call rule of every agentcap reader (docs/capture-format.md): an error, no
+        # response, or an error status.
+        run.counts["failed"] += snapshot.error is not None or status is None or status >= 400
         run.counts["errors"] += snapshot.error is not None
-        run.counts["http_errors"] += (snapshot.response_status or 0) >= 400
+        run.counts["http_errors"] += (status or 0) >= 400
 
     def use(self, run: RunLog) -> None:
         """Open the run's captures.jsonl, keeping at most MAX_OPEN_CAPTURES open (a run per header value)."""

@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from exporter.core.record import validate_record, validate_run_info
+from exporter.core.record import call_failed, validate_record, validate_run_info
 
 CANARY_KEY = "sk-test-canary-0123456789abcdef0123456789abcdef"
 BASE_TIME = 1_763_712_900.0
@@ -165,6 +165,13 @@ def write_run(
         "upstreams": upstreams,
         "counts": {
             "recorded": len(records),
+            "failed": sum(
+                1
+                for r in records
+                if call_failed(
+                    error=r["error"] is not None, status_code=(r["response"] or {}).get("status_code")
+                )
+            ),
             "errors": sum(1 for r in records if r["error"]),
             "http_errors": sum(1 for r in records if (r["response"] or {}).get("status_code", 0) >= 400),
             "passthrough": 0,

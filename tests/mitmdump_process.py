@@ -25,6 +25,8 @@ import psutil
 from factories import CANARY_KEY
 from proxy_harness import ADDON_PATH
 
+from exporter.core.record import call_failed
+
 MITMDUMP = Path(sys.executable).parent / "mitmdump"
 
 
@@ -307,6 +309,10 @@ def assert_counts_true(run: RunFiles) -> None:
     """run.json says exactly what the file holds."""
     counts = run.info["counts"]
     assert counts["recorded"] == len(run.records), (counts, len(run.records))
+    assert counts["failed"] == sum(
+        call_failed(error=r["error"] is not None, status_code=(r["response"] or {}).get("status_code"))
+        for r in run.records
+    )
     assert counts["errors"] == sum(1 for r in run.records if r["error"] is not None)
     assert counts["http_errors"] == sum(
         1 for r in run.records if (r["response"] or {}).get("status_code", 0) >= 400

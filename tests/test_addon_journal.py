@@ -92,7 +92,14 @@ def test_a_writer_taking_over_neither_loses_nor_repeats(tmp_path: Path) -> None:
     assert [r["request_id"] for r in records] == written + later
     info = run_json(tmp_path / "runs" / "r")
     assert info["status"] == "complete"
-    assert info["counts"] == {"recorded": 6, "errors": 0, "http_errors": 1, "passthrough": 2, "lost": 0}
+    assert info["counts"] == {
+        "recorded": 6,
+        "failed": 1,
+        "errors": 0,
+        "http_errors": 1,
+        "passthrough": 2,
+        "lost": 0,
+    }
     assert not (tmp_path / "runs" / ".spool" / proxy.journal.name).exists()
 
 

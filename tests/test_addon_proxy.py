@@ -190,7 +190,14 @@ def test_other_requests_pass_through_unrecorded(proxy: ProxyHarness) -> None:
     proxy.stop()
     assert proxy.records() == []
     info = json.loads((proxy.run_dirs()[0] / "run.json").read_text())
-    assert info["counts"] == {"recorded": 0, "errors": 0, "http_errors": 0, "passthrough": 2, "lost": 0}
+    assert info["counts"] == {
+        "recorded": 0,
+        "failed": 0,
+        "errors": 0,
+        "http_errors": 0,
+        "passthrough": 2,
+        "lost": 0,
+    }
 
 
 def test_upstream_error_status_is_a_response(proxy: ProxyHarness) -> None:

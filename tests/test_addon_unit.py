@@ -5,7 +5,9 @@ import logging
 import os
 import re
 from collections.abc import Iterator
+from datetime import datetime, tzinfo
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fake_model_server import FakeModelServer
@@ -233,12 +235,36 @@ def test_reused_run_directory_continues_seq(upstream: FakeModelServer, tmp_path:
     assert proxy.run_dirs() == [tmp_path / "runs" / "fixed"]
 
 
-def test_default_run_ids_never_collide(upstream: FakeModelServer, tmp_path: Path) -> None:
-    harnesses = [ProxyHarness(upstream.url, tmp_path / "runs").start() for _ in range(3)]
-    for harness in harnesses:
-        harness.stop()
-    names = [p.name for p in harnesses[0].run_dirs()]
-    assert len(names) == 3 and all(name.startswith("tester-") for name in names)
+def test_default_run_ids_never_collide(
+    upstream: FakeModelServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Force the collision the random suffix makes rare: the same second and the same suffix twice.
+    class SameSecond(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> "SameSecond":
+            return cls(2026, 11, 21, 8, 15, tzinfo=tz)
+
+    suffixes = iter(["c011de", "c011de", "0ther1"])
+    real_secrets = agentcap.secrets
+
+    class DrawnSecrets:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real_secrets, name)
+
+        def token_hex(self, size: int) -> str:
+            return next(suffixes) if size == 3 else real_secrets.token_hex(size)
+
+    monkeypatch.setattr(agentcap, "datetime", SameSecond)
+    monkeypatch.setattr(agentcap, "secrets", DrawnSecrets())
+    with ProxyHarness(upstream.url, tmp_path / "runs") as first:
+        raw_post(first, "/v1/chat/completions", chat_body())
+    with ProxyHarness(upstream.url, tmp_path / "runs") as second:
+        raw_post(second, "/v1/chat/completions", chat_body())
+    runs = sorted(path.name for path in (tmp_path / "runs").glob("tester-*"))
+    assert runs == ["tester-20261121T081500-0ther1", "tester-20261121T081500-c011de"]
+    for run in runs:  # each proxy wrote its own run, one call each
+        lines = (tmp_path / "runs" / run / "captures.jsonl").read_text().splitlines()
+        assert [json.loads(line)["run_id"] for line in lines] == [run]
 
 
 def test_open_relay_warning(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:

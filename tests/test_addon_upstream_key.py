@@ -5,6 +5,7 @@ never reaches the disk, and it is attached only to requests bound for the config
 """
 
 import json
+import logging
 import os
 import urllib.request
 from collections.abc import Iterator
@@ -77,15 +78,21 @@ def test_placeholder_goes_upstream_as_the_real_key_and_the_record_keeps_its_fing
     assert chat["headers"]["authorization"] == f"Bearer {CANARY_KEY}"
     assert chat["headers"]["x-note"] == PLACEHOLDER  # not a credential header: left alone
     assert messages["headers"]["x-api-key"] == CANARY_KEY
-    assert gemini_style["headers"]["x-goog-api-key"] == CANARY_KEY  # redacted by option: swapped too
+    assert gemini_style["headers"]["x-goog-api-key"] == CANARY_KEY  # a credential header: swapped too
     assert gemini_style["headers"]["authorization"] == "Bearer unrelated"
     redactor = load_addon_module().Redactor(
         (runs / ".fingerprint-key").read_bytes().strip(), ["x-goog-api-key"]
     )
     records = proxy.records()
-    assert dict(records[0]["request"]["headers"])["authorization"] == redactor.mask(f"Bearer {CANARY_KEY}")
-    assert dict(records[1]["request"]["headers"])["x-api-key"] == redactor.mask(CANARY_KEY)
-    assert dict(records[2]["request"]["headers"])["x-goog-api-key"] == redactor.mask(CANARY_KEY)
+    assert (
+        dict(records[0]["request"]["headers"])["authorization"]
+        == redactor.mask(f"Bearer {CANARY_KEY}".encode()).decode()
+    )
+    assert dict(records[1]["request"]["headers"])["x-api-key"] == redactor.mask(CANARY_KEY.encode()).decode()
+    assert (
+        dict(records[2]["request"]["headers"])["x-goog-api-key"]
+        == redactor.mask(CANARY_KEY.encode()).decode()
+    )
     assert files_holding(tmp_path, CANARY_KEY) == []
 
 
@@ -100,9 +107,12 @@ def test_the_key_is_never_attached_for_another_destination(upstream: FakeModelSe
     assert seen["headers"]["authorization"] == f"Bearer {PLACEHOLDER}"
 
 
-def test_an_unreadable_key_handover_stops_the_proxy_without_quoting_it(tmp_path: Path) -> None:
+def test_an_unreadable_key_handover_stops_the_proxy_without_quoting_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     garbage = key_pipe(b'{"placeholder": "short", "key": "' + CANARY_KEY.encode() + b'"')
-    with pytest.raises(RuntimeError) as failure:
+    with caplog.at_level(logging.ERROR), pytest.raises(RuntimeError) as failure:
         ProxyHarness("http://127.0.0.1:9", tmp_path / "runs", agentcap_upstream_key_fd=garbage).start()
-    assert "cannot read the upstream key from fd" in str(failure.value)
-    assert CANARY_KEY not in str(failure.value)
+    [message] = [m for m in caplog.messages if "agentcap_upstream_key_fd" in m]
+    assert "cannot read the upstream key from fd" in message
+    assert CANARY_KEY not in message + str(failure.value)

@@ -116,7 +116,7 @@ def test_pi_two_tasks_two_turns_tagged_traced_and_never_holding_the_key(
     assert {request["headers"]["authorization"] for request in posts} == {f"Bearer {CANARY_KEY}"}
     redactor = load_addon_module().Redactor((runs / ".fingerprint-key").read_bytes().strip(), [])
     assert {dict(call["request"]["headers"])["authorization"] for call in calls} == {
-        redactor.mask(f"Bearer {CANARY_KEY}")
+        redactor.mask(f"Bearer {CANARY_KEY}".encode()).decode()
     }
 
     # Native traces: one pi session per task, each holding both turns.

@@ -241,9 +241,11 @@ class IndexRecord(RecordHead, kw_only=True):
 
 
 class RunCounts(msgspec.Struct, kw_only=True):
-    """`recorded` lines, those with an `error`, those answered >= 400, relayed non-LLM requests, lost calls."""
+    """`recorded` lines, `failed` ones (the failed-call rule), those with an `error`, those answered >= 400,
+    relayed non-LLM requests, lost calls. `failed` is absent (0) in files of agentcap < 0.2."""
 
     recorded: int = 0
+    failed: int = 0
     errors: int = 0
     http_errors: int = 0
     passthrough: int = 0
