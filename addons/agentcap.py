@@ -6,7 +6,7 @@ Put mitmproxy in front of the agent's model endpoint and load this script:
         --listen-host 127.0.0.1 -p 8080 --set agentcap_agent=opencode
 
 Each POST to an LLM API path (OpenAI chat completions / Responses / legacy completions,
-Anthropic Messages) is relayed unchanged - streams pass through unbuffered - and written to
+Anthropic Messages, Gemini generateContent) is relayed unchanged - streams pass through unbuffered - and written to
 `<agentcap_dir>/<run-id>/captures.jsonl` when it ends. Credentials never reach the disk.
 The record format is documented in docs/capture-format.md.
 
@@ -67,12 +67,15 @@ DEFAULT_PATHS = (
     r"/responses/?$",
     r"/messages/?$",
     r"/completions/?$",
+    r"/models/[^/]+:(stream)?[gG]enerateContent$",  # Gemini: the model is in the path
 )
 API_BY_SUFFIX = (
     ("/chat/completions", "chat.completions"),
     ("/responses", "responses"),
     ("/messages", "messages"),
     ("/completions", "completions"),
+    (":generateContent", "gemini.generate_content"),
+    (":streamGenerateContent", "gemini.generate_content"),
 )
 # A header or query parameter carries a credential when its lowercased name is one of these or ends in
 # one of the suffixes (x-goog-api-key, x-amz-security-token, x-portkey-api-key, cf-access-client-secret).
@@ -167,8 +170,8 @@ class AgentCap:
             Sequence[str],
             list(DEFAULT_PATHS),
             "Regular expressions searched in the request path (query excluded); a POST whose path matches "
-            "one is recorded as an LLM call. Default: chat completions, Responses, Messages and legacy "
-            "completions, with or without a /v1 prefix.",
+            "one is recorded as an LLM call. Default: chat completions, Responses, Messages, legacy "
+            "completions (with or without a /v1 prefix) and Gemini (streamG|g)enerateContent.",
         )
         loader.add_option(
             "agentcap_redact_headers",

@@ -6,6 +6,8 @@ Used by the demo, the tests and the benchmarks. It answers:
 - POST /v1/responses: JSON or SSE
 - POST /v1/messages: JSON or SSE (Anthropic)
 - POST /v1/completions: JSON
+- POST /v1beta/models/<model>:generateContent: JSON (Gemini); :streamGenerateContent: SSE with
+  `?alt=sse`, else a JSON array of the chunks
 - GET  /v1/responses with a WebSocket upgrade: the Responses API over a WebSocket (as Codex uses it)
 - GET  /v1/models, GET /health: small JSON
 - anything else: 404
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import socket
 import threading
 import time
@@ -300,6 +303,54 @@ def legacy_completion(request: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# ---------------------------------------------------------------- Gemini generateContent
+GEMINI_PATH = re.compile(r"/models/([^/:]+):(generateContent|streamGenerateContent)$")
+
+
+def gemini_wants_tool_call(request: dict[str, Any]) -> bool:
+    """Tools offered and the last turn is the user's own words (not a function response)."""
+    contents = request.get("contents") or []
+    last = contents[-1] if contents and isinstance(contents[-1], dict) else {}
+    answered = any("functionResponse" in part for part in last.get("parts") or [])
+    return bool(request.get("tools")) and last.get("role", "user") == "user" and not answered
+
+
+def gemini_parts(request: dict[str, Any]) -> list[dict[str, Any]]:
+    if gemini_wants_tool_call(request):
+        declaration = request["tools"][0].get("functionDeclarations") or [{"name": "tool"}]
+        return [{"functionCall": {"name": declaration[0]["name"], "args": {"path": "README.md"}}}]
+    return [{"text": "Thinking it over.", "thought": True}, {"text": "Gemini says héllo ✓."}]
+
+
+def gemini_chunks(request: dict[str, Any], model: str) -> list[dict[str, Any]]:
+    """The answer as stream chunks: text split in two, the last chunk with finishReason and usage."""
+    meta = {"modelVersion": model + MODEL_ECHO_SUFFIX, "responseId": uuid.uuid4().hex[:16]}
+    parts = gemini_parts(request)
+    pieces = [[part] for part in parts]
+    if parts[-1].get("text") and not parts[-1].get("thought"):
+        text = parts[-1]["text"]
+        pieces[-1:] = [[{"text": text[:6]}], [{"text": text[6:]}]]
+    chunks = [
+        {"candidates": [{"content": {"role": "model", "parts": piece}, "index": 0}]} | meta
+        for piece in pieces
+    ]
+    chunks[-1]["candidates"][0]["finishReason"] = "STOP"
+    chunks[-1]["usageMetadata"] = {
+        "promptTokenCount": 7,
+        "candidatesTokenCount": 4,
+        "thoughtsTokenCount": 2,
+        "totalTokenCount": 13,
+    }
+    return chunks
+
+
+def gemini_response(request: dict[str, Any], model: str) -> dict[str, Any]:
+    """The whole answer at once: the last chunk's metadata with every part."""
+    response = gemini_chunks(request, model)[-1]
+    response["candidates"][0]["content"]["parts"] = gemini_parts(request)
+    return response
+
+
 def normalise_path(path: str) -> str:
     path = path.split("?", 1)[0].rstrip("/")
     return path[3:] if path.startswith("/v1/") else path
@@ -450,7 +501,19 @@ class FakeModelHandler(BaseHTTPRequestHandler):
             return
         encoding = scenario if scenario in ("gzip", "zstd", "br") else None
         stream = bool(request.get("stream"))
-        if path == "/chat/completions":
+        gemini = GEMINI_PATH.search(path)
+        if gemini:
+            model, method = gemini.groups()
+            if method == "generateContent":
+                self.send_json(200, gemini_response(request, model), encoding)
+            elif "alt=sse" in self.path:
+                chunks = gemini_chunks(request, model)
+                self.send_stream(
+                    [f"data: {json.dumps(c, ensure_ascii=False)}\r\n\r\n".encode() for c in chunks], scenario
+                )
+            else:
+                self.send_json(200, gemini_chunks(request, model), encoding)
+        elif path == "/chat/completions":
             if stream:
                 events = [f"data: {data}\n\n".encode() for data in chat_completion_events(request)]
                 if scenario == "invalid-utf8":

@@ -13,7 +13,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from exporter.core.record import call_failed, validate_record, validate_run_info
+import msgspec
+
+from exporter.core.record import CaptureRecord, call_failed, validate_record, validate_run_info
 
 CANARY_KEY = "sk-test-canary-0123456789abcdef0123456789abcdef"
 BASE_TIME = 1_763_712_900.0
@@ -139,6 +141,11 @@ def encode(record: dict[str, Any]) -> bytes:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+def typed(record: dict[str, Any]) -> CaptureRecord:
+    """The record as readers get it from a line (`exporter.core.record.CaptureRecord`)."""
+    return msgspec.json.decode(encode(record), type=CaptureRecord)
+
+
 def write_run(
     runs_dir: Path,
     run_id: str,
@@ -212,8 +219,8 @@ def conversation_run(
     """A run that looks like an agent at work; returns (run dir, records in seq order).
 
     task-1: a user prompt, a tool call and its result (the history grows: init 1, +2, +2), then a
-    compaction that rewrites the history (-5 +1); calls 2 and 4 are streamed. task-2: a 500 answer
-    and a call whose upstream reset (no response). Text includes non-ASCII ("Straße", "日本").
+    compaction that keeps the first prompt and replaces the rest by a summary (-4 +1); calls 2
+    and 4 are streamed. task-2: a 500 answer and its retry, whose upstream reset (no response). Text includes non-ASCII ("Straße", "日本").
     """
     tool_call = {
         "id": "call_1",
@@ -231,7 +238,7 @@ def conversation_run(
         {"role": "assistant", "content": "Fixed."},
         {"role": "user", "content": "now add a changelog"},
     ]
-    compacted = [{"role": "user", "content": "Summary so far: tests fixed; add a changelog"}]
+    compacted = [*turn1, {"role": "user", "content": "Summary so far: tests fixed; add a changelog"}]
     records = [
         make_record(seq=1, messages=turn1, turn=1, reply="I will read the README"),
         make_record(
@@ -246,7 +253,7 @@ def conversation_run(
             seq=6,
             task_id="task-2",
             status_code=0,
-            messages=[{"role": "user", "content": "deploy again"}],
+            messages=[{"role": "user", "content": "deploy it"}],
             error={"kind": "upstream_reset", "message": "peer closed"},
         ),
     ]

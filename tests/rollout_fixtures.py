@@ -646,22 +646,22 @@ RUN = "demo-20261121T081500-a1b2c3"
 
 
 def make_capture_run(runs: Path) -> Path:
+    """task-1: two answered calls and a retry whose upstream was unreachable; task-2: one call."""
     history = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
+    second = [*history, {"role": "assistant", "content": "hello"}, {"role": "user", "content": "again"}]
     records = [
         make_record(seq=1, task_id="task-1", messages=history, reply="hello"),
+        make_record(seq=2, task_id="task-1", stream=True, reply="second-answer", messages=second),
         make_record(
-            seq=2,
+            seq=3,
             task_id="task-1",
-            stream=True,
-            reply="second-answer",
+            status_code=0,
+            error={"kind": "upstream_unreachable", "message": "x"},
             messages=[
-                *history,
-                {"role": "assistant", "content": "hello"},
-                {"role": "user", "content": "again"},
+                *second,
+                {"role": "assistant", "content": "second-answer"},
+                {"role": "user", "content": "more"},
             ],
-        ),
-        make_record(
-            seq=3, task_id="task-1", status_code=0, error={"kind": "upstream_unreachable", "message": "x"}
         ),
         make_record(
             seq=4, task_id="task-2", messages=[{"role": "user", "content": "other task"}], reply="ok"

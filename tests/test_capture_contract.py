@@ -1,7 +1,7 @@
 """The real addon's lines hold to the capture contract every reader decodes (exporter.core.record).
 
 Calls of every kind go through the real mitmproxy + addon to the fake model server: chat
-completions, Responses, Anthropic Messages and legacy completions, streamed and not, a WebSocket
+completions, Responses, Anthropic Messages, legacy completions and Gemini, streamed and not, a WebSocket
 turn, an upstream error, a cut stream, undecodable bodies, a client that hangs up, an unreachable
 upstream and a shutdown with a call in flight. Every line and every run.json is then validated
 against the whole contract, and read through every view the exporter uses.
@@ -66,6 +66,9 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             model="claude-test", max_tokens=64, messages=[{"role": "user", "content": "y"}]
         ) as stream:
             "".join(stream.text_stream)
+        gemini = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+        post(proxy.port, "/v1beta/models/gemini-test:generateContent", gemini)
+        post(proxy.port, "/v1beta/models/gemini-test:streamGenerateContent?alt=sse", gemini)
         for scenario in ("error-500", "not-json", "gzip"):
             post(proxy.port, "/v1/chat/completions", CHAT, {"x-fake-scenario": scenario})
         for scenario in ("reset", "invalid-utf8"):
@@ -103,6 +106,7 @@ def test_every_line_the_addon_writes_holds_to_the_contract(recorded: Path) -> No
         ("responses", "http", False), ("responses", "http", True),
         ("messages", "http", False), ("messages", "http", True),
         ("completions", "http", False), ("responses", "websocket", False),
+        ("gemini.generate_content", "http", False), ("gemini.generate_content", "http", True),
     }  # fmt: skip
     errors = {record.error.kind for record in records if record.error}
     assert errors >= {"upstream_reset", "client_disconnected", "shutdown", "upstream_unreachable"}

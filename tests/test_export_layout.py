@@ -63,8 +63,17 @@ def test_layout_matches_what_a_push_would_create(tmp_path: Path, runs: Path) -> 
         "items": [
             {"type": "dataset", "id": "alice/agents-captures"},
             {"type": "dataset", "id": "alice/agents-pi-traces"},
+            {"type": "dataset", "id": "alice/agents-sessions"},
         ],
     }
+    # one session (STS file) per conversation, for every run with calls
+    assert files_under(owner / "agents-sessions") == [
+        ".agentcap/index.json",
+        "README.md",
+        "sessions/goose-20261121T091500-bbbbbb/task-1.jsonl",
+        "sessions/pi-20261121T081500-aaaaaa/task-1.jsonl",
+        "sessions/pi-20261121T081500-aaaaaa/task-1.side-2.jsonl",  # its 2nd call starts anew
+    ]
     assert "empty-20261121T101500-cccccc: no recorded calls, skipped" in result.output
     summary = next(line for line in result.output.splitlines() if "alice/agents-captures" in line)
     cells = [cell.strip() for cell in summary.split("│")]
@@ -85,6 +94,8 @@ def test_cards_link_the_datasets_and_document_every_column(tmp_path: Path, runs:
     traces_card = (output / "local" / "agentcap-pi-traces" / "README.md").read_text()
     assert "- agent-traces" in traces_card and "- local/agentcap-captures" in traces_card
     assert "join on `run_id`" in traces_card
+    # the native JSONL is offered to loaders (and says what datasets needs to read it)
+    assert "path: traces/**/*.jsonl" in traces_card and "pip install teich" in traces_card
 
 
 def test_cards_are_written_once_and_outputs_accumulate(tmp_path: Path, runs: Path) -> None:
@@ -99,6 +110,7 @@ def test_cards_are_written_once_and_outputs_accumulate(tmp_path: Path, runs: Pat
     assert [item["id"] for item in collection["items"]] == [
         "local/agentcap-pi-traces",
         "local/agentcap-captures",
+        "local/agentcap-sessions",
     ]
 
 

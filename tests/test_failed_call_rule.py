@@ -38,14 +38,20 @@ def test_the_rule(error: bool, status_code: int | None, failed: bool) -> None:
 @pytest.fixture
 def run(tmp_path: Path) -> Path:
     reset = {"kind": "upstream_reset", "message": "cut"}
+    ask = [{"role": "user", "content": "fix it"}]  # the same request again: one conversation, retried
     return write_run(
         tmp_path / "runs",
         "r1",
         [
-            make_record(seq=1),
-            make_record(seq=2, status_code=500),
-            make_record(seq=3, status_code=0, error={"kind": "upstream_unreachable", "message": "refused"}),
-            make_record(seq=4, stream=True, error=reset),
+            make_record(seq=1, messages=ask),
+            make_record(seq=2, messages=ask, status_code=500),
+            make_record(
+                seq=3,
+                messages=ask,
+                status_code=0,
+                error={"kind": "upstream_unreachable", "message": "refused"},
+            ),
+            make_record(seq=4, messages=ask, stream=True, error=reset),
             make_record(seq=5, task_id="task-2"),
         ],
     )

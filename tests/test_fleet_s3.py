@@ -224,7 +224,7 @@ def test_rollouts_read_captures_from_the_bucket(synced: tuple[Path, str], tmp_pa
     assert remote.exit_code == 0, remote.output
     rows = [json.loads(line) for line in (tmp_path / "remote.jsonl").read_text().splitlines()]
     local_rows = [json.loads(line) for line in (tmp_path / "local.jsonl").read_text().splitlines()]
-    assert len(rows) == 3 and [row["session_id"] for row in rows] == [row["session_id"] for row in local_rows]
+    assert rows and [row["session_id"] for row in rows] == [row["session_id"] for row in local_rows]
     assert all(row["source_path"].startswith(f"{url}/") for row in rows)
     assert [row["messages"] for row in rows] == [row["messages"] for row in local_rows]
 

@@ -88,8 +88,9 @@ def test_push_publishes_and_ends_with_every_url(hub, runs_dir):
     assert result.exit_code == 0, result.output
     lines = result.stdout.strip().splitlines()
     collection = hub.collections_of("tester")[0]
-    assert lines[-3].startswith(f"{hub.url}/datasets/tester/agent-runs-captures  (created")
-    assert lines[-2].startswith(f"{hub.url}/datasets/tester/agent-runs-demo-traces  (created")
+    assert lines[-4].startswith(f"{hub.url}/datasets/tester/agent-runs-captures  (created")
+    assert lines[-3].startswith(f"{hub.url}/datasets/tester/agent-runs-demo-traces  (created")
+    assert lines[-2].startswith(f"{hub.url}/datasets/tester/agent-runs-sessions  (created")
     assert lines[-1] == f"{hub.url}/collections/{collection['slug']}  (collection, created)"
     assert set(hub.files("tester/agent-runs-demo-traces")) >= {"README.md", "traces/run-1/session.jsonl"}
     assert all(repo.private for repo in hub.repos.values())

@@ -21,7 +21,7 @@ from exporter.shared.runs import RunDir
 
 SIZE = (160, 48)
 RUN_ID = "demo-20251121T081500-a1b2c3"
-CALL_DELTAS = ["init 1", "+2", "+2", "-5 +1", "init 1", "-1 +1"]
+CALL_DELTAS = ["init 1", "+2", "+2", "-4 +1", "init 1", "+0"]
 
 
 def rendered_rows(app: InspectApp) -> list[tuple[str, ...]]:

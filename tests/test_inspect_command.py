@@ -50,7 +50,7 @@ def test_json_calls(runs: tuple[Path, list[dict]], tmp_path: Path, how: str) -> 
     assert result.exit_code == 0, result.output
     calls = [json.loads(line) for line in result.output.splitlines()]
     assert [c["request_id"] for c in calls] == [r["request_id"] for r in records]
-    assert [c["delta"] for c in calls] == ["init 1", "+2", "+2", "-5 +1", "init 1", "-1 +1"]
+    assert [c["delta"] for c in calls] == ["init 1", "+2", "+2", "-4 +1", "init 1", "+0"]
     assert [c["failed"] for c in calls] == [False] * 4 + [True, True]
     assert calls[2]["summary"] == "user: now add a changelog"
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.inspect.delta import delta, message_key
+from exporter.core.chains import delta, message_key
 from exporter.inspect.query import Query
 
 LINE = "assistant→read_file  Fix the tests\ntool: README says 日本"

@@ -47,7 +47,7 @@ async def test_screenshots(tmp_path: Path) -> None:
     # Textual writes spaces as &#160; in SVG text
     text = {name: svg.replace("&#160;", " ") for name, svg in shots.items()}
     assert "ERRORS" in text["runs"] and "Fix the failing tests" in text["runs"]
-    assert "task-1.4" in text["calls"] and "-5 +1" in text["calls"]
+    assert "task-1.4" in text["calls"] and "-4 +1" in text["calls"]
     assert "task-1.3" not in text["filter"] and "task-1.2" in text["filter"]
     assert "assistant→read_file" in text["messages"]
     assert "upstream_reset" in text["failed"] and "task-1.1" not in text["failed"]

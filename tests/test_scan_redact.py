@@ -69,7 +69,8 @@ def test_nothing_is_published_when_the_rescan_still_finds_a_secret(fake, tmp_pat
     result = export_redacted(runs, output)
 
     assert result.exit_code == 1
-    assert "--redact: the re-scan still finds 1 secret(s) in the output" in result.stderr
+    # found in the parquet and in the session built from the same call
+    assert "--redact: the re-scan still finds 2 secret(s) in the output" in result.stderr
     assert re.search(r"agentcap-captures/data/train-[^ ]+\.parquet \(Github, ", result.stderr)
     assert published(output) == []
 

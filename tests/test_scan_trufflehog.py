@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -84,7 +85,9 @@ def test_verified_hit_blocks_the_export_and_nothing_is_published(fake, runs_dir,
     result = export(runs_dir, output)
 
     assert result.exit_code == 1, result.output
-    assert "secret scan blocked the export: 1 blocking finding(s)" in result.stderr
+    # in captures.jsonl, and twice in the session rebuilt from it (its title and the prompt itself):
+    # sessions are scanned as published
+    assert re.search(r"secret scan blocked the export: 3 blocking\s+finding\(s\)", result.stderr)
     assert published_files(output) == []
     data = report(output)
     assert data["decision"] == "blocked"
@@ -94,6 +97,7 @@ def test_verified_hit_blocks_the_export_and_nothing_is_published(fake, runs_dir,
     assert findings["traces/session-1.jsonl"]["status"] == "unverified"
     assert findings["traces/session-1.jsonl"]["line"] == 3
     assert findings["captures.jsonl"]["preview"] == f"{GITHUB[:4]}…{GITHUB[-4:]}"
+    assert findings[f"agentcap-sessions/sessions/{RUN_ID}/task-1.side-2.jsonl"]["status"] == "verified"
     cache = (runs_dir / RUN_ID / CACHE_FILE_NAME).read_text()
     report_text = (output / "local" / "scan-report.json").read_text()
     assert_no_raw_secret(result.stdout, result.stderr, report_text, cache)
@@ -111,7 +115,7 @@ def test_unverified_hits_are_listed_but_do_not_block(fake, runs_dir, tmp_path):
     assert report(output)["decision"] == "passed with findings"
     card = (output / "local" / "agentcap-captures" / "README.md").read_text()
     assert "## Secret scan" in card and f"trufflehog {TRUFFLEHOG_VERSION}" in card
-    assert "verified hits block" in card and "0 verified, 0 unknown, 2 unverified" in card
+    assert "verified hits block" in card and "0 verified, 0 unknown, 4 unverified" in card  # 2 in the session
     assert_no_raw_secret(result.stdout, result.stderr, card)
 
 
@@ -121,7 +125,7 @@ def test_block_on_any_makes_unverified_hits_block(fake, runs_dir, tmp_path):
     result = export(runs_dir, tmp_path / "export", "--block-on", "any")
 
     assert result.exit_code == 1
-    assert "2 blocking finding(s)" in result.stderr
+    assert "4 blocking finding(s)" in result.stderr  # 2 in the run's files, 2 in the session
     assert published_files(tmp_path / "export") == []
 
 
@@ -163,8 +167,15 @@ def test_clean_scan_publishes_and_the_card_records_scanner_and_policy(fake, runs
     assert all(len([arg for arg in argv[1:] if arg.startswith("/")]) == 1 for argv in calls)
     scanned = {Path(argv[1]).name for argv in calls}
     assert {"captures.jsonl", "run.json", "session-1.jsonl"} <= scanned
+    assert {"task-1.jsonl", "task-1.side-2.jsonl"} <= scanned  # the sessions, as published
     views = {name.removesuffix(".decoded") for name in scanned if name.endswith(".decoded")}
-    assert views <= {"captures.jsonl", "run.json", "session-1.jsonl"}  # decoded views, where there is text
+    assert views <= {
+        "captures.jsonl",
+        "run.json",
+        "session-1.jsonl",
+        "task-1.jsonl",
+        "task-1.side-2.jsonl",
+    }  # decoded views, where there is text
     assert not any(arg.endswith(".parquet") for argv in calls for arg in argv)
 
 

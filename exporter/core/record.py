@@ -30,7 +30,14 @@ CAPTURES_FILE: Final = "captures.jsonl"
 RUN_FILE: Final = "run.json"
 TRACES_DIR: Final = "traces"
 
-APIS: Final = ("chat.completions", "responses", "messages", "completions", "custom")
+APIS: Final = (
+    "chat.completions",
+    "responses",
+    "messages",
+    "completions",
+    "gemini.generate_content",
+    "custom",
+)
 TRANSPORTS: Final = ("http", "websocket")
 ERROR_KINDS: Final = (
     "upstream_unreachable",
@@ -147,6 +154,7 @@ class RecordHead(msgspec.Struct, kw_only=True):
     api: str | None = None
     transport: str = "http"
     upstream_url: str | None = None
+    url: str | None = None
     served_model: str | None = None
 
 
@@ -169,7 +177,6 @@ class CaptureRecord(RecordBody, kw_only=True):
     """One `captures.jsonl` line: one LLM call (or one Responses WebSocket connection)."""
 
     method: str | None = None
-    url: str | None = None
     http_version: str | None = None
     usage: dict[str, Any] | None = None
     error: CallError | None = None
@@ -185,8 +192,9 @@ class CaptureRecord(RecordBody, kw_only=True):
         return body if isinstance(body, dict) else {}
 
     def request_model(self) -> str | None:
-        """The request body's `model`, read without building the rest of the body."""
-        return body_model(self.request.body if self.request else MISSING)
+        """The model asked for: the request body's `model` (read without building the rest of the
+        body), else the one the URL names (Gemini)."""
+        return body_model(self.request.body if self.request else MISSING) or model_in_url(self.url)
 
     def model(self) -> str:
         """The requested model, else the served one, else "" (the rule the captures dataset files by)."""
@@ -203,6 +211,15 @@ class RawRecord(RecordBody, kw_only=True):
     @property
     def failed(self) -> bool:
         return call_failed(error=present(self.error), status_code=self.status_code)
+
+
+# Gemini names the model in the path (`/v1beta/models/<model>:generateContent`), not in the body.
+_URL_MODEL = re.compile(r"/models/([^/:?]+):\w+")
+
+
+def model_in_url(url: str | None) -> str | None:
+    found = _URL_MODEL.search(url or "")
+    return found.group(1) if found else None
 
 
 class ModelProbe(msgspec.Struct):
@@ -231,10 +248,12 @@ class IndexRecord(RecordHead, kw_only=True):
     request: IndexRequest | None = None
 
     def model(self) -> str:
-        """The requested model, else the served one, else ""."""
+        """The requested model (body, else URL), else the served one, else ""."""
         body = self.request.body if self.request else None
         model = body.model if isinstance(body, ModelProbe) else None
-        return model if isinstance(model, str) and model else (self.served_model or "")
+        if isinstance(model, str) and model:
+            return model
+        return model_in_url(self.url) or self.served_model or ""
 
 
 # --- run.json -----------------------------------------------------------------------------------

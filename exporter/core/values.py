@@ -79,9 +79,12 @@ def join_text(parts: list[str]) -> str:
     return "\n\n".join(part for part in parts if part)
 
 
-def content_text(content: Any) -> str:
+def content_text(content: Any, *, brief: bool = False) -> str:
     """Message content as text, whatever the API: a string as is; a list of parts as their texts,
-    an image as `[image]`, any other part as its JSON (nothing dropped), joined by `join_text`."""
+    an image as `[image]`, any other part as its JSON (nothing dropped), joined by `join_text`.
+
+    `brief` (conversations as people read them: rollouts, sessions): a typed non-text part is a
+    short marker of its type (`[input_audio]`, `[document]`) instead of its JSON, often base64."""
     if content is None:
         return ""
     if isinstance(content, str):
@@ -96,6 +99,8 @@ def content_text(content: Any) -> str:
             parts.append(part["text"])
         elif isinstance(part, dict) and part.get("type") in IMAGE_PART_TYPES:
             parts.append("[image]")
+        elif brief and isinstance(part, dict) and isinstance(part.get("type"), str):
+            parts.append(f"[{part['type']}]")
         elif part:
             parts.append(to_json(part))
     return join_text(parts)

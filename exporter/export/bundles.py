@@ -28,7 +28,7 @@ class BundleFile:
 
 @dataclass(frozen=True)
 class RepoBundle:
-    kind: str  # "captures" | "traces" | "rollouts"
+    kind: str  # "captures" | "traces" | "sessions" | "rollouts"
     name: str  # repo name without owner: f"{base}-captures", f"{base}-{agent}-traces"
     folder: Path  # staging folder holding README.md + the files
     files: tuple[BundleFile, ...]  # excluding README.md
@@ -55,6 +55,10 @@ class BuiltExport:
     skipped: list[RunDir] = field(default_factory=list)  # runs with no recorded calls
     snapshots: dict[str, CaptureSnapshot] = field(default_factory=dict)  # run id -> the lines exported
     scans: dict[str, RunScan] = field(default_factory=dict)  # run id -> its scan, done by its build task
+    # Session files the runs' build tasks wrote (sealed into <base>-sessions by `add_sessions`),
+    # and per agent those converted from its native sessions (they join its traces dataset too).
+    sessions: list[BundleFile] = field(default_factory=list)
+    native_sessions: dict[str, list[BundleFile]] = field(default_factory=dict)
 
     @property
     def partial_runs(self) -> list[str]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from rich.console import Console
 
 from exporter.engines import EngineOptions
+from exporter.export.build.sessions_dataset import add_sessions
 from exporter.export.build.stage import build_export
 from exporter.export.bundles import BuiltExport
 from exporter.export.gate.stage import gate_export
@@ -67,6 +68,7 @@ def run_export(options: ExportOptions, *, console: Console, summary: Console) ->
             rollouts=options.rollouts,
             engine=options.engine,
         )
+        add_sessions(built)  # the runs' session files, written by their build tasks
         # Nothing is published unless the scan gate passes (it raises otherwise).
         gate_export(
             built,

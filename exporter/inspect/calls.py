@@ -16,9 +16,9 @@ from typing import Any
 
 import msgspec
 
+from exporter.core.chains import ChainCall, Delta, build_chains, message_key, preamble
 from exporter.core.record import CaptureRecord, call_failed
-from exporter.core.values import as_dict, as_float, as_int
-from exporter.inspect.delta import Delta, delta, message_key
+from exporter.core.values import as_dict, as_float, as_int, as_str
 from exporter.shared.wire import DecodedResponse, decode_record, request_messages
 
 REDACTED_PREFIX = "<redacted:"
@@ -75,9 +75,15 @@ class Call:
     store: MessageStore
     message_ids: tuple[bytes, ...]
     message_keys: tuple[bytes, ...]
+    has_tools: bool = False
+    previous_response_id: str | None = None
+    preamble: int = 0  # leading system messages
     line: int | None = None  # line in captures.jsonl, to match scan findings
     index: int = 0  # 1-based position among the calls of its run and task
+    # against the previous call of its conversation chain
     change: Delta = field(default_factory=lambda: Delta(0, 0, 0, first=True))
+    chain: int = 0  # 1-based position of its conversation chain among the task's chains
+    sidechain: bool = False
     findings: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -120,7 +126,8 @@ class Call:
         """From a `captures.jsonl` record (docs/capture-format.md)."""
         request, response = record.request, record.response
         body = record.request_body()
-        ids, keys = store.add(request_messages(body, record.api))
+        messages = request_messages(body, record.api)
+        ids, keys = store.add(messages)
         return cls(
             request_id=record.request_id,
             seq=record.seq,
@@ -129,7 +136,7 @@ class Call:
             task_id=record.task_id,
             turn=record.turn,
             api=record.api,
-            model=_model(body, record.served_model),
+            model=record.model(),
             served_model=record.served_model,
             captured_at=record.captured_at,
             status_code=record.status_code,
@@ -148,6 +155,9 @@ class Call:
             store=store,
             message_ids=ids,
             message_keys=keys,
+            has_tools=bool(body.get("tools")),
+            previous_response_id=as_str(body.get("previous_response_id")),
+            preamble=preamble(messages),
             line=line,
         )
 
@@ -157,7 +167,8 @@ class Call:
         body = as_dict(_loads(row.get("request")))
         response = _loads(row.get("response"))
         websocket = as_dict(response).get("websocket") if isinstance(response, dict) else None
-        ids, keys = store.add(request_messages(body, row.get("api")))
+        messages = request_messages(body, row.get("api"))
+        ids, keys = store.add(messages)
         captured = row.get("captured_at")
         return cls(
             request_id=str(row.get("request_id") or ""),
@@ -186,22 +197,50 @@ class Call:
             store=store,
             message_ids=ids,
             message_keys=keys,
+            has_tools=bool(body.get("tools")),
+            previous_response_id=as_str(body.get("previous_response_id")),
+            preamble=preamble(messages),
         )
 
 
 def label_calls(calls: list[Call]) -> list[Call]:
-    """Sort by run and arrival, then number each task's calls and label their deltas."""
+    """Sort by run and arrival, number each task's calls, and label each call's change against
+    the previous call of its conversation chain (exporter/core/chains.py: side calls are their own)."""
     ordered = sorted(
         calls, key=lambda c: (c.run_id or "", c.seq if c.seq is not None else 0, c.captured_at or 0)
     )
-    previous: dict[tuple[str | None, str | None], tuple[bytes, ...]] = {}
     counts: dict[tuple[str | None, str | None], int] = defaultdict(int)
     for call in ordered:
-        chain = (call.run_id, call.task_id)
-        counts[chain] += 1
-        call.index = counts[chain]
-        call.change = delta(previous.get(chain), call.message_keys)
-        previous[chain] = call.message_keys
+        counts[(call.run_id, call.task_id)] += 1
+        call.index = counts[(call.run_id, call.task_id)]
+    chain_calls = [
+        ChainCall(
+            scope=(call.run_id or "", call.task_id or ""),
+            order=(call.index,),
+            keys=call.message_keys,
+            answer=None if call.failed else message_key(call.decoded.to_message()),
+            model=call.model,
+            has_tools=call.has_tools,
+            response_id=call.decoded.response_id,
+            previous_response_id=call.previous_response_id,
+            preamble=call.preamble,
+        )
+        for call in ordered
+    ]
+    result = build_chains(chain_calls)
+    numbers: dict[int, int] = {}
+    per_task: dict[tuple[str | None, str | None], int] = defaultdict(int)
+    for position, call in enumerate(ordered):
+        chain = result.chain_of[position]
+        if chain not in numbers:
+            per_task[(call.run_id, call.task_id)] += 1
+            numbers[chain] = per_task[(call.run_id, call.task_id)]
+        call.chain, call.sidechain = numbers[chain], result.chains[chain].is_sidechain
+        change = result.deltas[position]
+        if result.keys[position] != call.message_keys:
+            # Stateful (previous_response_id): it sent only what is new.
+            change = Delta(kept=0, removed=0, added=len(call.message_keys), first=change.first)
+        call.change = change
     return ordered
 
 

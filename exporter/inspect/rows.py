@@ -295,7 +295,8 @@ def call_preview(call: Call) -> Text:
         text,
         "task",
         f"{call.task_id or '-'}  turn {call.turn if call.turn is not None else '-'}  "
-        f"call {call.index}  {call.change.label}",
+        f"call {call.index}  {call.change.label}  "
+        f"(conversation {call.chain}{', side chain' if call.sidechain else ''})",
     )
     _field(text, "time", when(call.captured_at))
     _field(

@@ -29,7 +29,7 @@ from agentcap_addon.agentcap import sanitize_tag
 from exporter.cli_base import Command, runs_dir_option, warn
 from exporter.core.errors import AbortRun, UserError
 from exporter.core.record import CaptureRecord
-from exporter.rollouts.formats.captures import provider_usage
+from exporter.rollouts.conversations import provider_usage
 from exporter.rollouts.registry import get_format
 from exporter.rollouts.rollout import Usage
 from exporter.run.agent_run import SESSIONS_DIR, AgentRunRecord, utc_iso

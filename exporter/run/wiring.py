@@ -153,8 +153,10 @@ AGENTS: dict[str, Wiring] = {
             key_env="GEMINI_API_KEY",
             first_turn=("-m", "{model}", "-p", PROMPT),
             next_turn=("-m", "{model}", "--resume", "latest", "-p", PROMPT),
-            env={"GOOGLE_GEMINI_BASE_URL": "{base}", "GEMINI_API_KEY": "{key}"},
-            record_paths=(r":(stream)?[gG]enerateContent$",),
+            env={
+                "GOOGLE_GEMINI_BASE_URL": "{base}",
+                "GEMINI_API_KEY": "{key}",
+            },  # Gemini is recorded by default
         ),
         Wiring(
             name="generic",

@@ -90,6 +90,13 @@ class RunDir:
             raise UserError(f"{self.path}: a run under a URL is read through a local copy; this is a bug")
         return self.path
 
+    def portable(self, source: str | Path) -> str:
+        """`<run_id>/<path in the run>` for a file of this run (its name for any other): what datasets
+        record as a source, so the exporting machine's directories stay private."""
+        path, root = Path(source), self.local.resolve()
+        relative = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
+        return f"{self.run_id}/{relative}"
+
     def trace_files(self) -> list[Path]:
         """The run's trace files: every regular file under traces/ (a link anywhere raises UnsafePath)."""
         traces = self.traces_path

@@ -1,11 +1,13 @@
 """LLM API wire formats: SSE parsing, response decoding and request messages. No I/O.
 
-Three APIs are understood, each by one decoder that turns a body (or the events of a
+Four APIs are understood, each by one decoder that turns a body (or the events of a
 stream) into the same `DecodedResponse`:
 
 - `chat.completions` (and the legacy `completions`): OpenAI and every compatible server;
 - `responses`: the OpenAI Responses API (also its WebSocket transport, same events);
-- `messages`: Anthropic Messages.
+- `messages`: Anthropic Messages;
+- `gemini.generate_content`: Google's `generateContent` / `streamGenerateContent` (SSE with
+  `?alt=sse`, else a JSON array of the same chunks).
 
 Decoding never raises on bad input: a cut or malformed stream yields what could be
 decoded, and `problems` says what was wrong, so a reviewer sees the data and the damage.
@@ -25,13 +27,14 @@ from typing import Any
 
 import msgspec
 
-from exporter.core.record import CaptureRecord
+from exporter.core.record import CaptureRecord, model_in_url
 from exporter.core.values import arguments_json, as_dict, as_str, as_text, clip_words, join_text, to_json
 
 CHAT = "chat.completions"
 COMPLETIONS = "completions"
 RESPONSES = "responses"
 MESSAGES = "messages"
+GEMINI = "gemini.generate_content"
 
 ANTHROPIC_EVENT_TYPES = frozenset(
     {
@@ -49,6 +52,7 @@ STREAM_TERMINATORS = {
     COMPLETIONS: "data: [DONE]",
     RESPONSES: "response.completed",
     MESSAGES: "message_stop",
+    GEMINI: "a chunk with finishReason",
 }
 
 
@@ -129,6 +133,9 @@ class DecodedResponse:
     model: str | None = None
     error: str | None = None
     problems: list[str] = field(default_factory=list)
+    response_id: str | None = (
+        None  # the provider's id of this answer (Responses: `previous_response_id` links)
+    )
 
     def to_message(self) -> dict[str, Any]:
         """The OpenAI-style assistant message; `reasoning_content`/`tool_calls` only when present."""
@@ -191,11 +198,19 @@ def decode_stream(events: Iterable[SseEvent], api: str | None = None) -> Decoded
 
 def decode_body(body: Any, api: str | None = None) -> DecodedResponse:
     """Decode a non-streamed response body (already parsed JSON)."""
+    if isinstance(body, list) and body and all(isinstance(c, dict) and _is_gemini(c) for c in body):
+        # streamGenerateContent without `alt=sse` answers a JSON array of the stream's chunks.
+        decoded = decode_stream((SseEvent(None, json.dumps(chunk)) for chunk in body), GEMINI)
+        decoded.stream = False
+        return decoded
     if not isinstance(body, dict):
         return DecodedResponse(api=api, problems=[f"response body is a {type(body).__name__}, not an object"])
     api = api if api in DECODERS else _detect_body_api(body)
     decoded = DecodedResponse(
-        api=api, model=as_str(body.get("model")), usage=as_dict(body.get("usage")) or None
+        api=api,
+        model=as_str(body.get("model")),
+        usage=as_dict(body.get("usage")) or None,
+        response_id=as_str(body.get("id")),
     )
     error = _error_text(body)
     if error is not None:
@@ -212,14 +227,22 @@ def decode_body(body: Any, api: str | None = None) -> DecodedResponse:
 
 def decode_capture(record: CaptureRecord) -> DecodedResponse:
     """Decode a typed capture record (`exporter.core.record`): see `decode_record`."""
-    return decode_record(
-        {
-            "api": record.api,
-            "response": record.response.as_dict() if record.response else None,
-            "websocket": msgspec.to_builtins(record.websocket) if record.websocket else None,
-            "error": msgspec.to_builtins(record.error) if record.error else None,
-        }
-    )
+    return decode_record(_capture_dict(record))
+
+
+def capture_exchanges(record: CaptureRecord) -> list[Exchange]:
+    """The exchanges of a typed capture record: see `record_exchanges`."""
+    return record_exchanges(_capture_dict(record) | {"request": {"body": record.request_body()}})
+
+
+def _capture_dict(record: CaptureRecord) -> dict[str, Any]:
+    """The fields decoding reads, in the record's JSON shape."""
+    return {
+        "api": record.api,
+        "response": record.response.as_dict() if record.response else None,
+        "websocket": msgspec.to_builtins(record.websocket) if record.websocket else None,
+        "error": msgspec.to_builtins(record.error) if record.error else None,
+    }
 
 
 def decode_record(record: dict[str, Any]) -> DecodedResponse:
@@ -235,14 +258,74 @@ def decode_record(record: dict[str, Any]) -> DecodedResponse:
         )
     else:
         decoded = decode_response(record.get("response"), api)
-    error = record.get("error")
+    _keep_proxy_error(decoded, record.get("error"))
+    return decoded
+
+
+def _keep_proxy_error(decoded: DecodedResponse, error: Any) -> None:
     if isinstance(error, dict) and error:
         proxy_error = f"{error.get('kind', 'error')}: {error.get('message', '')}".rstrip(": ")
         if decoded.error not in (None, proxy_error):  # a parquet response may carry the same error
             proxy_error = f"{proxy_error}; {decoded.error}"
         decoded.error = proxy_error
         decoded.problems = [p for p in decoded.problems if not p.startswith("no response")]
-    return decoded
+
+
+@dataclass(slots=True)
+class Exchange:
+    """One request and its answer: an HTTP call, or one turn of a WebSocket connection."""
+
+    body: dict[str, Any]
+    decoded: DecodedResponse
+    turn: int = 0  # 0 for HTTP; the turn's 1-based position in its WebSocket connection
+    sent_at: float | None = None  # WebSocket: epoch seconds of the turn's client frame
+
+
+def record_exchanges(record: dict[str, Any]) -> list[Exchange]:
+    """The exchanges of a capture record: one for HTTP, one per `response.create` on a WebSocket.
+
+    On a WebSocket each client `response.create` starts a turn and the server frames up to the
+    next one are its answer. A connection-level proxy error lands on the last turn.
+    """
+    websocket = record.get("websocket")
+    if not isinstance(websocket, dict):
+        return [Exchange(as_dict(as_dict(record.get("request")).get("body")), decode_record(record))]
+    api = record.get("api")
+    turns: list[tuple[dict[str, Any], float | None, list[SseEvent]]] = []
+    for frame in websocket.get("messages") or []:
+        if not isinstance(frame, dict) or not isinstance(frame.get("text"), str):
+            continue
+        if frame.get("from") == "client":
+            try:
+                sent = json.loads(frame["text"])
+            except ValueError:
+                continue
+            if isinstance(sent, dict) and sent.get("type") == "response.create":
+                # Codex sends the body's fields beside `type`; some clients nest them under `response`.
+                body = sent["response"] if isinstance(sent.get("response"), dict) else sent
+                stamp = frame.get("timestamp")
+                turns.append(
+                    (
+                        {k: v for k, v in body.items() if k != "type"},
+                        float(stamp) if isinstance(stamp, int | float) else None,
+                        [],
+                    )
+                )
+        elif turns:
+            turns[-1][2].append(SseEvent(None, frame["text"]))
+    if not turns:
+        return [Exchange({}, decode_record(record))]
+    exchanges = [
+        Exchange(body, decode_stream(events, api), turn=number, sent_at=sent_at)
+        for number, (body, sent_at, events) in enumerate(turns, start=1)
+    ]
+    _keep_proxy_error(exchanges[-1].decoded, record.get("error"))
+    return exchanges
+
+
+def request_model(url: str | None, body: dict[str, Any]) -> str | None:
+    """The model a call asked for: the body's `model`, else the one its URL names (Gemini)."""
+    return as_str(body.get("model")) or model_in_url(url)
 
 
 # ---------------------------------------------------------------- plumbing shared by decoders
@@ -302,11 +385,19 @@ class _JsonEvents:
                 return MESSAGES
             if isinstance(payload.get("choices"), list):
                 return _chat_or_completions(payload)
+            if _is_gemini(payload):
+                return GEMINI
         return None
 
     def terminated(self, api: str) -> bool:
         if api in (CHAT, COMPLETIONS):
             return self.saw_done
+        if api == GEMINI:  # no terminator event: the last chunk carries the finish reason
+            return any(
+                isinstance(c, dict) and c.get("finishReason")
+                for _, payload in self
+                for c in payload.get("candidates") or []
+            )
         ends = (
             {"response.completed", "response.incomplete", "response.failed"}
             if api == RESPONSES
@@ -329,9 +420,15 @@ def _chat_or_completions(payload: dict[str, Any]) -> str:
     return COMPLETIONS if "text" in first and "message" not in first and "delta" not in first else CHAT
 
 
+def _is_gemini(payload: dict[str, Any]) -> bool:
+    return isinstance(payload.get("candidates"), list) or isinstance(payload.get("usageMetadata"), dict)
+
+
 def _detect_body_api(body: dict[str, Any]) -> str | None:
     if body.get("object") == "response" or isinstance(body.get("output"), list):
         return RESPONSES
+    if _is_gemini(body) or isinstance(body.get("promptFeedback"), dict):
+        return GEMINI
     if body.get("type") == "message" or (isinstance(body.get("content"), list) and "stop_reason" in body):
         return MESSAGES
     if isinstance(body.get("choices"), list):
@@ -399,6 +496,7 @@ def _chat_stream(stream: _JsonEvents, decoded: DecodedResponse) -> None:
     other_choices = False
     for _, chunk in stream:
         decoded.model = decoded.model or as_str(chunk.get("model"))
+        decoded.response_id = decoded.response_id or as_str(chunk.get("id"))
         if isinstance(chunk.get("usage"), dict):
             decoded.usage = chunk["usage"]
         error = _error_text(chunk)
@@ -543,6 +641,7 @@ def _responses_stream(stream: _JsonEvents, decoded: DecodedResponse) -> None:
         response = event.get("response") if isinstance(event.get("response"), dict) else None
         if response is not None:
             decoded.model = decoded.model or as_str(response.get("model"))
+            decoded.response_id = decoded.response_id or as_str(response.get("id"))
             decoded.usage = as_dict(response.get("usage")) or decoded.usage
             if kind in ("response.completed", "response.incomplete", "response.failed"):
                 final = response
@@ -619,6 +718,7 @@ def _messages_stream(stream: _JsonEvents, decoded: DecodedResponse) -> None:
         if kind == "message_start" and isinstance(event.get("message"), dict):
             message = event["message"]
             decoded.model = as_str(message.get("model"))
+            decoded.response_id = as_str(message.get("id"))
             usage.update(as_dict(message.get("usage")))
         elif kind == "content_block_start" and isinstance(event.get("content_block"), dict):
             blocks[_block_index(event, blocks)] = dict(event["content_block"])
@@ -651,6 +751,111 @@ def _apply_block_delta(block: dict[str, Any], delta: dict[str, Any]) -> None:
         block["partial_json"] = as_text(block.get("partial_json")) + as_text(delta.get("partial_json"))
 
 
+# ---------------------------------------------------------------- Gemini generateContent
+
+
+GEMINI_FINISH = {
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    "SAFETY": "content_filter",
+    "RECITATION": "content_filter",
+    "BLOCKLIST": "content_filter",
+    "PROHIBITED_CONTENT": "content_filter",
+    "SPII": "content_filter",
+    "IMAGE_SAFETY": "content_filter",
+    "MALFORMED_FUNCTION_CALL": "error",
+}
+
+
+def gemini_call_id(call: dict[str, Any], index: int) -> str:
+    """A function call's id: its own when the API gave one, else `<name>#<index in its turn>`.
+
+    The Gemini API usually sends none and pairs results with calls by name and order; the
+    made-up id is the same for the answer and for the copy the client sends back, so the
+    `tool_call_id` of a result still names its call.
+    """
+    return as_text(call.get("id")) or f"{as_text(call.get('name'))}#{index}"
+
+
+def _gemini_parts(parts: Iterable[Any], decoded: DecodedResponse) -> None:
+    """A model turn's parts: text, thoughts (`thought: true`) and function calls."""
+    content: list[str] = []
+    reasoning: list[str] = []
+    for part in parts:
+        if not isinstance(part, dict):
+            continue
+        if isinstance(part.get("functionCall"), dict):
+            call = part["functionCall"]
+            call_id = gemini_call_id(call, len(decoded.tool_calls))
+            decoded.tool_calls.append(
+                ToolCall(call_id, as_text(call.get("name")), arguments_json(call.get("args")))
+            )
+        elif part.get("thought") is True:
+            reasoning.append(as_text(part.get("text")))
+        elif isinstance(part.get("text"), str):
+            content.append(part["text"])
+        elif part:
+            content.append(_gemini_placeholder(part))
+    decoded.content = "".join(content)
+    decoded.reasoning = "".join(reasoning)
+
+
+def _gemini_placeholder(part: dict[str, Any]) -> str:
+    """A non-text part as a short marker: the bytes of an image are no reading matter."""
+    for key in ("inlineData", "fileData"):
+        if isinstance(part.get(key), dict):
+            data = part[key]
+            return f"[{as_text(data.get('mimeType')) or 'file'}{' ' + as_text(data.get('fileUri')) if data.get('fileUri') else ''}]"
+    return json.dumps(part, ensure_ascii=False)
+
+
+def _gemini_finish(candidate: dict[str, Any], decoded: DecodedResponse) -> None:
+    reason = as_str(candidate.get("finishReason"))
+    if reason == "STOP" and decoded.tool_calls:
+        decoded.finish_reason = "tool_calls"
+    elif reason:
+        decoded.finish_reason = GEMINI_FINISH.get(reason, reason.lower())
+
+
+def _gemini_meta(chunk: dict[str, Any], decoded: DecodedResponse) -> None:
+    decoded.model = decoded.model or as_str(chunk.get("modelVersion"))
+    decoded.response_id = decoded.response_id or as_str(chunk.get("responseId"))
+    decoded.usage = as_dict(chunk.get("usageMetadata")) or decoded.usage
+    feedback = as_dict(chunk.get("promptFeedback"))
+    if feedback.get("blockReason"):
+        decoded.error = f"prompt blocked: {feedback['blockReason']}"
+
+
+def _gemini_body(body: dict[str, Any], decoded: DecodedResponse) -> None:
+    _gemini_meta(body, decoded)
+    candidates = [c for c in body.get("candidates") or [] if isinstance(c, dict)]
+    if not candidates:
+        if decoded.error is None:
+            decoded.problems.append("response has no candidates")
+        return
+    if len(candidates) > 1:
+        decoded.problems.append(f"{len(candidates)} candidates; showing the first")
+    _gemini_parts(as_dict(candidates[0].get("content")).get("parts") or [], decoded)
+    _gemini_finish(candidates[0], decoded)
+
+
+def _gemini_stream(stream: _JsonEvents, decoded: DecodedResponse) -> None:
+    """Each chunk carries the next parts of the first candidate; text parts concatenate."""
+    parts: list[Any] = []
+    last: dict[str, Any] = {}
+    for _, chunk in stream:
+        _gemini_meta(chunk, decoded)
+        error = _error_text(chunk)
+        if error is not None:
+            decoded.error = error
+        candidates = [c for c in chunk.get("candidates") or [] if isinstance(c, dict)]
+        if candidates:
+            parts += as_dict(candidates[0].get("content")).get("parts") or []
+            last = candidates[0] if candidates[0].get("finishReason") else last
+    _gemini_parts(parts, decoded)
+    _gemini_finish(last, decoded)
+
+
 # ---------------------------------------------------------------- registry
 
 
@@ -665,6 +870,7 @@ DECODERS: dict[str, _Decoder] = {
     COMPLETIONS: _Decoder(_chat_body, _chat_stream),
     RESPONSES: _Decoder(_responses_body, _responses_stream),
     MESSAGES: _Decoder(_messages_body, _messages_stream),
+    GEMINI: _Decoder(_gemini_body, _gemini_stream),
 }
 
 
@@ -687,6 +893,8 @@ def request_messages(body: dict[str, Any], api: str | None = None) -> list[dict[
         return _responses_request(body)
     if api == MESSAGES:
         return _messages_request(body)
+    if api == GEMINI:
+        return _gemini_request(body)
     if api == COMPLETIONS:
         prompt = body.get("prompt")
         prompts = prompt if isinstance(prompt, list) else [prompt]
@@ -697,6 +905,8 @@ def request_messages(body: dict[str, Any], api: str | None = None) -> list[dict[
 def detect_request_api(body: dict[str, Any]) -> str | None:
     if "input" in body or "instructions" in body:
         return RESPONSES
+    if "contents" in body:
+        return GEMINI
     messages = body.get("messages")
     if isinstance(messages, list):
         anthropic_blocks = {"tool_use", "tool_result", "thinking", "redacted_thinking"}
@@ -856,3 +1066,61 @@ def _anthropic_user(role: str, blocks: list[Any]) -> list[dict[str, Any]]:
             pending.append(block)
     flush()
     return out
+
+
+def _gemini_request(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """`systemInstruction` + `contents`: model turns become assistant messages, function responses
+    `tool` messages (paired with their call by id, else by name in call order), other user parts
+    user messages."""
+    messages: list[dict[str, Any]] = []
+    system = as_dict(body.get("systemInstruction") or body.get("system_instruction"))
+    text = "".join(as_text(p.get("text")) for p in system.get("parts") or [] if isinstance(p, dict))
+    if text:
+        messages.append({"role": "system", "content": text})
+    contents = body.get("contents")
+    if isinstance(contents, dict):  # one Content instead of a list is accepted by the API
+        contents = [contents]
+    pending: list[tuple[str, str]] = []  # (id, name) of the last model turn's unanswered calls
+    for content in contents or []:
+        if not isinstance(content, dict):
+            continue
+        parts = [p for p in content.get("parts") or [] if isinstance(p, dict)]
+        if content.get("role") == "model":
+            decoded = DecodedResponse()
+            _gemini_parts(parts, decoded)
+            messages.append(decoded.to_message())
+            pending = [(call.id, call.name) for call in decoded.tool_calls]
+            continue
+        other: list[dict[str, Any]] = []
+        for part in parts:
+            if isinstance(part.get("functionResponse"), dict):
+                answer = part["functionResponse"]
+                name = as_text(answer.get("name"))
+                call_id = as_text(answer.get("id")) or next((i for i, n in pending if n == name), f"{name}#0")
+                pending = [(i, n) for i, n in pending if i != call_id]
+                messages.append(
+                    {
+                        "role": "tool",
+                        "tool_call_id": call_id,
+                        "content": json.dumps(answer.get("response"), ensure_ascii=False),
+                    }
+                )
+            else:
+                other.append(part)
+        if other:
+            messages.append({"role": "user", "content": _gemini_user_content(other)})
+    return messages
+
+
+def _gemini_user_content(parts: list[dict[str, Any]]) -> Any:
+    converted: list[dict[str, Any]] = []
+    for part in parts:
+        if isinstance(part.get("text"), str):
+            converted.append({"type": "text", "text": part["text"]})
+        elif isinstance(part.get("inlineData"), dict):
+            data = part["inlineData"]
+            url = f"data:{as_text(data.get('mimeType'))};base64,{as_text(data.get('data'))}"
+            converted.append({"type": "image_url", "image_url": {"url": url}})
+        else:
+            converted.append(part)
+    return _parts_content(converted)

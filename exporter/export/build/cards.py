@@ -25,6 +25,10 @@ def traces_repo(base: str, agent: str) -> str:
     return f"{base}-{agent}-traces"
 
 
+def sessions_repo(base: str) -> str:
+    return f"{base}-sessions"
+
+
 def rollouts_repo(base: str) -> str:
     return f"{base}-rollouts"
 
@@ -119,26 +123,85 @@ A call that failed before a complete answer has an `error` (`{{"kind", "message"
 """
 
 
-def traces_card(owner: str, base: str, agent: str) -> str:
+def traces_globs(paths: Sequence[str]) -> list[str]:
+    """The loadable files of a traces dataset: STS renders first (they load and render for every
+    agent), then native JSONL sessions. SQLite extracts are never offered: no loader reads them."""
+    globs = {"sessions/**/*.jsonl": "sessions/", "traces/**/*.jsonl": "traces/"}
+    return [
+        glob
+        for glob, folder in globs.items()
+        if any(p.startswith(folder) and p.endswith(".jsonl") for p in paths)
+    ]
+
+
+def traces_card(owner: str, base: str, agent: str, paths: Sequence[str]) -> str:
     captures = f"{owner}/{captures_repo(base)}"
+    repo_id = f"{owner}/{traces_repo(base, agent)}"
+    globs = traces_globs(paths)
+    configs = [
+        {
+            "config_name": "default" if number == 0 else "native",
+            "data_files": [{"split": "train", "path": glob}],
+        }
+        for number, glob in enumerate(globs)
+    ]
+    fields: dict[str, object] = {"configs": configs} if configs else {}
     front = front_matter(
         pretty_name=f"{base} {agent} traces",
         tags=["agent-traces", "agentcap", "agentcap-traces", f"agentcap-traces-{agent}"],
         source_datasets=[captures],
+        **fields,
     )
+    sections = []
+    if "sessions/**/*.jsonl" in globs:
+        sections.append(
+            f"`sessions/<run_id>/{agent}-<session>.jsonl`: each session converted to the Session Trace "
+            "Simple Format, which the Hub's trace viewer renders (also in the `-sessions` dataset)."
+        )
+    if any(p.endswith(".db") for p in paths):
+        sections.append(
+            "`traces/<run_id>/*.db`: one SQLite extract per session, with the tables and schema of the "
+            "agent's own database and only that session's rows. Open them with `sqlite3` or `agentcap "
+            "rollouts`; they are left out of `configs:` because no `datasets` loader reads SQLite."
+        )
+    if "traces/**/*.jsonl" in globs:
+        sections.append(
+            "`traces/<run_id>/…/*.jsonl`: the agent's own session files, unmodified (the trace viewer "
+            "renders Claude Code, Codex and Pi sessions as they are)."
+        )
+    layout = "\n".join(f"- {line}" for line in sections) or "- (no loadable files: download them as below)"
+    loading = ""
+    if globs:
+        loading = f"""
+`datasets` (5.2, the version agentcap tests, and later) recognises agent-trace JSONL and hands it to
+[`teich`](https://pypi.org/project/teich/) to build one row per session, so loading needs it
+(`pip install teich`); without it, `parse_agent_traces=False` gives one row per line:
+
+```python
+from datasets import load_dataset
+
+sessions = load_dataset("{repo_id}", split="train")  # needs: pip install teich
+lines = load_dataset("{repo_id}", split="train", parse_agent_traces=False)  # no extra package
+```
+
+```sql
+-- DuckDB
+SELECT * FROM read_json('hf://datasets/{repo_id}/{globs[0]}', filename = true, union_by_name = true);
+```
+"""
     return f"""{front}
 # {base}: {agent} session traces
 
-The native session files of the **{agent}** agent, bundled unmodified by
-agentcap: one folder per run under `traces/<run_id>/`
-(subfolders kept).
+The native sessions of the **{agent}** agent, bundled by agentcap, one folder per run:
+
+{layout}
 
 The LLM calls behind these sessions are in [{captures}]({HUB}/{captures}): join on `run_id` (the
 folder name here, a column there).
-
+{loading}
 ```python
 from huggingface_hub import snapshot_download
 
-folder = snapshot_download("{owner}/{traces_repo(base, agent)}", repo_type="dataset")
+folder = snapshot_download("{repo_id}", repo_type="dataset")
 ```
 """

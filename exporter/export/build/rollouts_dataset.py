@@ -19,7 +19,7 @@ from exporter.shared.paths import contained
 from exporter.shared.runs import RunDir
 
 COLUMN_DESCRIPTIONS: dict[str, str] = {
-    "trace_id": "unique id: `<agent>:<session id>[:<subagent id>]` (`captures:<run>:<task>` for captures)",
+    "trace_id": "unique id: `<agent>:<session id>[:<subagent id>]` (`captures:<run>:<task>[:<n>]` for captures)",
     "agent": "agent that produced the trace (claude_code, codex, opencode, pi, hermes, goose, or the run's)",
     "agent_version": "agent version recorded in the trace",
     "source_kind": "format read (DataDesigner's value where it has one: claude_code, codex, pi_coding_agent, …)",
@@ -28,7 +28,7 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
     "root_session_id": "top of the session chain (the session a subagent or continuation belongs to)",
     "parent_session_id": "session that spawned or preceded this one",
     "agent_id": "subagent id (Claude Code sidechains)",
-    "is_sidechain": "true for subagent runs",
+    "is_sidechain": "true for subagent runs and for a task's side conversations (titles, summaries, one-offs)",
     "title": "session title or summary the agent recorded",
     "cwd": "working directory",
     "project_path": "project root (Claude's index / opencode's worktree), else cwd",
@@ -83,11 +83,8 @@ def rollouts_bundle(built: BuiltExport, files: list[BundleFile]) -> RepoBundle:
 
 def _portable(rows: Iterator[dict[str, Any]], run: RunDir) -> Iterator[dict[str, Any]]:
     """Source paths relative to the run: the exporting machine's directories stay private."""
-    root = run.local.resolve()
     for row in rows:
-        source = Path(row["source_path"])
-        relative = source.relative_to(root).as_posix() if source.is_relative_to(root) else source.name
-        row["source_path"] = f"{run.run_id}/{relative}"
+        row["source_path"] = run.portable(row["source_path"])
         yield row
 
 

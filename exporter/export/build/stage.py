@@ -27,7 +27,15 @@ from exporter.core.names import ExportStamp, parquet_filename
 from exporter.core.record import TRACES_DIR
 from exporter.engines import EngineOptions, run_tasks
 from exporter.export.build.captures_parquet import index_run, write_group
-from exporter.export.build.cards import captures_card, captures_repo, rollouts_repo, traces_card, traces_repo
+from exporter.export.build.cards import (
+    captures_card,
+    captures_repo,
+    rollouts_repo,
+    sessions_repo,
+    traces_card,
+    traces_repo,
+)
+from exporter.export.build.sessions_dataset import write_run_sessions
 from exporter.export.bundles import BuiltExport, BundleFile, RepoBundle, write_bundle
 from exporter.shared.paths import contained, copy_beneath
 from exporter.shared.runs import CaptureSnapshot, RunDir, stage_run, take_snapshot
@@ -54,6 +62,7 @@ class RunOutput:
 
     snapshot: CaptureSnapshot
     files: dict[str, list[BundleFile]] = field(default_factory=dict)  # bundle name -> files
+    native_sessions: list[BundleFile] = field(default_factory=list)  # sessions converted from traces
     scan: RunScan | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -131,6 +140,8 @@ def build_export(
             built.scans[run.run_id] = output.scan
         for name, written in output.files.items():
             files.setdefault(name, []).extend(written)
+        if output.native_sessions:
+            built.native_sessions.setdefault(run.agent, []).extend(output.native_sessions)
     if not built.runs:
         raise UserError(
             "no recorded calls in the given runs: nothing to export (`agentcap ls` shows the counts)"
@@ -146,6 +157,7 @@ def build_export(
         )
     )
     built.bundles += [_traces_bundle(built, agent, files[traces_repo(base, agent)]) for agent in agents]
+    built.sessions = files.get(sessions_repo(base), [])
     if rollouts:
         # pyarrow-heavy: only when asked
         from exporter.export.build.rollouts_dataset import rollouts_bundle
@@ -179,7 +191,8 @@ def _run_progress(console: Console) -> Progress:
 def _build_run(
     run: RunDir, folder: Path, settings: BuildSettings, warn: Callable[[str], None], *, private: Path
 ) -> RunOutput:
-    """Parquet per (model, upstream), the trace copies and (if asked) the rollouts of one local run."""
+    """Parquet per (model, upstream), the trace copies, the session files and (if asked) the rollouts
+    of one local run."""
     # The lines this export holds are fixed here: a proxy still appending cannot change them.
     snapshot = take_snapshot(run)
     index = index_run(run, strict=settings.strict, warn=warn, up_to=snapshot.bytes)
@@ -216,6 +229,11 @@ def _build_run(
     traces = _copy_traces(run, folder / traces_repo(settings.base, run.agent))
     if traces:
         output.files[traces_repo(settings.base, run.agent)] = traces
+    sessions, output.native_sessions = write_run_sessions(
+        run, folder / sessions_repo(settings.base), private=private, warn=warn
+    )
+    if sessions:
+        output.files[sessions_repo(settings.base)] = sessions
     if settings.rollouts:
         from exporter.export.build.rollouts_dataset import write_run_rollouts
 
@@ -249,6 +267,6 @@ def _traces_bundle(built: BuiltExport, agent: str, files: list[BundleFile]) -> R
         name=name,
         folder=built.bundle_folder(name),
         files=files,
-        card=traces_card(built.owner, built.base, agent),
+        card=traces_card(built.owner, built.base, agent, [file.path for file in files]),
         agent=agent,
     )

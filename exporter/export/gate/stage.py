@@ -13,9 +13,10 @@ from rich.console import Console
 from exporter.core.errors import AbortExport, UserError
 from exporter.export.bundles import CARD_FILE, BuiltExport
 from exporter.export.gate.redact import redact_export
-from exporter.scan.engine import scan_runs
+from exporter.scan.engine import ready_scanner, scan_files, scan_runs
+from exporter.scan.inputs import scan_targets
 from exporter.scan.report import card_section, render_result, write_report
-from exporter.scan.types import ScanOptions, ScanResult
+from exporter.scan.types import ScanOptions, ScanResult, ScanTarget
 
 
 def gate_export(
@@ -41,6 +42,7 @@ def gate_export(
         annotate_cards(built, None)
         return None
     result = scan_runs(built.runs, options, workdir=built.staging, need_secrets=redact, known=built.scans)
+    scan_derived(built, result, workdir=built.staging)
     if redact and result.findings():
         result.redaction = redact_export(built, result, console=console)
     render_result(result, console)
@@ -58,6 +60,38 @@ def gate_export(
         )
     annotate_cards(built, result)
     return result
+
+
+# Bundles whose files the build wrote from the runs' contents (decoded streams, joined deltas,
+# unwrapped bodies) rather than copied: they are scanned as they will be published.
+DERIVED_TEXT_BUNDLES = ("sessions",)
+
+
+def scan_derived(built: BuiltExport, result: ScanResult, *, workdir: Path) -> None:
+    """Scan the staged derived text files too (with their decoded views), adding their findings to
+    the run each came from. Never cached: every export rebuilds them (the runs' own results are)."""
+    bundles = [bundle for bundle in built.bundles if bundle.kind in DERIVED_TEXT_BUNDLES and bundle.files]
+    if not bundles:
+        return
+    ready = ready_scanner(result.options.scanner)
+    targets: list[ScanTarget] = []
+    for number, bundle in enumerate(bundles):
+        files = [(bundle.local_path(file), file.path) for file in bundle.files]
+        root = bundle.folder.resolve()
+        targets += scan_targets(
+            files, root=root, owner=bundle.name, views=workdir / "derived-views" / str(number)
+        )
+    per_root, secrets = scan_files(
+        ready.adapter, ready.binary, targets, verify=result.options.verify, known=result.options.known
+    )
+    result.secrets.merge(secrets)
+    by_run = {run.run_id: run for run in result.runs}
+    for bundle in bundles:
+        run_of = {file.path: file.run_id for file in bundle.files}
+        for finding in per_root.get(bundle.folder.resolve(), []):
+            by_run[run_of[finding.file]].findings.append(
+                replace(finding, file=f"{bundle.name}/{finding.file}")
+            )
 
 
 def annotate_cards(built: BuiltExport, result: ScanResult | None) -> None:

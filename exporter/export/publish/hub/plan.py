@@ -18,7 +18,7 @@ from exporter.export.bundles import CARD_FILE, BundleFile, RepoBundle
 from exporter.export.publish.destination import INDEX_PATH, RemoteRepo, index_document
 from exporter.shared.runs import CaptureSnapshot
 
-FILE_NOUNS = {"captures": "parquet file", "traces": "trace file"}
+FILE_NOUNS = {"captures": "parquet file", "traces": "trace file", "sessions": "session file"}
 RUN_IDS_IN_MESSAGE = 3
 UPDATED_NOTE = "run {run} was exported while still recording; replaced by this export"
 
