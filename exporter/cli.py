@@ -45,6 +45,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "exporter.stats.command:stats_command",
         "Tokens, cost, failures and latency per run, task, model.",
     ),
+    "sync": ("exporter.sync.command:sync_command", "Upload runs to object storage (s3://, hf://buckets/…)."),
     "traces": ("exporter.traces.command:traces_group", "Collect an agent's native sessions into a run."),
 }
 

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 from factories import BASE_TIME, make_record, write_run
 
-from exporter.core.names import parquet_filename, provider_for, slug
+from exporter.core.names import ExportStamp, parquet_filename, provider_for, slug
 from exporter.core.record import CAPTURE_SCHEMA
 from exporter.export.build.dataset_schema import CAPTURES_SCHEMA, DATASET_SCHEMA_VERSION
 from exporter.export.command import export_command
@@ -263,8 +263,17 @@ def test_provider_for(url: str, model: str | None, expected: str) -> None:
 
 
 def test_parquet_filename_slugs_parts() -> None:
-    name = parquet_filename(agent="pi", model="org/m:x", provider="hf-router/fw", timestamp="20261121T081500")
+    stamp = ExportStamp(datetime(2026, 11, 21, 8, 15, tzinfo=UTC), nonce="n")
+    name = parquet_filename(agent="pi", model="org/m:x", provider="hf-router/fw", stamp=stamp, key="a")
     assert re.fullmatch(r"data/train-pi-m-x-hf-router-fw-20261121T081500-[0-9a-f]{6}\.parquet", name)
+    # The hex tells files of one export apart, and the same file of two exports.
+    assert name != parquet_filename(
+        agent="pi", model="org/m:x", provider="hf-router/fw", stamp=stamp, key="b"
+    )
+    other = ExportStamp(stamp.time, nonce="m")
+    assert name != parquet_filename(
+        agent="pi", model="org/m:x", provider="hf-router/fw", stamp=other, key="a"
+    )
 
 
 def test_docs_schema_table_matches_the_code() -> None:

@@ -1,5 +1,6 @@
 """Names: dataset names on the Hub (the one OWNER/NAME rule), slugs, providers, parquet file names."""
 
+import hashlib
 import ipaddress
 import os
 import re
@@ -63,6 +64,9 @@ def _provider_for_host(host: str) -> str:
     return host
 
 
+SOURCE_DATE_EPOCH = "SOURCE_DATE_EPOCH"  # the reproducible-builds convention: fixes the stamp
+
+
 def captures_repo(base: str) -> str:
     """The export's dataset repos are named from its BASE: `<base>-captures`, `<base>-<agent>-traces`,
     `<base>-rollouts` (the cards link each other by these names)."""
@@ -81,20 +85,51 @@ def rollouts_repo(base: str) -> str:
     return f"{base}-rollouts"
 
 
-def export_timestamp(now: datetime | None = None) -> str:
-    """The UTC timestamp part of file names, minted once per export: `20261121T081500`."""
-    return (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S")
+@dataclass(frozen=True)
+class ExportStamp:
+    """What tells two exports of the same runs apart, minted once by the export's driver.
+
+    Every worker names and labels its files from this one value, so the output does not depend on
+    which engine or how many workers built it. With $SOURCE_DATE_EPOCH set, the stamp (and so every
+    byte of the output) is reproducible.
+    """
+
+    time: datetime
+    nonce: str  # random per export: two exports in the same second still name their files apart
+
+    @classmethod
+    def mint(cls) -> "ExportStamp":
+        fixed = os.environ.get(SOURCE_DATE_EPOCH)
+        if fixed and fixed.isdigit():
+            return cls(datetime.fromtimestamp(int(fixed), UTC), nonce=f"epoch-{fixed}")
+        return cls(datetime.now(UTC).replace(microsecond=0), nonce=secrets.token_hex(8))
+
+    @property
+    def timestamp(self) -> str:
+        """The UTC timestamp part of file names: `20261121T081500`."""
+        return self.time.strftime("%Y%m%dT%H%M%S")
+
+    @property
+    def exported_at(self) -> str:
+        return self.time.isoformat(timespec="seconds")
+
+    def file_hex(self, key: str) -> str:
+        """Six hex digits for the file named by `key` (unique within the export) in this export."""
+        return hashlib.sha256(f"{self.nonce}\0{key}".encode()).hexdigest()[:6]
 
 
-def parquet_filename(*, agent: str, model: str, provider: str, timestamp: str, kind: str = "train") -> str:
+def parquet_filename(
+    *, agent: str, model: str, provider: str, stamp: ExportStamp, key: str, kind: str = "train"
+) -> str:
     """`data/train-<agent>-<model>-<provider>-<utc>-<hex>.parquet`; unknown (empty) parts are left out.
 
-    The random hex keeps two files of one export (or two exports in the same second) apart.
+    The hex (from the export's stamp and `key`, which tells the export's files apart) keeps two
+    files of one export, or two exports in the same second, apart.
     """
     # The model's org is dropped by slug(); the provider's `hf-router/<sub>` keeps both halves.
     named = (agent, model, provider.replace("/", "-"))
     parts = [kind, *(slug(part) for part in named if part)]
-    parts += [timestamp, secrets.token_hex(3)]
+    parts += [stamp.timestamp, stamp.file_hex(key)]
     return "data/" + "-".join(parts) + ".parquet"
 
 

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exporter.shared.paths import contained
 from exporter.shared.runs import CaptureSnapshot, RunDir
+
+if TYPE_CHECKING:
+    from exporter.scan.types import RunScan
 
 CARD_FILE = "README.md"
 
@@ -56,7 +59,14 @@ class BuiltExport:
     staging: Path  # bundles live under staging/<owner>/<name>
     skipped: list[RunDir] = field(default_factory=list)  # runs with no recorded calls
     snapshots: dict[str, CaptureSnapshot] = field(default_factory=dict)  # run id -> the lines exported
-    scans: dict[str, dict[str, Any]] = field(default_factory=dict)  # run id -> its scan result, for cards
+    scans: dict[str, RunScan] = field(default_factory=dict)  # run id -> its scan, done by its build task
+    # Session files the runs' build tasks wrote (sealed into <base>-sessions by `add_sessions`),
+    # and per agent those converted from its native sessions (they join its traces dataset too).
+    sessions: list[BundleFile] = field(default_factory=list)
+    native_sessions: dict[str, list[BundleFile]] = field(default_factory=dict)
+    card_scans: dict[str, dict[str, Any]] = field(
+        default_factory=dict
+    )  # run id -> its scan result, for cards
     scan_section: str | None = None  # the cards' section on this export's scan (set by the gate)
     license: str | None = None  # --license: the cards' front matter `license`
 

@@ -14,11 +14,13 @@ import click
 from exporter.cli_base import Command, run_targets, scanner_options
 from exporter.core.errors import UserError
 from exporter.core.names import parse_export_name
+from exporter.engines import ENGINES, EngineName, EngineOptions
 from exporter.export.pipeline import ExportOptions, run_export
 from exporter.export.publish.stage import HubPush
 from exporter.scan.scanners import DEFAULT_SCANNER, scanner_names
 from exporter.scan.types import ScanOptions
 from exporter.shared.tables import output_console
+from exporter.storage import Location
 
 DEFAULT_NAME = "local/agentcap"
 DEFAULT_OUTPUT = "export"
@@ -63,6 +65,25 @@ _LICENSE_ID = re.compile(r"[a-z0-9][a-z0-9.+-]*")
     "--rollouts", is_flag=True, help="Also publish <BASE>-rollouts: traces and captures as conversations."
 )
 @click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default=None,
+    help="Where the per-run work runs: this process, a local process pool, or Ray tasks  "
+    "[default: processes for several runs holding 32 MB or more, else local].",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Runs built at once (processes: default one per CPU; ray: default the whole cluster).",
+)
+@click.option(
+    "--ray-address",
+    metavar="ADDR",
+    default=None,
+    help="With --engine ray: the cluster to join (HOST:PORT, ray://HOST:PORT, or auto for this machine's).",
+)
+@click.option(
     "--license",
     "license_id",
     metavar="ID",
@@ -72,7 +93,7 @@ _LICENSE_ID = re.compile(r"[a-z0-9][a-z0-9.+-]*")
 def export_command(
     targets: tuple[str, ...],
     all_runs: bool,
-    runs_dir: Path,
+    runs_dir: Location,
     output: Path,
     name: str | None,
     push_to: str | None,
@@ -89,11 +110,15 @@ def export_command(
     no_verify: bool,
     rescan: bool,
     values_file: Path | None,
+    engine: EngineName | None,
+    workers: int | None,
+    ray_address: str | None,
 ) -> None:
     """Export runs as datasets: <BASE>-captures (parquet) and <BASE>-<agent>-traces.
 
-    TARGET is a directory holding runs, one run directory, or a run id under --runs-dir.
-    Without --push, writes under --output exactly what a push would publish.
+    TARGET is a directory holding runs, one run directory (either one may be a URL: s3://…,
+    hf://buckets/…), or a run id under --runs-dir. Without --push, writes under --output exactly
+    what a push would publish.
     """
     if not scan and values_file is not None:
         raise UserError("--redact-values needs the secret scan to find the values; drop --no-scan")
@@ -116,6 +141,7 @@ def export_command(
         replace=replace,
         push=push,
         rollouts=rollouts,
+        engine=EngineOptions(engine, workers, ray_address),
         license=_license(license_id),
     )
     run_export(options, console=output_console(stderr=True), summary=output_console())

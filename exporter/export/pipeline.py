@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
-from rich.markup import escape
 
+from exporter.engines import EngineOptions
 from exporter.export.build.sessions_dataset import add_sessions
 from exporter.export.build.stage import build_export
 from exporter.export.bundles import BuiltExport
@@ -27,13 +27,14 @@ from exporter.shared.hub_client import connect_hub
 from exporter.shared.paths import contained
 from exporter.shared.runs import resolve_targets
 from exporter.shared.staging import private_workdir
+from exporter.storage import Location
 
 
 @dataclass(frozen=True)
 class ExportOptions:
     targets: tuple[str, ...]
     all_runs: bool
-    runs_dir: Path
+    runs_dir: Location
     output: Path
     owner: str
     base: str
@@ -44,12 +45,14 @@ class ExportOptions:
     push: HubPush | None = None  # publish to the Hub instead of --output
     rollouts: bool = False  # also build <base>-rollouts (normalized conversations)
     license: str | None = None  # the cards' front matter `license` (None: say none was set)
+    engine: EngineOptions = field(default_factory=EngineOptions)  # where the per-run tasks run
 
 
 def run_export(options: ExportOptions, *, console: Console, summary: Console) -> BuiltExport:
     """The pipeline. `console` gets progress and warnings (stderr), `summary` the final table."""
     if options.scan is not None:
         ready_scanner(options.scan.scanner)  # a missing scanner is the first line, before any work
+    options.engine.preflight()  # so is an engine that cannot run
     runs = resolve_targets(options.targets, all_runs=options.all_runs, runs_dir=options.runs_dir)
     # Token and endpoint are settled before the build; the first network call comes after the scan.
     hub_api = connect_hub(require_token=not options.push.dry_run) if options.push else None
@@ -62,15 +65,12 @@ def run_export(options: ExportOptions, *, console: Console, summary: Console) ->
             staging=staging,
             console=console,
             strict=options.strict,
+            scan=options.scan,
+            rollouts=options.rollouts,
+            engine=options.engine,
         )
         built.license = options.license
-        warn = lambda m: console.print(f"[yellow]warning:[/] {escape(m)}")  # noqa: E731
-        add_sessions(built, warn=warn)
-        if options.rollouts:
-            # pyarrow-heavy: only when asked
-            from exporter.export.build.rollouts_dataset import rollouts_bundle
-
-            built.bundles.append(rollouts_bundle(built, warn=warn))
+        add_sessions(built)  # the runs' session files, written by their build tasks
         # Nothing is published unless the scan gate passes (it raises otherwise).
         gate_export(
             built,

@@ -17,7 +17,13 @@ from exporter.inspect.sources import RunsDirSource
 from exporter.inspect.targets import TARGET_FORMS, Source, resolve_source
 from exporter.shared.prices import env_prices
 from exporter.shared.run_summary import ignore
-from exporter.shared.runs import RUNS_DIR_ENV, RunDir, default_runs_dir, iter_records, list_runs
+from exporter.shared.runs import (
+    RUNS_DIR_ENV,
+    RunDir,
+    default_runs_dir,
+    iter_records,
+    list_runs,
+)
 from exporter.shared.tables import ColumnKind, new_table, output_console
 
 MATCHES_LISTED = 5
@@ -64,7 +70,8 @@ def inspect_command(
 ) -> None:
     """Browse recorded calls: runs → calls → messages, with a live filter and a preview.
 
-    TARGET is nothing (the runs dir), a runs dir, a run directory or run id, a .parquet file,
+    TARGET is nothing (the runs dir), a runs dir, a run directory (either one may be a URL such as
+    s3://bucket/runs) or run id, a .parquet file,
     OWNER/NAME (also hf://datasets/OWNER/NAME or a Hub URL), or a request-id prefix, which prints that
     call's request. Enter drills in, Esc goes back, ctrl+f shows only failed calls.
     """

@@ -12,6 +12,7 @@ the scriptable output treat them alike:
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from exporter.scan.inputs import CACHE_FILE_NAME
 from exporter.scan.report import REPORT_FILE
 from exporter.shared.prices import env_prices
 from exporter.shared.run_summary import RunSummary, TaskInfo, ignore, summarize_run
-from exporter.shared.runs import RunDir, Warn, iter_records, list_runs
+from exporter.shared.runs import RunDir, RunPath, Warn, iter_records, list_runs
 from exporter.shared.totals import Totals, run_facts, totals_of
 
 PARQUET_BATCH_ROWS = 256
@@ -103,7 +104,7 @@ def load_run_calls(
     return label_calls(calls)
 
 
-def scan_findings(run: RunDir, report_paths: list[Path]) -> list[dict[str, Any]]:
+def scan_findings(run: RunDir, report_paths: Sequence[RunPath]) -> list[dict[str, Any]]:
     """Findings for this run: its scan cache (what the last `agentcap scan`/export found), else the
     first readable scan report that mentions it (run dir, runs dir, `--scan-report`).
 
@@ -127,7 +128,7 @@ def scan_findings(run: RunDir, report_paths: list[Path]) -> list[dict[str, Any]]
 
 @dataclass
 class RunsDirSource:
-    runs_dir: Path
+    runs_dir: RunPath
     report_paths: list[Path] = field(default_factory=list)
     warn: Warn = ignore
     first_level = "runs"

@@ -14,7 +14,8 @@ from exporter.core.errors import UserError
 from exporter.core.names import parse_dataset_name
 from exporter.inspect.hub_source import HubSource
 from exporter.inspect.sources import ParquetSource, RunsDirSource, RunSource
-from exporter.shared.runs import RunDir, is_run_dir, list_runs
+from exporter.shared.runs import RunDir, is_run_dir, list_runs, open_runs_dir
+from exporter.storage import Url, parse_location
 
 REQUEST_ID_PREFIX = re.compile(r"^[0-9a-f]{6,32}$")
 TARGET_FORMS = (
@@ -38,8 +39,20 @@ def resolve_source(
         if not path.is_file():
             raise UserError(f"{target}: no such parquet file")
         return ParquetSource(path)
-    if target.startswith("hf://") or target.startswith(("https://", "http://")):
+    location = parse_location(target)
+    hub_dataset = target.startswith(("hf://", "https://", "http://")) and not target.startswith(
+        "hf://buckets/"
+    )
+    if hub_dataset:
         return hub_source(target, revision)
+    if isinstance(location, Url):  # runs in object storage: listed once, streamed
+        remote = open_runs_dir(location)
+        if is_run_dir(remote):
+            return RunSource(RunDir.load(remote), reports)
+        if list_runs(remote):
+            return RunsDirSource(remote, reports)
+        raise UserError(f"{target}: holds no runs; pass {TARGET_FORMS}")
+    path = location  # file:// URLs are local paths
     if path.is_dir():
         if is_run_dir(path):
             return RunSource(RunDir.load(path), reports)

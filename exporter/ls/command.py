@@ -12,14 +12,15 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from exporter.cli_base import Command, prices_option
+from exporter.cli_base import LOCATION, Command, prices_option
 from exporter.core.errors import UserError
 from exporter.shared import totals_display as display
 from exporter.shared.prices import PriceTable, load_prices
 from exporter.shared.run_summary import summarize_run
-from exporter.shared.runs import DEFAULT_RUNS_DIR, RUNS_DIR_ENV, RunDir, list_runs
+from exporter.shared.runs import DEFAULT_RUNS_DIR, RUNS_DIR_ENV, RunDir, list_runs, open_runs_dir
 from exporter.shared.tables import ColumnKind, human_bytes, new_table, output_console
 from exporter.shared.totals import Totals, run_facts, totals_of
+from exporter.storage import Location
 
 
 @dataclass(frozen=True)
@@ -128,24 +129,23 @@ def render_table(
 
 
 @click.command("ls", cls=Command)
-@click.argument(
-    "runs_dir", required=False, type=click.Path(file_okay=False, path_type=Path), envvar=RUNS_DIR_ENV
-)
+@click.argument("runs_dir", required=False, type=LOCATION, envvar=RUNS_DIR_ENV)
 @click.option(
     "-l", "--long", is_flag=True, help="Also show tokens, cost, p50/p95 latency, upstreams and providers."
 )
 @prices_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array (every field) instead of a table.")
-def ls_command(runs_dir: Path | None, long: bool, prices: Path | None, as_json: bool) -> None:
-    """List the recorded runs in RUNS_DIR (default: $AGENTCAP_RUNS_DIR or ./runs)."""
+def ls_command(runs_dir: Location | None, long: bool, prices: Path | None, as_json: bool) -> None:
+    """List the recorded runs in RUNS_DIR (default: $AGENTCAP_RUNS_DIR or ./runs), or at a URL (s3://…)."""
     runs_dir = runs_dir or Path(DEFAULT_RUNS_DIR)
-    if not runs_dir.is_dir():
+    location = open_runs_dir(runs_dir)
+    if not location.is_dir():
         # Not "no runs": a mistyped path must not look like an empty listing to a script.
         raise UserError(
             f"{runs_dir}: no such directory; record a run with `mitmdump -s addons/agentcap.py`, "
             f"or name the runs dir (agentcap ls DIR, or ${RUNS_DIR_ENV})"
         )
-    runs = list_runs(runs_dir)
+    runs = list_runs(location)
     summaries = [list_run(run) for run in runs]
     totals: dict[str, Totals] = {}
     if long:

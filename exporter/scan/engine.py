@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import cache
@@ -35,7 +35,7 @@ from exporter.scan.types import (
     ScanResult,
     ScanTarget,
 )
-from exporter.shared.runs import RunDir
+from exporter.shared.runs import RunDir, local_copies
 
 VERSION_TIMEOUT_S = 60
 
@@ -227,15 +227,38 @@ def _filed(finding: Finding, target: ScanTarget) -> Finding:
 
 
 def scan_runs(
-    runs: Sequence[RunDir], options: ScanOptions, *, workdir: Path, need_secrets: bool = False
+    runs: Sequence[RunDir],
+    options: ScanOptions,
+    *,
+    workdir: Path,
+    need_secrets: bool = False,
+    known: Mapping[str, RunScan] | None = None,
 ) -> ScanResult:
     """Scan each run's published plain text, reusing cached results where content and settings match.
 
     The decoded views are written under `workdir` (private: they hold what the runs hold).
-    `need_secrets` (for --redact) rescans runs whose cached result has findings: the cache holds
-    hashes, and redaction needs the secrets themselves, which only a live scan hands over.
+    `known` holds results the export's per-run tasks already got (by run id): used as they are.
+    `need_secrets` (for --redact) rescans runs whose cached or known result has findings: those
+    hold hashes, and redaction needs the secrets themselves, which only a live scan hands over.
+    Runs under a URL are scanned in a local copy of what is published (`shared.runs.local_copies`).
     """
     ready = ready_scanner(options.scanner)
+    results: dict[int, RunScan] = {}
+    for position, run in enumerate(runs):
+        prior = (known or {}).get(run.run_id)
+        if prior is not None and not (need_secrets and prior.findings):
+            results[position] = prior
+    rest = [position for position in range(len(runs)) if position not in results]
+    with local_copies([runs[position] for position in rest]) as local:
+        scanned, secrets = _scan_local(local, options, ready, workdir=workdir, need_secrets=need_secrets)
+    results.update(zip(rest, scanned, strict=True))
+    ordered = [results[position] for position in range(len(runs))]
+    return ScanResult(options=options, scanner_version=ready.version, runs=ordered, secrets=secrets)
+
+
+def _scan_local(
+    runs: Sequence[RunDir], options: ScanOptions, ready: ReadyScanner, *, workdir: Path, need_secrets: bool
+) -> tuple[list[RunScan], SecretBook]:
     scanner, binary, version = ready.adapter, ready.binary, ready.version
     keys: dict[Path, CacheKey] = {}
     results: dict[Path, RunScan] = {}
@@ -260,5 +283,4 @@ def scan_runs(
         findings = per_root.get(inputs.root, [])
         store_cached(inputs.root, keys[inputs.root], findings)
         results[inputs.root] = RunScan(run.run_id, inputs, findings, cached=False)
-    ordered = [results[run.path.resolve()] for run in runs]
-    return ScanResult(options=options, scanner_version=version, runs=ordered, secrets=secrets)
+    return [results[run.local.resolve()] for run in runs], secrets

@@ -22,9 +22,9 @@ VIEW_SUFFIX = ".decoded"
 
 
 def scan_inputs(run: RunDir) -> ScanInputs:
-    root = run.path.resolve()
+    root = run.local.resolve()
     files = [root / name for name in (CAPTURES_FILE, RUN_FILE) if (root / name).is_file()]
-    files += [root / path.relative_to(run.path) for path in run.trace_files()]
+    files += [root / path.relative_to(run.local) for path in run.trace_files()]
     files = sorted(file for file in files if file.name != CACHE_FILE_NAME)
     manifest = hashlib.sha256()
     total = 0

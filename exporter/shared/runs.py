@@ -9,9 +9,11 @@ not know would publish wrong data.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +32,7 @@ from exporter.core.record import (
     read_run_info,
 )
 from exporter.shared.paths import UnsafePath, link_refusal, open_beneath, regular_files, sanitize_name
+from exporter.storage import Location, RemotePath, Url, list_url, parse_location, stage_files
 
 RUNS_DIR_ENV = "AGENTCAP_RUNS_DIR"
 DEFAULT_RUNS_DIR = "runs"
@@ -40,11 +43,12 @@ _TAIL_WINDOW = 64 * 1024
 SNAPSHOT_KEY = "capture_snapshot"  # where a snapshot is published: parquet footer, repo index entry
 
 TARGET_FORMS = (
-    "a directory holding runs, a run directory (with captures.jsonl), "
+    "a directory holding runs, a run directory (with captures.jsonl), either one as a URL (s3://…), "
     "or a run id under the runs dir (--runs-dir / $AGENTCAP_RUNS_DIR)"
 )
 
 Warn = Callable[[str], None]
+RunPath = Path | RemotePath  # a run directory on this machine, or under a listed URL (exporter.storage)
 
 
 def warn_on_stderr(message: str) -> None:
@@ -58,37 +62,50 @@ class RunDir:
 
     `run_id` and `agent` become folder and repo names, so they are made safe where they are read
     (the addon's naming rule, `exporter.shared.paths.sanitize_name`); a link in place of the run, its
-    captures.jsonl, run.json or traces/ is refused, never followed.
+    captures.jsonl, run.json or traces/ is refused, never followed. A run under a URL (a
+    `RemotePath`, exporter.storage) has no links: object stores have none.
     """
 
     run_id: str
-    path: Path
+    path: RunPath
     agent: str
     info: RunInfo = field(default_factory=RunInfo, compare=False, hash=False)
 
     @property
-    def captures_path(self) -> Path:
+    def captures_path(self) -> RunPath:
         return self.path / CAPTURES_FILE
 
     @property
-    def traces_path(self) -> Path:
+    def traces_path(self) -> RunPath:
         return self.path / TRACES_DIR
+
+    @property
+    def is_remote(self) -> bool:
+        return isinstance(self.path, RemotePath)
+
+    @property
+    def local(self) -> Path:
+        """The run's folder on this machine; a run under a URL is read through a copy (`stage_run`)."""
+        if isinstance(self.path, RemotePath):
+            raise UserError(f"{self.path}: a run under a URL is read through a local copy; this is a bug")
+        return self.path
 
     def portable(self, source: str | Path) -> str:
         """`<run_id>/<path in the run>` for a file of this run (its name for any other): what datasets
         record as a source, so the exporting machine's directories stay private."""
-        path, root = Path(source), self.path.resolve()
+        path, root = Path(source), self.local.resolve()
         relative = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
         return f"{self.run_id}/{relative}"
 
     def trace_files(self) -> list[Path]:
         """The run's trace files: every regular file under traces/ (a link anywhere raises UnsafePath)."""
-        if not self.traces_path.is_symlink() and not self.traces_path.is_dir():
-            return []
-        return regular_files(self.traces_path)
+        traces = self.traces_path
+        if isinstance(traces, RemotePath) or (not traces.is_symlink() and not traces.is_dir()):
+            return []  # a run under a URL is staged first (`stage_run`); its copy has the files
+        return regular_files(traces)
 
     @classmethod
-    def load(cls, path: Path, *, warn: Warn | None = None) -> RunDir:
+    def load(cls, path: RunPath, *, warn: Warn | None = None) -> RunDir:
         warn = warn or warn_on_stderr
         if path.is_symlink():
             raise UnsafePath(
@@ -97,7 +114,7 @@ class RunDir:
             )
         for name in (CAPTURES_FILE, RUN_FILE, TRACES_DIR):
             if (path / name).is_symlink():
-                raise link_refusal(path / name)
+                raise link_refusal(str(path / name))
         info = _read_run_json(path)
         recorded = None if info.agent else _first_record_agent(path / CAPTURES_FILE)
         agent = (
@@ -127,11 +144,16 @@ def default_runs_dir() -> Path:
     return Path(os.environ.get(RUNS_DIR_ENV) or DEFAULT_RUNS_DIR)
 
 
-def is_run_dir(path: Path) -> bool:
+def is_run_dir(path: RunPath) -> bool:
     return (path / CAPTURES_FILE).is_file() or (path / RUN_FILE).is_file()
 
 
-def list_runs(runs_dir: Path, *, warn: Warn | None = None) -> list[RunDir]:
+def open_runs_dir(location: Location) -> RunPath:
+    """A runs dir to read: a local path as it is, a URL listed once (see exporter.storage)."""
+    return list_url(location) if isinstance(location, Url) else location
+
+
+def list_runs(runs_dir: RunPath, *, warn: Warn | None = None) -> list[RunDir]:
     """Every run directly inside `runs_dir`, sorted by directory name (run ids start with a time).
 
     A run that cannot be read safely (a link) is left out with a warning: anyone who can write into
@@ -141,7 +163,8 @@ def list_runs(runs_dir: Path, *, warn: Warn | None = None) -> list[RunDir]:
     if not runs_dir.is_dir():
         return []
     runs = []
-    for child in sorted(runs_dir.iterdir()):
+    children: list[RunPath] = list(runs_dir.iterdir())
+    for child in sorted(children, key=lambda child: child.name):
         if not (child.is_dir() and is_run_dir(child)):
             continue
         try:
@@ -151,30 +174,31 @@ def list_runs(runs_dir: Path, *, warn: Warn | None = None) -> list[RunDir]:
     return runs
 
 
-def resolve_targets(targets: Sequence[str], *, all_runs: bool, runs_dir: Path) -> list[RunDir]:
+def resolve_targets(targets: Sequence[str], *, all_runs: bool, runs_dir: Location) -> list[RunDir]:
     """Turn command-line targets into runs, each once, in the order given.
 
-    A target is a directory of runs (all of them), one run directory, or a run id under `runs_dir`.
-    `all_runs` adds every run in `runs_dir`.
+    A target is a directory of runs (all of them), one run directory (either one local or a URL),
+    or a run id under `runs_dir` (a local path or a URL). `all_runs` adds every run in `runs_dir`.
     """
     if not targets and not all_runs:
         raise UserError(f"no runs given: pass {TARGET_FORMS}, or --all for every run in {runs_dir}")
     found: list[RunDir] = []
     if all_runs:
-        runs = list_runs(runs_dir)
+        runs = list_runs(open_runs_dir(runs_dir))
         if not runs:
             raise UserError(f"--all: no runs in {runs_dir}; point --runs-dir (or ${RUNS_DIR_ENV}) at them")
         found += runs
     for target in targets:
         found += _resolve_one(target, runs_dir)
-    unique: dict[Path, RunDir] = {}
+    unique: dict[RunPath, RunDir] = {}
     for run in found:
         unique.setdefault(run.path.resolve(), run)
     return list(unique.values())
 
 
-def _resolve_one(target: str, runs_dir: Path) -> list[RunDir]:
-    path = Path(target)
+def _resolve_one(target: str, runs_dir: Location) -> list[RunDir]:
+    location = parse_location(target)
+    path = open_runs_dir(location) if isinstance(location, Url) else location
     if path.is_dir() and is_run_dir(path):
         return [RunDir.load(path)]
     if path.is_dir():
@@ -182,21 +206,51 @@ def _resolve_one(target: str, runs_dir: Path) -> list[RunDir]:
         if runs:
             return runs
         raise UserError(f"{target}: directory holds no runs; pass {TARGET_FORMS}")
-    by_id = runs_dir / target
-    if "/" not in target and by_id.is_dir() and is_run_dir(by_id):
-        return [RunDir.load(by_id)]
+    if "/" not in target:
+        by_id = open_runs_dir(runs_dir) / target if isinstance(runs_dir, Url) else runs_dir / target
+        if by_id.is_dir() and is_run_dir(by_id):
+            return [RunDir.load(by_id)]
     raise UserError(f"{target}: no such run; pass {TARGET_FORMS} (`agentcap ls` lists the runs)")
 
 
-def _read_run_json(run_path: Path) -> RunInfo:
+def stage_run(run: RunDir, into: Path) -> RunDir:
+    """A local copy of a run under a URL: run.json, captures.jsonl and traces/ (what is published).
+
+    run.json is copied first: a run whose status said `running` then is taken as recording, even if
+    its captures grew meanwhile (`agentcap sync` uploads run.json last once a run has ended).
+    A local run is returned as it is.
+    """
+    remote = run.path
+    if not isinstance(remote, RemotePath):
+        return run
+    names = [name for name in (RUN_FILE, CAPTURES_FILE) if (remote / name).is_file()]
+    traces = remote / TRACES_DIR
+    if traces.is_dir():
+        names += [str(path.relative_to(remote)) for path in traces.rglob("*") if path.is_file()]
+    local = into / (sanitize_name(remote.name) or UNNAMED_RUN)
+    local.mkdir(parents=True, exist_ok=True)
+    stage_files(remote, local, names)
+    staged = RunDir.load(local, warn=lambda _message: None)  # names were checked when listed
+    return RunDir(run_id=run.run_id, path=local, agent=run.agent, info=staged.info)
+
+
+@contextlib.contextmanager
+def local_copies(runs: Sequence[RunDir]) -> Iterator[list[RunDir]]:
+    """The runs readable as local files: local ones as they are, those under a URL staged (then removed)."""
+    if not any(run.is_remote for run in runs):
+        yield list(runs)
+        return
+    with tempfile.TemporaryDirectory(prefix="agentcap-stage-") as scratch:
+        yield [stage_run(run, Path(scratch) / str(index)) for index, run in enumerate(runs)]
+
+
+def _read_run_json(run_path: RunPath) -> RunInfo:
     try:
-        descriptor = open_beneath(run_path, RUN_FILE)
-    except OSError:  # missing or unreadable: the run is still read from its records
-        return RunInfo()
-    try:
-        with os.fdopen(descriptor, "rb") as handle:
+        if isinstance(run_path, RemotePath):
+            return read_run_info((run_path / RUN_FILE).read_bytes())
+        with os.fdopen(open_beneath(run_path, RUN_FILE), "rb") as handle:
             return read_run_info(handle.read())
-    except OSError:
+    except OSError:  # missing or unreadable: the run is still read from its records
         return RunInfo()
 
 
@@ -204,7 +258,7 @@ class _AgentProbe(msgspec.Struct):
     agent: str | None = None
 
 
-def _first_record_agent(path: Path) -> str | None:
+def _first_record_agent(path: RunPath) -> str | None:
     for line in iter_lines(path):
         try:
             return msgspec.json.decode(line.content, type=_AgentProbe).agent
@@ -221,15 +275,23 @@ class Line:
     complete: bool  # False only for a last line without newline: possibly cut by a killed proxy
 
 
-def iter_lines(path: Path, up_to: int | None = None) -> Iterator[Line]:
+def iter_lines(path: RunPath, up_to: int | None = None) -> Iterator[Line]:
     """The non-blank lines of a JSONL file, streamed (one line in memory at a time).
 
     Memory-mapped: captures lines are often 100 KB+, and buffered readline spends more time
     reassembling such lines than msgspec spends parsing them. Pages already read are handed back
     as we go, so the mapping never holds more than `_MAPPED_WINDOW` of the file in memory. Only the
     part of the file that exists when reading starts is read (only its first `up_to` bytes if
-    given, see `CaptureSnapshot`), so a live run can be read safely.
+    given, see `CaptureSnapshot`), so a live run can be read safely. A file under a URL is streamed
+    in blocks instead (`RemotePath.iter_raw_lines`).
     """
+    if isinstance(path, RemotePath):
+        raw_lines = path.iter_raw_lines(up_to) if path.is_file() and up_to != 0 else iter(())
+        for number, (offset, content, complete) in enumerate(raw_lines, start=1):
+            content = content.rstrip(b"\r")
+            if content.strip():
+                yield Line(number=number, offset=offset, content=content, complete=complete)
+        return
     if not path.is_file() or path.stat().st_size == 0 or up_to == 0:
         return
     with (
@@ -285,33 +347,39 @@ class CaptureSnapshot:
 def take_snapshot(run: RunDir) -> CaptureSnapshot:
     """Fix the part of `run`'s captures.jsonl an export reads: up to the last newline, now."""
     size = run.captures_path.stat().st_size if run.captures_path.is_file() else 0
-    end = _end_of_last_line(run.captures_path, size)
+    end = end_of_last_line(run.captures_path, size)
     return CaptureSnapshot(bytes=end, recording=run.info.status == "running" or end < size)
 
 
-def _end_of_last_line(path: Path, size: int) -> int:
+def end_of_last_line(path: RunPath, size: int) -> int:
     """The offset just past the last newline in the first `size` bytes of `path` (0 if none)."""
     if size == 0:
         return 0
+    if isinstance(path, RemotePath):
+        return _after_last_newline(path.read_range, size)
     descriptor = open_beneath(path.parent, path.name)  # the same no-link open as every read of a run
     try:
-        end = size
-        while end > 0:  # backwards, a window at a time: a line can be megabytes long
-            start = max(0, end - _TAIL_WINDOW)
-            newline = os.pread(descriptor, end - start, start).rfind(b"\n")
-            if newline >= 0:
-                return start + newline + 1
-            end = start
-        return 0
+        return _after_last_newline(lambda start, end: os.pread(descriptor, end - start, start), size)
     finally:
         os.close(descriptor)
+
+
+def _after_last_newline(read: Callable[[int, int], bytes], size: int) -> int:
+    end = size
+    while end > 0:  # backwards, a window at a time: a line can be megabytes long
+        start = max(0, end - _TAIL_WINDOW)
+        newline = read(start, end).rfind(b"\n")
+        if newline >= 0:
+            return start + newline + 1
+        end = start
+    return 0
 
 
 @dataclass
 class LinePolicy:
     """What to do with a line that is not a record: the one place that decides, for every reader."""
 
-    path: Path
+    path: RunPath
     strict: bool = False
     warn: Warn = warn_on_stderr
     skipped: int = 0

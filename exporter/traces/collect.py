@@ -60,7 +60,7 @@ def run_window(run: RunDir) -> Window:
             if t
         ]
     if not instants:
-        raise UserError(f"{run.path}: no run.json times and no captures; cannot tell when the run happened")
+        raise UserError(f"{run.local}: no run.json times and no captures; cannot tell when the run happened")
     still_running = run.info.ended_at is None and run.info.status == "running"
     return Window(min(instants), datetime.now(UTC) if still_running else max(instants))
 
@@ -113,17 +113,19 @@ def _copy_files(unit: Unit, root: Path, run: RunDir) -> list[Path]:
     for path in (unit.path, *unit.companions):
         source_root = root if path.is_relative_to(root) else path.parent
         target = f"{TRACES_DIR}/{relative_to(path, root)}"
-        copy_beneath(source_root, path.relative_to(source_root).as_posix(), run.path, target, keep_times=True)
-        copied.append(run.path / target)
+        copy_beneath(
+            source_root, path.relative_to(source_root).as_posix(), run.local, target, keep_times=True
+        )
+        copied.append(run.local / target)
     return copied
 
 
 def _extract(fmt: SqliteFormat, unit: Unit, run: RunDir) -> Path:
     if unit.path.is_symlink():
         raise link_refusal(unit.path)
-    contained(run.path, TRACES_DIR).mkdir(exist_ok=True)
+    contained(run.local, TRACES_DIR).mkdir(exist_ok=True)
     target = contained(
-        run.path, TRACES_DIR, f"{fmt.name}-{sanitize_name(unit.session_id or '') or 'session'}.db"
+        run.local, TRACES_DIR, f"{fmt.name}-{sanitize_name(unit.session_id or '') or 'session'}.db"
     )
     source = connect_readonly(unit.snapshot or unit.path)
     try:

@@ -44,6 +44,8 @@ def collect_command(run: str, agent: str, source: Path | None, runs_dir: Path) -
     runs = resolve_targets([run], all_runs=False, runs_dir=runs_dir)
     if len(runs) != 1:
         raise UserError(f"{run}: holds {len(runs)} runs; pass one run directory or run id")
+    if runs[0].is_remote:
+        raise UserError(f"{run}: traces are collected into a run on this machine; pass its local directory")
     sources = [source] if source else [p for p in get_format(agent).default_roots() if p.exists()]
     if not sources:
         looked = ", ".join(str(p) for p in get_format(agent).default_roots())

@@ -275,7 +275,7 @@ class _Batch:
 def _records_in_seq_order(
     run: RunDir, group: CallGroup, policy: LinePolicy, progress: Progress | None
 ) -> Iterator[RawRecord]:
-    descriptor = open_beneath(run.path, CAPTURES_FILE)
+    descriptor = open_beneath(run.local, CAPTURES_FILE)
     try:
         for _seq, offset, length, number in sorted(group.calls):
             content = os.pread(descriptor, length, offset)
@@ -303,8 +303,12 @@ def write_group(
     warn: Warn = warn_on_stderr,
     progress: Progress | None = None,
     snapshot: CaptureSnapshot | None = None,
+    exported_at: str | None = None,
 ) -> WrittenFile:
-    """One parquet file holding the group's calls sorted by `seq`, with the footer metadata."""
+    """One parquet file holding the group's calls sorted by `seq`, with the footer metadata.
+
+    `exported_at` comes from the export's stamp (exporter.core.names.ExportStamp); default: now.
+    """
     policy = LinePolicy(run.captures_path, strict=strict, warn=warn)
     tasks: dict[str, TaskSummary] = {}
     with ParquetFileWriter(
@@ -320,7 +324,7 @@ def write_group(
                 batch = _Batch()
         writer.write(batch.table())
         tasks_by_id = sorted(tasks.values(), key=lambda task: task.id)
-        writer.metadata = file_metadata(run, group, tasks_by_id, snapshot)
+        writer.metadata = file_metadata(run, group, tasks_by_id, snapshot, exported_at)
     return WrittenFile(path=path, rows=writer.rows)
 
 
@@ -337,7 +341,11 @@ def _note_task(tasks: dict[str, TaskSummary], record: RawRecord) -> None:
 
 
 def file_metadata(
-    run: RunDir, group: CallGroup, tasks: list[TaskSummary], snapshot: CaptureSnapshot | None = None
+    run: RunDir,
+    group: CallGroup,
+    tasks: list[TaskSummary],
+    snapshot: CaptureSnapshot | None = None,
+    exported_at: str | None = None,
 ) -> dict[str, str]:
     """Footer key-value metadata: a browser can label a file from a ranged read of its footer."""
     metadata = {
@@ -349,7 +357,7 @@ def file_metadata(
         "schema_version": DATASET_SCHEMA_VERSION,
         "capture_schema": CAPTURE_SCHEMA,
         "exporter_version": f"agentcap {__version__}",
-        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "exported_at": exported_at or datetime.now(UTC).isoformat(timespec="seconds"),
         "tasks": json.dumps([task.as_metadata() for task in tasks], ensure_ascii=False),
     }
     if snapshot is not None:

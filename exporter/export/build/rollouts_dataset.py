@@ -4,9 +4,11 @@ normalized into rollout rows (one parquet per run under `data/`), with a card ca
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from exporter.core.names import rollouts_repo
+from exporter.core.record import CAPTURES_FILE, TRACES_DIR
 from exporter.export.build.cards import column_table, front_matter
 from exporter.export.build.run_stats import rollouts_stats
 from exporter.export.bundles import BuiltExport, BundleFile, RepoBundle, write_bundle
@@ -55,22 +57,29 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
 }
 
 
-def rollouts_bundle(built: BuiltExport, *, warn: Callable[[str], None]) -> RepoBundle:
-    """Normalize every exported run's captures and traces into `data/<run_id>.parquet`."""
+def write_run_rollouts(
+    run: RunDir, folder: Path, *, private: Path, warn: Callable[[str], None]
+) -> BundleFile | None:
+    """One (local) run's captures and traces normalized into `folder/data/<run_id>.parquet`.
+
+    Database snapshots go to a private folder under `private` (the export's staging). None: no rows.
+    """
+    path = f"data/{run.run_id}.parquet"
+    with SnapshotStore(private) as snapshots:
+        units = build_manifest([run.local / CAPTURES_FILE], "captures", snapshots=snapshots, warn=warn)
+        if run.trace_files():  # raises on a link: the build refused those already
+            units += build_manifest([run.local / TRACES_DIR], "auto", snapshots=snapshots, warn=warn)
+        count = write_parquet(_portable(iter_rows(units, warn=warn), run), contained(folder, path))
+    if count:
+        return BundleFile(path=path, run_id=run.run_id)
+    contained(folder, path).unlink(missing_ok=True)
+    return None
+
+
+def rollouts_bundle(built: BuiltExport, files: list[BundleFile]) -> RepoBundle:
+    """Seal the `<base>-rollouts` bundle from the files the runs' build tasks wrote."""
     name = rollouts_repo(built.base)
     folder = built.bundle_folder(name)
-    files: list[BundleFile] = []
-    for run in built.runs:
-        path = f"data/{run.run_id}.parquet"
-        with SnapshotStore(built.staging) as snapshots:
-            units = build_manifest([run.captures_path], "captures", snapshots=snapshots, warn=warn)
-            if run.trace_files():  # raises on a link: the build refused those already
-                units += build_manifest([run.traces_path], "auto", snapshots=snapshots, warn=warn)
-            count = write_parquet(_portable(iter_rows(units, warn=warn), run), contained(folder, path))
-        if count:
-            files.append(BundleFile(path=path, run_id=run.run_id))
-        else:
-            contained(folder, path).unlink(missing_ok=True)
     return write_bundle(
         kind="rollouts",
         name=name,

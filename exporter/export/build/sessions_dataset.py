@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from exporter.core.names import sessions_repo
+from exporter.core.record import CAPTURES_FILE, TRACES_DIR
 from exporter.export.build.cards import front_matter, traces_card
 from exporter.export.build.run_stats import files_stats
-from exporter.export.bundles import BuiltExport, BundleFile, RepoBundle, write_bundle
+from exporter.export.bundles import BuiltExport, BundleFile, write_bundle
 from exporter.export.card_sections import PENDING, TASK_CATEGORIES, generated
 from exporter.rollouts.base import SqliteFormat
 from exporter.rollouts.hydrate import iter_rows
@@ -84,10 +85,10 @@ def session_path(row: dict[str, Any], run: RunDir) -> str:
 def run_session_rows(run: RunDir, *, staging: Path, warn: Warn) -> list[dict[str, Any]]:
     """The rollout rows of a run that become sessions: its captures' chains, its SQLite agents' sessions."""
     with SnapshotStore(staging) as snapshots:  # database snapshots stay in the private staging folder
-        units = build_manifest([run.captures_path], "captures", snapshots=snapshots, warn=warn)
+        units = build_manifest([run.local / CAPTURES_FILE], "captures", snapshots=snapshots, warn=warn)
         if run.trace_files():  # raises on a link: the build refused those already
             native = build_manifest(
-                [run.traces_path], "auto", snapshots=snapshots, warn=warn, file_pattern="*.db"
+                [run.local / TRACES_DIR], "auto", snapshots=snapshots, warn=warn, file_pattern="*.db"
             )
             units += [unit for unit in native if unit.format in CONVERTED_FORMATS]
         rows = list(iter_rows(units, warn=warn))
@@ -106,56 +107,59 @@ def _unique(path: str, taken: set[str]) -> str:
     return candidate
 
 
-def write_sessions(built: BuiltExport, *, warn: Warn) -> tuple[RepoBundle, dict[str, list[BundleFile]]]:
-    """The sessions bundle, and per agent the converted native sessions (for its traces dataset)."""
-    name = sessions_repo(built.base)
-    folder = built.bundle_folder(name)
+def write_run_sessions(
+    run: RunDir, folder: Path, *, private: Path, warn: Warn
+) -> tuple[list[BundleFile], list[BundleFile]]:
+    """One (local) run's session files under `folder` (the sessions bundle's), from its build task;
+    returns them all, and those converted from the agent's native sessions (for its traces dataset)."""
     files: list[BundleFile] = []
-    native: dict[str, list[BundleFile]] = {}
-    for run in built.runs:
-        taken: set[str] = set()
-        for row in run_session_rows(run, staging=built.staging, warn=warn):
-            path = _unique(session_path(row, run), taken)
-            target = contained(folder, path)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(dumps(session_lines(row, session_metadata(row))), encoding="utf-8")
-            file = BundleFile(path=path, run_id=run.run_id)
-            files.append(file)
-            if row["source_kind"] != "captures":
-                native.setdefault(run.agent, []).append(file)
+    native: list[BundleFile] = []
+    taken: set[str] = set()
+    for row in run_session_rows(run, staging=private, warn=warn):
+        path = _unique(session_path(row, run), taken)
+        target = contained(folder, path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(dumps(session_lines(row, session_metadata(row))), encoding="utf-8")
+        file = BundleFile(path=path, run_id=run.run_id)
+        files.append(file)
+        if row["source_kind"] != "captures":
+            native.append(file)
+    return files, native
+
+
+def add_sessions(built: BuiltExport) -> None:
+    """Seal `<base>-sessions` from the session files the runs' build tasks wrote, and put the
+    converted native sessions (per agent) into their traces datasets."""
+    name = sessions_repo(built.base)
     bundle = write_bundle(
         kind="sessions",
         name=name,
-        folder=folder,
-        files=files,
+        folder=built.bundle_folder(name),
+        files=built.sessions,
         card=sessions_card(built),
         base=built.base,
-        run_stats=files_stats(((file.run_id, contained(folder, file.path)) for file in files), built.runs),
+        run_stats=files_stats(
+            ((file.run_id, built.bundle_folder(name) / file.path) for file in built.sessions), built.runs
+        ),
     )
-    return bundle, native
-
-
-def add_sessions(built: BuiltExport, *, warn: Warn) -> None:
-    """Build `<base>-sessions`, and put the converted native sessions into their traces datasets."""
-    bundle, native = write_sessions(built, warn=warn)
     for position, traces in enumerate(built.bundles):
-        extra = native.get(traces.agent or "") if traces.kind == "traces" else None
+        extra = built.native_sessions.get(traces.agent or "") if traces.kind == "traces" else None
         if not extra:
             continue
         for file in extra:
             target = contained(traces.folder, file.path)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(bundle.local_path(file).read_bytes())
-        files = [*traces.files, *extra]
+        merged = [*traces.files, *extra]
         built.bundles[position] = write_bundle(
             kind="traces",
             name=traces.name,
             folder=traces.folder,
-            files=files,
-            card=traces_card(built.owner, built.base, traces.agent or "", [f.path for f in files]),
+            files=merged,
+            card=traces_card(built.owner, built.base, traces.agent or "", [f.path for f in merged]),
             agent=traces.agent,
             base=traces.base,
-            run_stats=files_stats(((f.run_id, contained(traces.folder, f.path)) for f in files), built.runs),
+            run_stats=files_stats(((f.run_id, traces.folder / f.path) for f in merged), built.runs),
             front=traces.front,
         )
     built.bundles.append(bundle)

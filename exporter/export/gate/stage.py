@@ -41,7 +41,7 @@ def gate_export(
         )
         annotate_cards(built, None)
         return None
-    result = scan_runs(built.runs, options, workdir=built.staging, need_secrets=redact)
+    result = scan_runs(built.runs, options, workdir=built.staging, need_secrets=redact, known=built.scans)
     scan_derived(built, result, workdir=built.staging)
     if redact and result.findings():
         result.redaction = redact_export(built, result, console=console)
@@ -99,7 +99,7 @@ def annotate_cards(built: BuiltExport, result: ScanResult | None) -> None:
     (kept in the repo's index, so a card counts the results of every run it holds)."""
     built.scan_section = card_section(result)
     for run in built.runs:
-        built.scans[run.run_id] = {"result": "not scanned", "scanner": None}
+        built.card_scans[run.run_id] = {"result": "not scanned", "scanner": None}
     for scanned in result.runs if result else []:
         outcome = (
             "redacted"
@@ -108,7 +108,7 @@ def annotate_cards(built: BuiltExport, result: ScanResult | None) -> None:
             if scanned.findings
             else "clean"
         )
-        built.scans[scanned.run_id] = {
+        built.card_scans[scanned.run_id] = {
             "result": outcome,
             "scanner": f"{result.options.scanner} {result.scanner_version}" if result else None,
             "findings": len(scanned.findings),

@@ -37,7 +37,7 @@ def publish_local(
             remote=read_folder(target, bundle.repo_id(built.owner), warn=note),
             replace=replace,
             snapshots=built.snapshots,
-            scans=built.scans,
+            scans=built.card_scans,
             scan_section=built.scan_section,
             license_id=built.license,
         )

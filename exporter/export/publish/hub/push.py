@@ -164,7 +164,7 @@ class _Publisher:
             remote=remote,
             replace=self.replace,
             snapshots=self.built.snapshots,
-            scans=self.built.scans,
+            scans=self.built.card_scans,
             scan_section=self.built.scan_section,
             license_id=self.built.license,
         )

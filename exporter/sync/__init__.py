@@ -1,0 +1,1 @@
+"""`agentcap sync`: runs dir → object storage (any fsspec URL), for fleets of capture proxies."""
