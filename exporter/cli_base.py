@@ -99,6 +99,26 @@ def runs_dir_option(
     )
 
 
+def browse_target_options(looked_up: str) -> Decorator:
+    """--runs-dir and --revision of the commands whose one TARGET may be a run, a parquet file or a Hub
+    dataset (inspect, stats, report): --runs-dir defaults to "not given", so a bare name can be told
+    apart from OWNER/NAME."""
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        command = click.option(
+            "--revision", default=None, help="Hub datasets: the branch, tag or commit to read."
+        )(command)
+        return click.option(
+            "--runs-dir",
+            type=click.Path(path_type=Path, file_okay=False),
+            envvar=RUNS_DIR_ENV,
+            default=None,
+            help=f"Where runs live (default: runs, or ${RUNS_DIR_ENV}); also where {looked_up} are looked up.",
+        )(command)
+
+    return decorate
+
+
 def run_targets(verb: str) -> Decorator:
     """TARGET... (runs dir, run dir or run id), --all and --runs-dir."""
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import msgspec
 
-from exporter.cli_base import Command
+from exporter.cli_base import Command, browse_target_options
 from exporter.core.errors import UserError
 from exporter.core.record import CaptureRecord, RecordHead
 from exporter.inspect.hub_source import HubSource
@@ -18,7 +18,6 @@ from exporter.inspect.targets import TARGET_FORMS, Source, resolve_source
 from exporter.shared.prices import env_prices
 from exporter.shared.run_summary import ignore
 from exporter.shared.runs import (
-    RUNS_DIR_ENV,
     RunDir,
     default_runs_dir,
     iter_records,
@@ -37,13 +36,7 @@ COLUMN_KINDS: dict[str, ColumnKind] = {
 
 @click.command("inspect", cls=Command)
 @click.argument("target", required=False)
-@click.option(
-    "--runs-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    envvar=RUNS_DIR_ENV,
-    default=None,
-    help=f"Where runs live (default: runs, or ${RUNS_DIR_ENV}); also where request ids are looked up.",
-)
+@browse_target_options("request ids")
 @click.option(
     "--print", "print_table", is_flag=True, help="Print the target's first level as a table and exit."
 )
@@ -58,7 +51,6 @@ COLUMN_KINDS: dict[str, ColumnKind] = {
     type=click.Path(path_type=Path, dir_okay=False),
     help="A scan-report.json to show findings from (default: looked for in the run and runs dirs).",
 )
-@click.option("--revision", default=None, help="Hub datasets: the branch, tag or commit to read.")
 def inspect_command(
     target: str | None,
     runs_dir: Path | None,

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from exporter.cli_base import SCANNER_ENV, Command, prices_option
+from exporter.cli_base import SCANNER_ENV, Command, browse_target_options, prices_option
 from exporter.core.errors import UserError
 from exporter.inspect.targets import calls_source
 from exporter.report.mask import mask_secrets
@@ -19,7 +19,7 @@ from exporter.scan.engine import ready_scanner
 from exporter.scan.scanners import scanner_names
 from exporter.scan.types import DEFAULT_SCANNER
 from exporter.shared.prices import load_prices
-from exporter.shared.runs import RUNS_DIR_ENV, default_runs_dir
+from exporter.shared.runs import default_runs_dir
 from exporter.shared.tables import output_console
 
 NOT_SCANNED = "NOT SCANNED (--no-scan): secrets in these calls are shown as recorded"
@@ -35,15 +35,8 @@ NOT_SCANNED = "NOT SCANNED (--no-scan): secrets in these calls are shown as reco
     show_default=True,
     help="The HTML file to write.",
 )
-@click.option(
-    "--runs-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    envvar=RUNS_DIR_ENV,
-    default=None,
-    help=f"Where runs live (default: runs, or ${RUNS_DIR_ENV}); also where run ids are looked up.",
-)
+@browse_target_options("run ids")
 @prices_option
-@click.option("--revision", default=None, help="Hub datasets: the branch, tag or commit to read.")
 @click.option(
     "--scan-report",
     "scan_reports",

@@ -108,51 +108,20 @@ def _summary(report: Report) -> str:
     )
 
 
-TOTALS_HEAD = (
-    "calls",
-    "failed",
-    "input",
-    "cache read",
-    "cache write",
-    "output",
-    "total",
-    "cost",
-    "p50",
-    "p95",
-)
-
-
 def _totals_cells(totals: Totals) -> str:
-    usage = totals.usage
-    values = [
-        str(totals.calls),
-        str(totals.failed),
-        *(
-            display.tokens(count)
-            for count in (
-                usage.input_tokens,
-                usage.cache_read_tokens,
-                usage.cache_write_tokens,
-                usage.output_tokens,
-                usage.total_tokens,
-            )
-        ),
-        display.cost(totals),
-        display.millis(totals.p50_ms),
-        display.millis(totals.p95_ms),
-    ]
-    return "".join(f'<td class="n">{escape(value)}</td>' for value in values)
+    return "".join(f'<td class="n">{escape(value)}</td>' for value in display.totals_cells(totals))
 
 
 def _totals_table(title: str, key: str, rows: list[tuple[str, Totals]]) -> str:
-    head = "".join(f"<th>{escape(name)}</th>" for name in (key, *TOTALS_HEAD))
+    head = "".join(f"<th>{escape(name)}</th>" for name in (key, *display.TOTALS_HEADINGS))
     body = "".join(f"<tr><td>{escape(name or '-')}</td>{_totals_cells(totals)}</tr>" for name, totals in rows)
     return f'<details class="table" open><summary>{escape(title)}</summary><table><tr>{head}</tr>{body}</table></details>'
 
 
 def _task_index(report: Report) -> str:
     head = "".join(
-        f"<th>{escape(name)}</th>" for name in ("run", "conversation", "first prompt", *TOTALS_HEAD)
+        f"<th>{escape(name)}</th>"
+        for name in ("run", "conversation", "first prompt", *display.TOTALS_HEADINGS)
     )
     rows = []
     for section in report.sections:

@@ -35,6 +35,45 @@ def millis(value: float | None) -> str:
     return f"{value:.0f} ms" if value < 1000 else f"{value / 1000:.2f} s"
 
 
+TOTALS_HEADINGS = (
+    "calls",
+    "failed",
+    "input",
+    "cache read",
+    "cache write",
+    "output",
+    "reasoning",
+    "total",
+    "cost",
+    "p50",
+    "p95",
+)
+"""The columns of a totals row wherever one is shown (`stats` tables, the report's tables)."""
+
+
+def totals_cells(totals: Totals) -> list[str]:
+    """A totals row's cells, in TOTALS_HEADINGS order."""
+    usage = totals.usage
+    return [
+        str(totals.calls),
+        str(totals.failed),
+        *(
+            tokens(count)
+            for count in (
+                usage.input_tokens,
+                usage.cache_read_tokens,
+                usage.cache_write_tokens,
+                usage.output_tokens,
+                usage.reasoning_tokens,
+                usage.total_tokens,
+            )
+        ),
+        cost(totals),
+        millis(totals.p50_ms),
+        millis(totals.p95_ms),
+    ]
+
+
 def token_summary(totals: Totals) -> str:
     """One line: `in 1.2k (cache read 800, write 50) · out 300 (reasoning 120) · total 2.3k`."""
     usage = totals.usage

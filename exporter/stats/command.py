@@ -9,63 +9,22 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from exporter.cli_base import Command, prices_option
+from exporter.cli_base import Command, browse_target_options, prices_option
 from exporter.inspect.targets import calls_source
 from exporter.shared import totals_display as display
 from exporter.shared.prices import load_prices
-from exporter.shared.runs import RUNS_DIR_ENV, default_runs_dir
+from exporter.shared.runs import default_runs_dir
 from exporter.shared.tables import ColumnKind, new_table, output_console
 from exporter.shared.totals import Stats, Totals, compute_stats, iso
 from exporter.stats.sources import source_facts
 
-TOTALS_COLUMNS: list[tuple[str, ColumnKind]] = [
-    ("calls", "number"),
-    ("failed", "number"),
-    ("input", "number"),
-    ("cache read", "number"),
-    ("cache write", "number"),
-    ("output", "number"),
-    ("reasoning", "number"),
-    ("total", "number"),
-    ("cost", "number"),
-    ("p50", "number"),
-    ("p95", "number"),
-]
-
-
-def totals_cells(totals: Totals) -> list[str]:
-    usage = totals.usage
-    return [
-        str(totals.calls),
-        str(totals.failed),
-        *(
-            display.tokens(count)
-            for count in (
-                usage.input_tokens,
-                usage.cache_read_tokens,
-                usage.cache_write_tokens,
-                usage.output_tokens,
-                usage.reasoning_tokens,
-                usage.total_tokens,
-            )
-        ),
-        display.cost(totals),
-        display.millis(totals.p50_ms),
-        display.millis(totals.p95_ms),
-    ]
+TOTALS_COLUMNS: list[tuple[str, ColumnKind]] = [(name, "number") for name in display.TOTALS_HEADINGS]
 
 
 @click.command("stats", cls=Command)
 @click.argument("target", required=False)
-@click.option(
-    "--runs-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    envvar=RUNS_DIR_ENV,
-    default=None,
-    help=f"Where runs live (default: runs, or ${RUNS_DIR_ENV}); also where run ids are looked up.",
-)
+@browse_target_options("run ids")
 @prices_option
-@click.option("--revision", default=None, help="Hub datasets: the branch, tag or commit to read.")
 @click.option("--json", "as_json", is_flag=True, help="Print the totals as one JSON object.")
 def stats_command(
     target: str | None, runs_dir: Path | None, prices: Path | None, revision: str | None, as_json: bool
@@ -125,5 +84,5 @@ def _table(
     console.print(f"\n[italic]{title}[/]")
     table = new_table([*keys, *TOTALS_COLUMNS], box=None, header_style="bold", pad_edge=False)
     for key, totals in sorted(rows.items()):
-        table.add_row(*key, *totals_cells(totals), style="red" if totals.failed else None)
+        table.add_row(*key, *display.totals_cells(totals), style="red" if totals.failed else None)
     console.print(table)
