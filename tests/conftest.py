@@ -11,6 +11,7 @@ import pytest
 
 if TYPE_CHECKING:
     from fake_hub import FakeHub
+    from scan_fakes import FakeTrufflehog
 
 ROOT = Path(__file__).resolve().parent.parent
 for extra in (ROOT / "scripts", ROOT / "tests"):
@@ -38,3 +39,13 @@ def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator["FakeHub"]:
     with FakeHub() as fake:
         use_fake_hub(monkeypatch, fake, tmp_path / "hf-home")
         yield fake
+
+
+@pytest.fixture
+def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> "FakeTrufflehog":
+    """A fake trufflehog first on PATH and selected as the scanner (tests/scan_fakes.py)."""
+    from scan_fakes import FakeTrufflehog
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    return FakeTrufflehog(bin_dir, monkeypatch)

@@ -1,8 +1,6 @@
 """Responses over WebSocket through the proxy, and a proxy killed with SIGKILL mid-load."""
 
-import base64
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -14,9 +12,8 @@ from pathlib import Path
 
 import pytest
 from fake_model_server import FakeModelServer
+from helpers import wait_for, websocket_turn
 from proxy_harness import ADDON_PATH, ProxyHarness
-from wsproto.connection import Connection, ConnectionType
-from wsproto.events import CloseConnection, TextMessage
 
 
 @pytest.fixture(scope="module")
@@ -25,38 +22,11 @@ def upstream() -> Iterator[FakeModelServer]:
         yield server
 
 
-def websocket_turn(port: int, request: dict) -> list[dict]:
-    """Open a WebSocket to /v1/responses, send one response.create, read events until completed."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        (
-            "GET /v1/responses HTTP/1.1\r\nhost: 127.0.0.1\r\nupgrade: websocket\r\nconnection: Upgrade\r\n"
-            f"sec-websocket-key: {key}\r\nsec-websocket-version: 13\r\nx-agentcap-task: ws-task\r\n\r\n"
-        ).encode()
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += sock.recv(1)
-    assert head.startswith(b"HTTP/1.1 101"), head
-    connection = Connection(ConnectionType.CLIENT)
-    sock.sendall(
-        connection.send(TextMessage(data=json.dumps({"type": "response.create", "response": request})))
-    )
-    events: list[dict] = []
-    while not events or events[-1]["type"] != "response.completed":
-        connection.receive_data(sock.recv(65536))
-        events += [json.loads(e.data) for e in connection.events() if isinstance(e, TextMessage)]
-    sock.sendall(connection.send(CloseConnection(code=1000)))
-    connection.receive_data(sock.recv(65536))
-    sock.close()
-    return events
-
-
 def test_responses_over_websocket_is_one_record(upstream: FakeModelServer, tmp_path: Path) -> None:
     with ProxyHarness(upstream.url, tmp_path / "runs") as proxy:
-        events = websocket_turn(proxy.port, {"model": "gpt-ws", "input": "hi"})
-        time.sleep(0.3)
+        events = websocket_turn(proxy.port, {"model": "gpt-ws", "input": "hi"}, task="ws-task")
+        # The record is written once the close reaches the proxy: wait for it before stopping.
+        wait_for(proxy.records, what="the WebSocket call's record")
     assert events[0]["type"] == "response.created"
     [record] = proxy.records()
     assert (record["transport"], record["method"], record["api"]) == ("websocket", "GET", "responses")

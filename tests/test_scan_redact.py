@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner, Result
 from factories import make_record, write_run
-from scan_fakes import FakeTrufflehog, canary_secrets
+from scan_fakes import canary_secrets
 
 from exporter.export.command import export_command
 from exporter.export.gate.redact import SQLITE_MAGIC
@@ -16,13 +15,6 @@ from exporter.scan.command import scan_command
 
 SECRET = canary_secrets()["github"]
 RUN_ID = "demo-20261121T081500-a1b2c3"
-
-
-@pytest.fixture
-def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeTrufflehog:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    return FakeTrufflehog(bin_dir, monkeypatch)
 
 
 def make_runs(tmp_path: Path, traces: dict[str, str | bytes] | None = None) -> Path:

@@ -23,13 +23,6 @@ RUN_ID = "demo-20261121T081500-a1b2c3"
 
 
 @pytest.fixture
-def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeTrufflehog:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    return FakeTrufflehog(bin_dir, monkeypatch)
-
-
-@pytest.fixture
 def runs_dir(tmp_path: Path) -> Path:
     """One run: a GitHub-shaped canary in a prompt (line 2), a HF-shaped one in a trace file (line 3)."""
     runs = tmp_path / "runs"

@@ -77,13 +77,6 @@ def test_a_file_kingfisher_cannot_read_whole_fails_the_gate_with_its_name(tmp_pa
     assert not (tmp_path / "out").exists()  # nothing published, no staging left
 
 
-@pytest.fixture
-def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeTrufflehog:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    return FakeTrufflehog(bin_dir, monkeypatch)
-
-
 def test_a_file_trufflehog_stops_reading_fails_the_gate_with_its_name(
     fake: FakeTrufflehog, tmp_path: Path
 ) -> None:

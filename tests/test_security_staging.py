@@ -24,13 +24,6 @@ STAGING_PREFIX = ".agentcap-staging-"
 
 
 @pytest.fixture
-def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeTrufflehog:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    return FakeTrufflehog(bin_dir, monkeypatch)
-
-
-@pytest.fixture
 def held(tmp_path: Path, fake: FakeTrufflehog) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """An export process held in its scan stage, and the pid of the scanner it waits for."""
     process, scanner = start_export_held_in_the_scan(tmp_path, fake)
