@@ -12,6 +12,7 @@ from click.testing import CliRunner, Result
 from factories import make_record, write_run
 
 from exporter.cli import main
+from exporter.engines import ray_tasks
 from exporter.scan.report import REPORT_FILE
 
 OFFLINE_SCAN = ["--scanner", "kingfisher", "--no-verify"]
@@ -79,7 +80,13 @@ def test_every_engine_and_worker_count_publishes_the_same_bytes(
         result = export(runs, tmp_path / f"out-{number}", *engine)
         assert result.exit_code == 0, result.output
         trees.append(tree(tmp_path / f"out-{number}"))
-    assert trees[0] == trees[1] == trees[2]
+    # Tasks on another node send their files back instead of writing the staging folder: the same bytes.
+    with monkeypatch.context() as elsewhere:
+        elsewhere.setattr(ray_tasks, "driver_node_id", lambda ray: "a-node-the-tasks-are-not-on")
+        result = export(runs, tmp_path / "out-remote", "--engine", "ray", "--workers", "2")
+        assert result.exit_code == 0, result.output
+        trees.append(tree(tmp_path / "out-remote"))
+    assert trees[0] == trees[1] == trees[2] == trees[3]
     names = list(trees[0])
     assert sum(".parquet" in name and "-captures/" in name for name in names) == 8  # 4 runs x 2 groups
     assert sum("-rollouts/data/" in name for name in names) == 4

@@ -1,9 +1,10 @@
 """The Ray engine: one Ray task per run, on a cluster or on a Ray instance started for the export.
 
-A task may run on another node, so it cannot write into the driver's staging folder: it runs in
-a temporary folder of its own node and sends back the files it wrote with its result (through
-Ray's object store, one run's output at a time). The driver writes them where the local engines
-would have, so what gets published is the same whatever ran it.
+A task on the driver's own node writes straight into the driver's staging folder, as a process
+pool's worker does. A task on another node cannot: it runs in a temporary folder of its own node
+and sends back the files it wrote with its result (through Ray's object store, one run's output at
+a time), and the driver writes them where the local engines would have. Either way what gets
+published is the same whatever ran it.
 
 Runs given as local paths are only readable on this node: on a multi-node cluster, point the
 export at the runs' URL (object storage) instead.
@@ -32,7 +33,8 @@ def run_on_ray[T](
     ray = _ray()
     started_here = _connect(ray, address)
     try:
-        remote = ray.remote(num_cpus=1, max_retries=0)(_run_in_scratch)
+        remote = ray.remote(num_cpus=1, max_retries=0)(_run_on_node)
+        driver_node = driver_node_id(ray)
         limit = workers or len(tasks)
         queued = list(enumerate(tasks))
         running: dict[Any, int] = {}
@@ -40,7 +42,7 @@ def run_on_ray[T](
             while queued or running:
                 while queued and len(running) < limit:
                     index, task = queued.pop(0)
-                    running[remote.remote(task)] = index
+                    running[remote.remote(task, str(outbox), driver_node)] = index
                 [ready], _ = ray.wait(list(running), num_returns=1)
                 index = running.pop(ready)
                 try:
@@ -61,13 +63,23 @@ def run_on_ray[T](
             ray.shutdown()
 
 
+def driver_node_id(ray: Any) -> str:
+    """The Ray node this export's driver runs on: tasks landing there write its staging folder directly."""
+    return str(ray.get_runtime_context().get_node_id())
+
+
 def _first_line(error: BaseException) -> str:
     lines = str(error).strip().splitlines()
     return lines[0] if lines else "no message"
 
 
-def _run_in_scratch[T](task: Task[T]) -> tuple[Outcome[T], Files]:
-    """On the worker: run the task into a folder of its own node, then hand its files back."""
+def _run_on_node[T](task: Task[T], outbox: str, driver_node: str) -> tuple[Outcome[T], Files]:
+    """On the worker: on the driver's node, run the task into its staging folder (nothing to send
+    back); elsewhere, into a folder of this node, then hand its files back."""
+    import ray
+
+    if ray.get_runtime_context().get_node_id() == driver_node:
+        return guarded(task, Path(outbox)), []
     with tempfile.TemporaryDirectory(prefix="agentcap-task-") as scratch:
         outcome = guarded(task, Path(scratch))
         if outcome.error is not None:
