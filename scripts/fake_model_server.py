@@ -14,7 +14,8 @@ Used by the demo, the tests and the benchmarks. It answers:
 
 Replies are scripted so a tool-use loop terminates: when the request offers tools and the
 last message is from the user, the assistant calls the first tool; once a tool result is
-present, it answers in text.
+present (a Responses `function_call_output`, an Anthropic `tool_result`, a Gemini
+`functionResponse` last), it answers in text.
 
 A request header `x-fake-scenario` picks a behaviour for tests: `echo` (returns the path and
 headers it received), `error-500`, `error-429`, `error-401` (with a `WWW-Authenticate` challenge
