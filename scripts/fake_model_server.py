@@ -14,7 +14,8 @@ Used by the demo, the tests and the benchmarks. It answers:
 
 Replies are scripted so a tool-use loop terminates: when the request offers tools and the
 last message is from the user, the assistant calls the first tool; once a tool result is
-present, it answers in text.
+present (a Responses `function_call_output`, an Anthropic `tool_result`, a Gemini
+`functionResponse` last), it answers in text.
 
 A request header `x-fake-scenario` picks a behaviour for tests: `echo` (returns the path and
 headers it received), `error-500`, `error-429`, `error-401` (with a `WWW-Authenticate` challenge
@@ -82,7 +83,19 @@ def reply_text(request: dict[str, Any]) -> str:
     return f"Done. Answer number {user_turns} for you: héllo wörld ✓."
 
 
+def is_tool_output(message: Any) -> bool:
+    """A Responses `function_call_output` item, or an Anthropic user turn carrying `tool_result` blocks."""
+    if not isinstance(message, dict):
+        return False
+    content = message.get("content")
+    blocks = content if isinstance(content, list) else []
+    return message.get("type") == "function_call_output" or any(
+        isinstance(block, dict) and block.get("type") == "tool_result" for block in blocks
+    )
+
+
 def wants_tool_call(request: dict[str, Any]) -> bool:
+    """Tools offered, the user spoke last and no tool has answered yet: one tool call per conversation."""
     tools = request.get("tools") or []
     messages = request.get("messages") or request.get("input") or []
     if isinstance(messages, str):
@@ -90,7 +103,7 @@ def wants_tool_call(request: dict[str, Any]) -> bool:
     return (
         bool(tools)
         and last_message_role(messages) == "user"
-        and not any(isinstance(m, dict) and m.get("type") == "function_call_output" for m in messages)
+        and not any(is_tool_output(message) for message in messages)
     )
 
 

@@ -1,13 +1,16 @@
-"""Shared by the `agentcap run` tests: the installed CLI, canary scans, a run's files."""
+"""Shared by the `agentcap run` tests: the installed CLI, real agents from npm, canary scans, a run's files."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 AGENTCAP = str(Path(sys.executable).parent / "agentcap")
 
@@ -37,3 +40,78 @@ def records(run: Path) -> list[dict[str, Any]]:
 
 def agent_run(run: Path) -> dict[str, Any]:
     return json.loads((run / "agent-run.json").read_text())
+
+
+def npm_cli(request: pytest.FixtureRequest, package: str, version: str, binary: str) -> Path:
+    """`binary` of npm `package@version`, installed once into the pytest cache (CI starts clean: it installs there)."""
+    cache = request.config.cache
+    name = f"npm-{binary}-{version}"
+    prefix = cache.mkdir(name) if cache is not None else Path.home() / ".cache" / "agentcap-tests" / name
+    path = prefix / "node_modules" / ".bin" / binary
+    if not path.exists():
+        npm = shutil.which("npm")
+        assert npm, f"npm (Node 20+) is needed to install {package} for this test"
+        installed = subprocess.run(
+            [npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", f"{package}@{version}"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert installed.returncode == 0, (
+            f"npm install {package}@{version} failed:\n{installed.stderr[-3000:]}"
+        )
+    shown = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=60)
+    assert version in (shown.stdout + shown.stderr).split(), shown  # some print it on stderr
+    return path
+
+
+def env_dumping_wrapper(path: Path, agent: Path) -> Path:
+    """A wrapper that runs `agent` after dumping what it could read into its HOME, per turn: its own
+    environment, and its parent's start-up environment from /proc (`agentcap run`'s, which held the key)."""
+    path.write_text(
+        "#!/bin/sh\n"
+        'env > "$HOME/agent-env-$AGENTCAP_TURN.txt"\n'
+        'tr "\\000" "\\n" < /proc/$PPID/environ > "$HOME/parent-env-$AGENTCAP_TURN.txt"\n'
+        f'exec "{agent}" "$@"\n'
+    )
+    path.chmod(0o755)
+    return path
+
+
+def two_tasks(root: Path) -> tuple[Path, Path]:
+    """A project folder (a README) and a tasks file: alpha and beta, two turns each."""
+    work = root / "work"
+    work.mkdir()
+    (work / "README.md").write_text("agentcap test project\n")
+    tasks = root / "tasks.jsonl"
+    tasks.write_text(
+        json.dumps({"task_id": "alpha", "prompt": "Read the README", "followups": ["Alpha again"]})
+        + "\n"
+        + json.dumps({"task_id": "beta", "prompt": "Summarise the README", "followups": ["Beta again"]})
+        + "\n"
+    )
+    return work, tasks
+
+
+def assert_credentials_out_of_reach(
+    root: Path, home: Path, turns: int, key: str, other: tuple[str, str]
+) -> list[dict[str, str]]:
+    """What an `env_dumping_wrapper` agent could read never held the upstream `key` nor the `other`
+    credential (name, value): not in its environment, blanked in `agentcap run`'s start-up environment,
+    in no file below `root`. Returns the agent's environment of each turn."""
+    name, value = other
+    agent_envs = sorted(home.rglob("agent-env-*.txt"))
+    parent_envs = sorted(home.rglob("parent-env-*.txt"))
+    assert len(agent_envs) == len(parent_envs) == turns
+    environments = []
+    for dump in agent_envs:
+        environment = dict(line.split("=", 1) for line in dump.read_text().splitlines() if "=" in line)
+        assert name not in environment and key not in dump.read_text()
+        assert environment["HOME"] == str(dump.parent)
+        environments.append(environment)
+    for dump in parent_envs:
+        assert f"{name}=" + "x" * len(value) in dump.read_text().splitlines()
+        assert key not in dump.read_text()
+    assert files_holding(root, key) == []
+    assert files_holding(root, value) == []
+    return environments

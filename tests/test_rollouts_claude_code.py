@@ -396,3 +396,44 @@ def test_synthetic_model_is_not_a_model(tmp_path: Path) -> None:
     session_file(tmp_path, [*lines, error_line])
     [row] = read_rollouts(tmp_path)
     assert row["models"] == ["claude-x"] and row["model"] == "claude-x"
+
+
+def test_attachment_lines_link_the_turns_of_a_2_1_session(tmp_path: Path) -> None:
+    """Claude Code 2.1 chains `attachment` lines between turns: a follow-up's parent is one of them.
+
+    Written by `claude -p` then `claude -p --continue` (2.1.332, as `agentcap run` drives it): the chain
+    must be walked through them, and the new bookkeeping lines are known, not warned about.
+    """
+    usage = {"input_tokens": 1, "output_tokens": 1}
+
+    def attachment(uuid: str, parent: str) -> dict:
+        return {"type": "attachment", "uuid": uuid, "parentUuid": parent, "attachment": {}} | CLAUDE_ENVELOPE
+
+    bookkeeping = [
+        {"type": kind, "sessionId": CLAUDE_SESSION}
+        for kind in ("atis-latch", "api-request-shape", "api-request-blob", "api-request", "cost-state")
+    ]
+    session_file(
+        tmp_path,
+        [
+            claude_user("q1", None, "00.000", "hi"),
+            attachment("a1", "q1"),
+            *bookkeeping,
+            claude_assistant("r1", "a1", "01.000", "m1", [{"type": "text", "text": "Hello."}], usage),
+            attachment("a2", "r1"),
+            {"type": "last-prompt", "lastPrompt": "hi", "leafUuid": "a2", "sessionId": CLAUDE_SESSION},
+            claude_user("q2", "a2", "02.000", "Continue."),
+            {"type": "tools-used", "sessionId": CLAUDE_SESSION},
+            claude_assistant("r2", "q2", "03.000", "m2", [{"type": "text", "text": "Again."}], usage),
+            {"type": "mode", "sessionId": CLAUDE_SESSION},
+        ],
+    )
+    [row] = read_rollouts(tmp_path)
+    assert [(m["role"], m["content"]) for m in row["messages"]] == [
+        ("user", "hi"),
+        ("assistant", "Hello."),
+        ("user", "Continue."),
+        ("assistant", "Again."),
+    ]
+    assert row["turn_count"] == 2
+    assert row["parse_warnings"] == []

@@ -2,23 +2,30 @@
 
 2 tasks × 2 turns against the loopback fake model server. pi runs headless (`pi -p`, follow-ups with
 `--continue`) with the proxy as a custom OpenAI-compatible provider in its temporary HOME. A wrapper
-in front of pi dumps what pi could read at each turn (its environment, and its parent's start-up
-environment from /proc) into that HOME, so the test can prove the real key was never there.
+in front of pi dumps what pi could read at each turn into that HOME, so the test can prove the real
+key was never there.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 from factories import CANARY_KEY
 from fake_model_server import FakeModelServer
 from proxy_harness import load_addon_module
-from run_helpers import agent_run, agentcap_run, files_holding, records, user_env
+from run_helpers import (
+    agent_run,
+    agentcap_run,
+    assert_credentials_out_of_reach,
+    env_dumping_wrapper,
+    npm_cli,
+    records,
+    two_tasks,
+    user_env,
+)
 
 PI_PACKAGE = "@mariozechner/pi-coding-agent"
 PI_VERSION = "0.73.1"
@@ -27,65 +34,15 @@ OTHER_SECRET = "ghp-test-canary-not-the-upstream-key"
 
 @pytest.fixture(scope="session")
 def pi_command(request: pytest.FixtureRequest) -> Path:
-    """pi from npm, installed once into the pytest cache (CI starts clean, so it installs there)."""
-    cache = request.config.cache
-    prefix = (
-        cache.mkdir(f"npm-pi-{PI_VERSION}")
-        if cache is not None
-        else Path.home() / ".cache" / "agentcap-tests" / f"npm-pi-{PI_VERSION}"
-    )
-    binary = prefix / "node_modules" / ".bin" / "pi"
-    if not binary.exists():
-        npm = shutil.which("npm")
-        assert npm, "npm (Node 20+) is needed to install pi for this test"
-        installed = subprocess.run(
-            [
-                npm,
-                "install",
-                "--prefix",
-                str(prefix),
-                "--no-audit",
-                "--no-fund",
-                f"{PI_PACKAGE}@{PI_VERSION}",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert installed.returncode == 0, (
-            f"npm install {PI_PACKAGE}@{PI_VERSION} failed:\n{installed.stderr[-3000:]}"
-        )
-    version = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=60)
-    assert (version.stdout + version.stderr).strip() == PI_VERSION  # pi prints it on stderr
-    return binary
-
-
-def write_wrapper(path: Path, pi: Path) -> Path:
-    # Run by `agentcap run` itself: $PPID is agentcap, whose start-up environment held the key.
-    path.write_text(
-        "#!/bin/sh\n"
-        'env > "$HOME/agent-env-$AGENTCAP_TURN.txt"\n'
-        'tr "\\000" "\\n" < /proc/$PPID/environ > "$HOME/parent-env-$AGENTCAP_TURN.txt"\n'
-        f'exec "{pi}" "$@"\n'
-    )
-    path.chmod(0o755)
-    return path
+    return npm_cli(request, PI_PACKAGE, PI_VERSION, "pi")
 
 
 def test_pi_two_tasks_two_turns_tagged_traced_and_never_holding_the_key(
     pi_command: Path, tmp_path: Path
 ) -> None:
-    work, home, runs = tmp_path / "work", tmp_path / "home", tmp_path / "runs"
-    work.mkdir()
-    (work / "README.md").write_text("agentcap test project\n")
-    tasks = tmp_path / "tasks.jsonl"
-    tasks.write_text(
-        json.dumps({"task_id": "alpha", "prompt": "Read the README", "followups": ["Alpha again"]})
-        + "\n"
-        + json.dumps({"task_id": "beta", "prompt": "Summarise the README", "followups": ["Beta again"]})
-        + "\n"
-    )
-    wrapper = write_wrapper(tmp_path / "pi-wrapper", pi_command)
+    home, runs = tmp_path / "home", tmp_path / "runs"
+    work, tasks = two_tasks(tmp_path)
+    wrapper = env_dumping_wrapper(tmp_path / "pi-wrapper", pi_command)
 
     with FakeModelServer() as upstream:
         result = agentcap_run(
@@ -143,17 +100,10 @@ def test_pi_two_tasks_two_turns_tagged_traced_and_never_holding_the_key(
     assert json.loads((run / "run.json").read_text())["status"] == "complete"
 
     # The key and the other credential were nowhere the agent could look, nor in any file or log.
-    agent_envs = sorted(home.rglob("agent-env-*.txt"))
-    parent_envs = sorted(home.rglob("parent-env-*.txt"))
-    assert len(agent_envs) == len(parent_envs) == 4
-    for dump in agent_envs:
-        names = {line.split("=", 1)[0] for line in dump.read_text().splitlines()}
-        assert {"OPENAI_API_KEY", "GITHUB_TOKEN"}.isdisjoint(names)
-        assert f"HOME={dump.parent}" in dump.read_text().splitlines()
-    for dump in parent_envs:
-        assert "GITHUB_TOKEN=" + "x" * len(OTHER_SECRET) in dump.read_text().splitlines()
-    assert files_holding(tmp_path, CANARY_KEY) == []
-    assert files_holding(tmp_path, OTHER_SECRET) == []
+    environments = assert_credentials_out_of_reach(
+        tmp_path, home, 4, CANARY_KEY, ("GITHUB_TOKEN", OTHER_SECRET)
+    )
+    assert not any("OPENAI_API_KEY" in environment for environment in environments)  # pi reads models.json
     assert CANARY_KEY not in result.stdout + result.stderr
     assert (home / "alpha" / ".pi" / "agent" / "models.json").stat().st_mode & 0o777 == 0o600
     assert os.environ.get("OPENAI_API_KEY") != CANARY_KEY  # the test process itself never held it

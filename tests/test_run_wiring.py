@@ -13,7 +13,7 @@ from exporter.core.errors import UserError
 from exporter.rollouts.registry import get_format
 from exporter.run.keys import CREDENTIAL_NAME
 from exporter.run.tasks import Task, plan_tasks
-from exporter.run.wiring import AGENTS, turn_arguments, write_config_files
+from exporter.run.wiring import AGENTS, render, turn_arguments, write_config_files
 
 ROOT = Path(__file__).resolve().parent.parent
 VALUES = {
@@ -54,15 +54,16 @@ def test_docs_table_mirrors_the_wiring_table() -> None:
 @pytest.mark.parametrize("name", list(AGENTS))
 def test_every_wiring_renders_complete_config_pointing_at_the_proxy(name: str, tmp_path: Path) -> None:
     wiring = AGENTS[name]
+    documents = []
     for path in write_config_files(wiring, tmp_path, VALUES):
         text = path.read_text()
-        document = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-        assert VALUES["openai_base"] in json.dumps(document)
+        documents.append(tomllib.loads(text) if path.suffix == ".toml" else json.loads(text))
         assert path.stat().st_mode & 0o777 == 0o600
         assert not re.search(r"\{(base|openai_base|key|model|home|task|prompt)\}", text)
     for follow_up in (False, True):
         argv = turn_arguments(wiring, ["agent"], "do {it}", follow_up, VALUES)
         assert argv[0] == "agent" and "do {it}" in argv
+    assert VALUES["base"] in json.dumps([render(dict(wiring.env), VALUES), documents])  # the proxy, somewhere
     rendered = json.dumps([dict(wiring.env), dict(wiring.files)])
     placeholders = set(re.findall(r"\{(\w+)\}", rendered))
     assert placeholders <= set(VALUES), placeholders

@@ -124,12 +124,18 @@ AGENTS: dict[str, Wiring] = {
                 "ANTHROPIC_BASE_URL": "{base}",
                 "ANTHROPIC_API_KEY": "{key}",
                 "ANTHROPIC_MODEL": "{model}",
+                # Every alias the CLI or a subagent picks is the served model (SMALL_FAST: before 2.0).
+                "ANTHROPIC_DEFAULT_OPUS_MODEL": "{model}",
+                "ANTHROPIC_DEFAULT_SONNET_MODEL": "{model}",
+                "ANTHROPIC_DEFAULT_HAIKU_MODEL": "{model}",
                 "ANTHROPIC_SMALL_FAST_MODEL": "{model}",
                 "CLAUDE_CONFIG_DIR": "{home}/.claude",
+                # No update check, telemetry or error reporting: model calls only, to the proxy.
                 "DISABLE_AUTOUPDATER": "1",
                 "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
             },
             traces="claude_code",
+            verified=True,
         ),
         Wiring(
             name="goose",
@@ -156,7 +162,21 @@ AGENTS: dict[str, Wiring] = {
             env={
                 "GOOGLE_GEMINI_BASE_URL": "{base}",
                 "GEMINI_API_KEY": "{key}",
-            },  # Gemini is recorded by default
+                # Headless runs refuse an untrusted folder; the agent works in the user's project.
+                "GEMINI_CLI_TRUST_WORKSPACE": "true",
+            },
+            files={
+                ".gemini/settings.json": {
+                    # Else the base URL alone selects the "gateway" auth, which 0.61 refuses headless.
+                    "security": {"auth": {"selectedType": "gemini-api-key"}},
+                    "privacy": {"usageStatisticsEnabled": False},
+                    "telemetry": {"enabled": False},
+                    "general": {"enableAutoUpdate": False, "enableAutoUpdateNotification": False},
+                }
+            },
+            # Its calls (:streamGenerateContent) are among the addon's default paths. Its sessions
+            # (~/.gemini/tmp/<project>/chats/*.jsonl) are no format `rollouts` reads yet.
+            verified=True,
         ),
         Wiring(
             name="generic",

@@ -5,7 +5,9 @@ Traps handled here:
   block, sometimes with tool results in between): they become one assistant message, usage counted once;
 - lines form a tree through `parentUuid` (rewinds leave sibling branches, resumes copy lines): the
   conversation is the path from the last user/assistant line back to the root (`branch_policy`
-  `active_path`); a `compact_boundary` line is crossed through its `logicalParentUuid`;
+  `active_path`); a `compact_boundary` line is crossed through its `logicalParentUuid`, and
+  `attachment` lines (2.1: context the CLI adds, between a response and the next prompt) are links
+  of that path that carry no message;
 - subagent runs (`isSidechain`, `agentId`) live in their own files or, in old versions, in the main
   file: each becomes its own rollout keyed `(sessionId, agentId)`;
 - CLI bookkeeping (`isMeta`, `<command-name>`, compaction summaries, system reminders) is `is_meta`.
@@ -101,8 +103,19 @@ _BOOKKEEPING_TYPES = frozenset(
         "queue-operation",
         "progress",
         "agent-name",
+        # 2.1 (seen from 2.1.332): request copies and CLI state, beside the user/assistant lines
+        "api-request",
+        "api-request-shape",
+        "api-request-blob",
+        "atis-latch",
+        "cost-state",
+        "last-prompt",
+        "mode",
+        "tools-used",
     }
 )
+# Line types that are links of the parentUuid tree without being messages.
+_LINK_TYPES = frozenset({"attachment"})
 # Text the CLI injects into user lines: slash-command echoes, local command output, reminders.
 _INJECTED_PREFIXES = (
     "<command-name>",
@@ -194,6 +207,9 @@ def _read_file(path: Path, main_path: Path, relative_path: str) -> list[Rollout]
             if group is None:
                 groups[key] = group = []
             group.append(line)
+        elif kind in _LINK_TYPES:
+            if line.uuid is not None:
+                by_uuid.setdefault(line.uuid, line)  # a resume's copy: the first one is the link
         elif kind == "summary" and line.summary and line.leaf_uuid:
             titles[line.leaf_uuid] = line.summary
         elif kind == "custom-title" and line.custom_title:
