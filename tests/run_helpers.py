@@ -1,13 +1,20 @@
-"""Shared by the `agentcap run` tests: the installed CLI, canary scans, a run's files."""
+"""Shared by the `agentcap run` tests: the installed CLI, real agent CLIs from npm, canary scans, a run's files."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+import threading
+from collections.abc import Iterable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 AGENTCAP = str(Path(sys.executable).parent / "agentcap")
 
@@ -37,3 +44,109 @@ def records(run: Path) -> list[dict[str, Any]]:
 
 def agent_run(run: Path) -> dict[str, Any]:
     return json.loads((run / "agent-run.json").read_text())
+
+
+def npm_cli(cache: pytest.Cache | None, package: str, version: str, binary: str) -> Path:
+    """`binary` of the npm `package@version`, installed once into the pytest cache (CI starts clean, so it
+    installs there), checked to report `version`."""
+    name = f"npm-{binary}-{version}"
+    prefix = cache.mkdir(name) if cache is not None else Path.home() / ".cache" / "agentcap-tests" / name
+    path = prefix / "node_modules" / ".bin" / binary
+    if not path.exists():
+        npm = shutil.which("npm")
+        assert npm, f"npm (Node 20+) is needed to install {package} for this test"
+        installed = subprocess.run(
+            [npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", f"{package}@{version}"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert installed.returncode == 0, (
+            f"npm install {package}@{version} failed:\n{installed.stderr[-3000:]}"
+        )
+    with tempfile.TemporaryDirectory() as home:  # some CLIs create their folders even for --version
+        xdg = {f"XDG_{kind}_HOME": f"{home}/{kind.lower()}" for kind in ("CONFIG", "DATA", "STATE", "CACHE")}
+        shown = subprocess.run(
+            [str(path), "--version"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=os.environ | {"HOME": home} | xdg,
+        )
+    assert version in (shown.stdout + shown.stderr).split(), shown.stdout + shown.stderr
+    return path
+
+
+def write_env_dump_wrapper(path: Path, agent: Path) -> Path:
+    """A wrapper that dumps what the agent could read at each turn into its HOME, then runs it.
+
+    Run by `agentcap run` itself: $PPID is agentcap, whose start-up environment held the key.
+    """
+    path.write_text(
+        "#!/bin/sh\n"
+        'env > "$HOME/agent-env-$AGENTCAP_TURN.txt"\n'
+        'tr "\\000" "\\n" < /proc/$PPID/environ > "$HOME/parent-env-$AGENTCAP_TURN.txt"\n'
+        f'exec "{agent}" "$@"\n'
+    )
+    path.chmod(0o755)
+    return path
+
+
+def assert_credentials_kept_from_agent(
+    home: Path, turns: int, withheld: Iterable[str], masked: dict[str, str] | None = None
+) -> None:
+    """The dumps of `write_env_dump_wrapper`: no `withheld` variable in the agent's environment (whose
+    HOME is its task's), and agentcap's own start-up environment shows each `masked` value as x's."""
+    agent_envs = sorted(home.rglob("agent-env-*.txt"))
+    parent_envs = sorted(home.rglob("parent-env-*.txt"))
+    assert len(agent_envs) == len(parent_envs) == turns
+    for dump in agent_envs:
+        names = {line.split("=", 1)[0] for line in dump.read_text().splitlines()}
+        assert set(withheld).isdisjoint(names), dump
+        assert f"HOME={dump.parent}" in dump.read_text().splitlines()
+    for dump in parent_envs:
+        for name, value in (masked or {}).items():
+            assert f"{name}={'x' * len(value)}" in dump.read_text().splitlines()
+
+
+class OutboundTrap:
+    """A loopback HTTP proxy that refuses everything and notes each host asked for.
+
+    Given to an agent as HTTPS_PROXY/HTTP_PROXY (`agentcap run` adds the loopback to NO_PROXY, so
+    the capture proxy is reached directly): any call the agent makes beyond it lands here, fails
+    at once as it would offline, and the test sees where it was going.
+    """
+
+    def __init__(self) -> None:
+        self.hosts: list[str] = []
+        hosts, lock = self.hosts, threading.Lock()
+
+        class Refuse(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def refuse(self) -> None:
+                with lock:
+                    hosts.append(self.path if self.command == "CONNECT" else self.headers.get("host", "?"))
+                self.send_response(502)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            do_CONNECT = do_GET = do_POST = do_HEAD = refuse
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def env(self) -> dict[str, str]:
+        url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        return {name: url for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy")}
+
+    def __enter__(self) -> OutboundTrap:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

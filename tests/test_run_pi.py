@@ -10,15 +10,22 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 from factories import CANARY_KEY
 from fake_model_server import FakeModelServer
 from proxy_harness import load_addon_module
-from run_helpers import agent_run, agentcap_run, files_holding, records, user_env
+from run_helpers import (
+    agent_run,
+    agentcap_run,
+    assert_credentials_kept_from_agent,
+    files_holding,
+    npm_cli,
+    records,
+    user_env,
+    write_env_dump_wrapper,
+)
 
 PI_PACKAGE = "@mariozechner/pi-coding-agent"
 PI_VERSION = "0.73.1"
@@ -27,49 +34,7 @@ OTHER_SECRET = "ghp-test-canary-not-the-upstream-key"
 
 @pytest.fixture(scope="session")
 def pi_command(request: pytest.FixtureRequest) -> Path:
-    """pi from npm, installed once into the pytest cache (CI starts clean, so it installs there)."""
-    cache = request.config.cache
-    prefix = (
-        cache.mkdir(f"npm-pi-{PI_VERSION}")
-        if cache is not None
-        else Path.home() / ".cache" / "agentcap-tests" / f"npm-pi-{PI_VERSION}"
-    )
-    binary = prefix / "node_modules" / ".bin" / "pi"
-    if not binary.exists():
-        npm = shutil.which("npm")
-        assert npm, "npm (Node 20+) is needed to install pi for this test"
-        installed = subprocess.run(
-            [
-                npm,
-                "install",
-                "--prefix",
-                str(prefix),
-                "--no-audit",
-                "--no-fund",
-                f"{PI_PACKAGE}@{PI_VERSION}",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert installed.returncode == 0, (
-            f"npm install {PI_PACKAGE}@{PI_VERSION} failed:\n{installed.stderr[-3000:]}"
-        )
-    version = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=60)
-    assert (version.stdout + version.stderr).strip() == PI_VERSION  # pi prints it on stderr
-    return binary
-
-
-def write_wrapper(path: Path, pi: Path) -> Path:
-    # Run by `agentcap run` itself: $PPID is agentcap, whose start-up environment held the key.
-    path.write_text(
-        "#!/bin/sh\n"
-        'env > "$HOME/agent-env-$AGENTCAP_TURN.txt"\n'
-        'tr "\\000" "\\n" < /proc/$PPID/environ > "$HOME/parent-env-$AGENTCAP_TURN.txt"\n'
-        f'exec "{pi}" "$@"\n'
-    )
-    path.chmod(0o755)
-    return path
+    return npm_cli(request.config.cache, PI_PACKAGE, PI_VERSION, "pi")
 
 
 def test_pi_two_tasks_two_turns_tagged_traced_and_never_holding_the_key(
@@ -85,7 +50,7 @@ def test_pi_two_tasks_two_turns_tagged_traced_and_never_holding_the_key(
         + json.dumps({"task_id": "beta", "prompt": "Summarise the README", "followups": ["Beta again"]})
         + "\n"
     )
-    wrapper = write_wrapper(tmp_path / "pi-wrapper", pi_command)
+    wrapper = write_env_dump_wrapper(tmp_path / "pi-wrapper", pi_command)
 
     with FakeModelServer() as upstream:
         result = agentcap_run(
@@ -143,15 +108,9 @@ def test_pi_two_tasks_two_turns_tagged_traced_and_never_holding_the_key(
     assert json.loads((run / "run.json").read_text())["status"] == "complete"
 
     # The key and the other credential were nowhere the agent could look, nor in any file or log.
-    agent_envs = sorted(home.rglob("agent-env-*.txt"))
-    parent_envs = sorted(home.rglob("parent-env-*.txt"))
-    assert len(agent_envs) == len(parent_envs) == 4
-    for dump in agent_envs:
-        names = {line.split("=", 1)[0] for line in dump.read_text().splitlines()}
-        assert {"OPENAI_API_KEY", "GITHUB_TOKEN"}.isdisjoint(names)
-        assert f"HOME={dump.parent}" in dump.read_text().splitlines()
-    for dump in parent_envs:
-        assert "GITHUB_TOKEN=" + "x" * len(OTHER_SECRET) in dump.read_text().splitlines()
+    assert_credentials_kept_from_agent(
+        home, turns=4, withheld=["OPENAI_API_KEY", "GITHUB_TOKEN"], masked={"GITHUB_TOKEN": OTHER_SECRET}
+    )
     assert files_holding(tmp_path, CANARY_KEY) == []
     assert files_holding(tmp_path, OTHER_SECRET) == []
     assert CANARY_KEY not in result.stdout + result.stderr
