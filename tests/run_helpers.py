@@ -7,12 +7,17 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 AGENTCAP = str(Path(sys.executable).parent / "agentcap")
+# A credential of the user's that is not the upstream key: agentcap run must blank it for the agent too.
+OTHER_SECRET = "ghp-test-canary-not-the-upstream-key"
 
 
 def agentcap_run(
@@ -60,7 +65,15 @@ def npm_cli(request: pytest.FixtureRequest, package: str, version: str, binary: 
         assert installed.returncode == 0, (
             f"npm install {package}@{version} failed:\n{installed.stderr[-3000:]}"
         )
-    shown = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=60)
+    with tempfile.TemporaryDirectory() as home:  # some CLIs create their folders even for --version
+        xdg = {f"XDG_{kind}_HOME": f"{home}/{kind.lower()}" for kind in ("CONFIG", "DATA", "STATE", "CACHE")}
+        shown = subprocess.run(
+            [str(path), "--version"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=os.environ | {"HOME": home} | xdg,
+        )
     assert version in (shown.stdout + shown.stderr).split(), shown  # some print it on stderr
     return path
 
@@ -78,14 +91,15 @@ def env_dumping_wrapper(path: Path, agent: Path) -> Path:
     return path
 
 
-def two_tasks(root: Path) -> tuple[Path, Path]:
-    """A project folder (a README) and a tasks file: alpha and beta, two turns each."""
+def two_tasks(root: Path, alpha: tuple[str, str] = ("Read the README", "Alpha again")) -> tuple[Path, Path]:
+    """A project folder (a README) and a tasks file: alpha (its prompt and follow-up: `alpha`) and beta,
+    two turns each."""
     work = root / "work"
     work.mkdir()
     (work / "README.md").write_text("agentcap test project\n")
     tasks = root / "tasks.jsonl"
     tasks.write_text(
-        json.dumps({"task_id": "alpha", "prompt": "Read the README", "followups": ["Alpha again"]})
+        json.dumps({"task_id": "alpha", "prompt": alpha[0], "followups": [alpha[1]]})
         + "\n"
         + json.dumps({"task_id": "beta", "prompt": "Summarise the README", "followups": ["Beta again"]})
         + "\n"
@@ -94,7 +108,7 @@ def two_tasks(root: Path) -> tuple[Path, Path]:
 
 
 def assert_credentials_out_of_reach(
-    root: Path, home: Path, turns: int, key: str, other: tuple[str, str]
+    root: Path, home: Path, turns: int, key: str, other: tuple[str, str] = ("GITHUB_TOKEN", OTHER_SECRET)
 ) -> list[dict[str, str]]:
     """What an `env_dumping_wrapper` agent could read never held the upstream `key` nor the `other`
     credential (name, value): not in its environment, blanked in `agentcap run`'s start-up environment,
@@ -115,3 +129,46 @@ def assert_credentials_out_of_reach(
     assert files_holding(root, key) == []
     assert files_holding(root, value) == []
     return environments
+
+
+class OutboundTrap:
+    """A loopback HTTP proxy that refuses everything and notes each host asked for.
+
+    Given to an agent as HTTPS_PROXY/HTTP_PROXY (`agentcap run` adds the loopback to NO_PROXY, so
+    the capture proxy is reached directly): any call the agent makes beyond it lands here, fails
+    at once as it would offline, and the test sees where it was going.
+    """
+
+    def __init__(self) -> None:
+        self.hosts: list[str] = []
+        hosts, lock = self.hosts, threading.Lock()
+
+        class Refuse(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def refuse(self) -> None:
+                with lock:
+                    hosts.append(self.path if self.command == "CONNECT" else self.headers.get("host", "?"))
+                self.send_response(502)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            do_CONNECT = do_GET = do_POST = do_HEAD = refuse
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def env(self) -> dict[str, str]:
+        url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        return {name: url for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy")}
+
+    def __enter__(self) -> OutboundTrap:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -18,6 +18,7 @@ from fake_model_server import FakeModelServer
 from proxy_harness import load_addon_module
 from rollout_fixtures import read_rollouts
 from run_helpers import (
+    OTHER_SECRET,
     agent_run,
     agentcap_run,
     assert_credentials_out_of_reach,
@@ -30,7 +31,6 @@ from run_helpers import (
 
 CLAUDE_PACKAGE = "@anthropic-ai/claude-code"
 CLAUDE_VERSION = "2.1.332"
-OTHER_SECRET = "ghp-test-canary-not-the-upstream-key"
 
 
 @pytest.fixture(scope="session")
@@ -105,8 +105,6 @@ def test_claude_code_two_tasks_two_turns_tagged_traced_and_never_holding_the_key
     ] * 2
     assert "Claude-shaped hello." in (run / turns[0]["stdout"]).read_text()
 
-    environments = assert_credentials_out_of_reach(
-        tmp_path, home, 4, CANARY_KEY, ("GITHUB_TOKEN", OTHER_SECRET)
-    )
+    environments = assert_credentials_out_of_reach(tmp_path, home, 4, CANARY_KEY)
     assert all(env["ANTHROPIC_API_KEY"].startswith("agentcap-placeholder-") for env in environments)
     assert CANARY_KEY not in result.stdout + result.stderr

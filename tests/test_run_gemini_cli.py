@@ -17,6 +17,7 @@ from factories import CANARY_KEY
 from fake_model_server import FakeModelServer
 from proxy_harness import load_addon_module
 from run_helpers import (
+    OTHER_SECRET,
     agent_run,
     agentcap_run,
     assert_credentials_out_of_reach,
@@ -29,7 +30,6 @@ from run_helpers import (
 
 GEMINI_PACKAGE = "@google/gemini-cli"
 GEMINI_VERSION = "0.61.0"
-OTHER_SECRET = "ghp-test-canary-not-the-upstream-key"
 STREAM_PATH = "/v1beta/models/fake-gemini:streamGenerateContent?alt=sse"
 
 
@@ -112,8 +112,6 @@ def test_gemini_cli_two_tasks_two_turns_tagged_resumed_and_never_holding_the_key
     ):
         assert [found for found in prompts_per_session(home / task, prompts) if found] == [prompts]
 
-    environments = assert_credentials_out_of_reach(
-        tmp_path, home, 4, CANARY_KEY, ("GITHUB_TOKEN", OTHER_SECRET)
-    )
+    environments = assert_credentials_out_of_reach(tmp_path, home, 4, CANARY_KEY)
     assert all(env["GEMINI_API_KEY"].startswith("agentcap-placeholder-") for env in environments)
     assert CANARY_KEY not in result.stdout + result.stderr

@@ -17,6 +17,7 @@ from factories import CANARY_KEY
 from fake_model_server import FakeModelServer
 from proxy_harness import load_addon_module
 from run_helpers import (
+    OTHER_SECRET,
     agent_run,
     agentcap_run,
     assert_credentials_out_of_reach,
@@ -29,7 +30,6 @@ from run_helpers import (
 
 PI_PACKAGE = "@mariozechner/pi-coding-agent"
 PI_VERSION = "0.73.1"
-OTHER_SECRET = "ghp-test-canary-not-the-upstream-key"
 
 
 @pytest.fixture(scope="session")
@@ -100,9 +100,7 @@ def test_pi_two_tasks_two_turns_tagged_traced_and_never_holding_the_key(
     assert json.loads((run / "run.json").read_text())["status"] == "complete"
 
     # The key and the other credential were nowhere the agent could look, nor in any file or log.
-    environments = assert_credentials_out_of_reach(
-        tmp_path, home, 4, CANARY_KEY, ("GITHUB_TOKEN", OTHER_SECRET)
-    )
+    environments = assert_credentials_out_of_reach(tmp_path, home, 4, CANARY_KEY)
     assert not any("OPENAI_API_KEY" in environment for environment in environments)  # pi reads models.json
     assert CANARY_KEY not in result.stdout + result.stderr
     assert (home / "alpha" / ".pi" / "agent" / "models.json").stat().st_mode & 0o777 == 0o600

@@ -62,7 +62,7 @@ def test_every_wiring_renders_complete_config_pointing_at_the_proxy(name: str, t
         assert not re.search(r"\{(base|openai_base|key|model|home|task|prompt)\}", text)
     for follow_up in (False, True):
         argv = turn_arguments(wiring, ["agent"], "do {it}", follow_up, VALUES)
-        assert argv[0] == "agent" and "do {it}" in argv
+        assert argv[0] == "agent" and ("do {it}" in argv or argv[-3:] == ["--", "do", "{it}"])
     assert VALUES["base"] in json.dumps([render(dict(wiring.env), VALUES), documents])  # the proxy, somewhere
     rendered = json.dumps([dict(wiring.env), dict(wiring.files)])
     placeholders = set(re.findall(r"\{(\w+)\}", rendered))
@@ -80,6 +80,20 @@ def test_codex_config_is_the_documented_custom_provider(tmp_path: Path) -> None:
         "env_key": "OPENAI_API_KEY",
         "wire_api": "responses",
     }
+    # Offline but for the provider: no update check, no plugin catalogue sync, no analytics.
+    assert config["check_for_update_on_startup"] is False
+    assert config["features"] == {"plugins": False} and config["analytics"] == {"enabled": False}
+
+
+def test_opencode_gets_the_prompt_word_by_word_as_it_joins_them() -> None:
+    # `opencode run` joins its message arguments with " " and quotes any argument holding a space.
+    prompt = 'Fix  the "-v" flag\nthen --help me '
+    for follow_up in (False, True):
+        argv = turn_arguments(AGENTS["opencode"], ["opencode"], prompt, follow_up, VALUES)
+        words = argv[argv.index("--") + 1 :]
+        assert " ".join(words) == prompt and not any(" " in word for word in words)
+        assert ("--continue" in argv) is follow_up
+        assert argv[argv.index("--model") + 1] == f"agentcap/{VALUES['model']}"
 
 
 def test_a_prompt_placeholder_in_the_command_takes_the_prompt() -> None:

@@ -11,6 +11,8 @@ templates:
     {model}        --model
     {home}         the task's HOME
     {prompt}       the turn's prompt (arguments only)
+    {prompt_words} the prompt as one argument per space-separated word (a whole argument only; for
+                   agents that join their arguments with spaces but quote one that holds a space)
     {task}         the task id (arguments only)
 """
 
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 PROMPT = "{prompt}"
+PROMPT_WORDS = "{prompt_words}"
 # The provider id under which opencode and pi get the proxy as a custom OpenAI-compatible provider.
 PROVIDER_ID = "agentcap"
 
@@ -71,8 +74,12 @@ AGENTS: dict[str, Wiring] = {
             name="opencode",
             executable="opencode",
             key_env="OPENAI_API_KEY",
-            first_turn=("run", "--model", f"{PROVIDER_ID}/{{model}}", PROMPT),
-            next_turn=("run", "--continue", "--model", f"{PROVIDER_ID}/{{model}}", PROMPT),
+            # `opencode run` joins its message arguments with spaces, quoting any that holds a space:
+            # one word per argument, after `--` (no word is taken for a flag), arrives as written.
+            first_turn=("run", "--model", f"{PROVIDER_ID}/{{model}}", "--", PROMPT_WORDS),
+            next_turn=("run", "--continue", "--model", f"{PROVIDER_ID}/{{model}}", "--", PROMPT_WORDS),
+            # No models.dev catalogue fetch (the provider's model is declared below), no LSP downloads.
+            env={"OPENCODE_DISABLE_MODELS_FETCH": "1", "OPENCODE_DISABLE_LSP_DOWNLOAD": "1"},
             files={
                 ".config/opencode/opencode.json": {
                     "$schema": "https://opencode.ai/config.json",
@@ -90,18 +97,25 @@ AGENTS: dict[str, Wiring] = {
                 }
             },
             traces="opencode",
+            verified=True,
         ),
         Wiring(
             name="codex",
             executable="codex",
             key_env="OPENAI_API_KEY",
-            first_turn=("exec", "--skip-git-repo-check", PROMPT),
-            next_turn=("exec", "resume", "--last", "--skip-git-repo-check", PROMPT),
+            # After `--`, a prompt starting with a dash is not taken for a flag.
+            first_turn=("exec", "--skip-git-repo-check", "--", PROMPT),
+            next_turn=("exec", "resume", "--last", "--skip-git-repo-check", "--", PROMPT),
             env={"CODEX_HOME": "{home}/.codex", "OPENAI_API_KEY": "{key}"},
             files={
                 ".codex/config.toml": {
                     "model": "{model}",
                     "model_provider": PROVIDER_ID,
+                    # Nothing but the provider's calls: no update check, no plugin catalogue or curated
+                    # plugin sync (chatgpt.com, github.com), no analytics (ab.chatgpt.com).
+                    "check_for_update_on_startup": False,
+                    "features": {"plugins": False},
+                    "analytics": {"enabled": False},
                     "model_providers": {
                         PROVIDER_ID: {
                             "name": PROVIDER_ID,
@@ -113,6 +127,7 @@ AGENTS: dict[str, Wiring] = {
                 }
             },
             traces="codex",
+            verified=True,
         ),
         Wiring(
             name="claude-code",
@@ -244,7 +259,10 @@ def turn_arguments(
         return list(command)
     if any(PROMPT in argument for argument in command):
         return [argument.replace(PROMPT, prompt) for argument in command]
-    return [
-        *command,
-        *render(wiring.next_turn if follow_up else wiring.first_turn, {**values, "prompt": prompt}),
-    ]
+    arguments = list(command)
+    for template in wiring.next_turn if follow_up else wiring.first_turn:
+        if template == PROMPT_WORDS:
+            arguments += prompt.split(" ")
+        else:
+            arguments.append(render(template, {**values, "prompt": prompt}))
+    return arguments

@@ -1,0 +1,121 @@
+"""`agentcap run` driving a real agent CLI: opencode, installed from the npm registry at a pinned version.
+
+2 tasks × 2 turns against the loopback fake model server. opencode runs headless (`opencode run`,
+follow-ups with `--continue`) with the proxy as a custom `@ai-sdk/openai-compatible` provider in its
+temporary HOME. Every other host it asks for goes to a refusing loopback proxy, as if offline: the
+run must not depend on one. A wrapper dumps what opencode could read at each turn into that HOME, so
+the test can prove the real key was never there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from factories import CANARY_KEY
+from fake_model_server import FakeModelServer
+from rollout_fixtures import read_rollouts
+from run_helpers import (
+    OTHER_SECRET,
+    OutboundTrap,
+    agent_run,
+    agentcap_run,
+    assert_credentials_out_of_reach,
+    env_dumping_wrapper,
+    npm_cli,
+    records,
+    two_tasks,
+    user_env,
+)
+
+OPENCODE_PACKAGE = "opencode-ai"
+OPENCODE_VERSION = "1.18.33"
+# Spaces, quotes and a leading dash: opencode quotes an argument holding a space, yargs parses dashes.
+ALPHA = 'Read the  "README" -v'
+
+
+@pytest.fixture(scope="session")
+def opencode_command(request: pytest.FixtureRequest) -> Path:
+    return npm_cli(request, OPENCODE_PACKAGE, OPENCODE_VERSION, "opencode")
+
+
+def user_texts(call: dict[str, Any]) -> list[str]:
+    """The user messages of a chat-completions request, as text."""
+    return [
+        message["content"]
+        if isinstance(message["content"], str)
+        else "".join(part.get("text", "") for part in message["content"])
+        for message in call["request"]["body"]["messages"]
+        if message["role"] == "user"
+    ]
+
+
+def test_opencode_two_tasks_two_turns_tagged_traced_offline_and_never_holding_the_key(
+    opencode_command: Path, tmp_path: Path
+) -> None:
+    home, runs = tmp_path / "home", tmp_path / "runs"
+    work, tasks = two_tasks(tmp_path, (ALPHA, "Alpha again"))
+    wrapper = env_dumping_wrapper(tmp_path / "opencode-wrapper", opencode_command)
+
+    with FakeModelServer() as upstream, OutboundTrap() as outside:
+        result = agentcap_run(
+            *("--agent", "opencode", "--model", "fake-coder", "--upstream", upstream.url),
+            *("--tasks", str(tasks), "--runs-dir", str(runs), "--run-id", "opencode-test"),
+            *("--home", str(home), "--timeout", "120", "--", str(wrapper)),
+            cwd=work,
+            env=user_env(OPENAI_API_KEY=CANARY_KEY, GITHUB_TOKEN=OTHER_SECRET) | outside.env,
+        )
+        seen = upstream.seen
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "agentcap run opencode-test: complete" in result.stderr
+
+    run = runs / "opencode-test"
+    calls = records(run)
+    # A new session's first turn also asks the model for a title (no tools). Every turn: opencode
+    # calls the model, runs the tool the fake model asks for (`bash`), calls it again with the result.
+    assert [(call["task_id"], call["turn"]) for call in calls] == [
+        ("alpha", 1), ("alpha", 1), ("alpha", 1), ("alpha", 2), ("alpha", 2),
+        ("beta", 1), ("beta", 1), ("beta", 1), ("beta", 2), ("beta", 2),
+    ]  # fmt: skip
+    agent_calls = [call for call in calls if call["request"]["body"].get("tools")]
+    assert len(agent_calls) == 8
+    assert all(call["response"]["status_code"] == 200 and call["error"] is None for call in calls)
+    # The prompt reaches the model as written; the follow-up continued opencode's own session.
+    assert user_texts(agent_calls[0]) == [ALPHA]
+    assert user_texts(agent_calls[2]) == [ALPHA, "Alpha again"]
+    assert user_texts(agent_calls[6]) == ["Summarise the README", "Beta again"]
+
+    # The upstream got the real key on every call; nothing else left the machine but opencode's
+    # background install of its plugin SDK into ~/.config/opencode (refused here, and harmless).
+    posts = [request for request in seen if request["method"] == "POST"]
+    assert len(posts) == len(calls)
+    assert {request["headers"]["authorization"] for request in posts} == {f"Bearer {CANARY_KEY}"}
+    assert set(outside.hosts) <= {"registry.npmjs.org:443"}
+
+    # Native traces: one opencode session per task (an extract of its SQLite), both turns in it.
+    traces = sorted((run / "traces").rglob("opencode-*.db"))
+    assert len(traces) == 2
+    rollouts = read_rollouts(*traces, format_name="opencode")
+    assert sorted((row["first_user_message"], row["turn_count"]) for row in rollouts) == [
+        (ALPHA, 2),
+        ("Summarise the README", 2),
+    ]
+    info = agent_run(run)
+    assert [(t["task_id"], t["status"], len(t["traces"])) for t in info["tasks"]] == [
+        ("alpha", "complete", 1),
+        ("beta", "complete", 1),
+    ]
+    turns = [turn for task in info["tasks"] for turn in task["turns"]]
+    assert [(turn["turn"], turn["status"], turn["exit_code"]) for turn in turns] == [
+        (1, "ok", 0),
+        (2, "ok", 0),
+    ] * 2
+    assert "Done." in (run / turns[0]["stdout"]).read_text()
+
+    # The key was nowhere opencode could look, nor in any file or log.
+    environments = assert_credentials_out_of_reach(tmp_path, home, 4, CANARY_KEY)
+    assert not any("OPENAI_API_KEY" in environment for environment in environments)  # in opencode.json
+    assert CANARY_KEY not in result.stdout + result.stderr
+    config = home / "alpha" / ".config" / "opencode" / "opencode.json"
+    assert config.stat().st_mode & 0o777 == 0o600
