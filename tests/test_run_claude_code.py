@@ -31,6 +31,8 @@ from run_helpers import (
 
 CLAUDE_PACKAGE = "@anthropic-ai/claude-code"
 CLAUDE_VERSION = "2.1.332"
+# Prompts that start with dashes: on the command line they would be taken for options.
+ALPHA = ("-v: read the README", "--alpha again")
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +48,7 @@ def test_claude_code_two_tasks_two_turns_tagged_traced_and_never_holding_the_key
     claude_command: Path, tmp_path: Path
 ) -> None:
     home, runs = tmp_path / "home", tmp_path / "runs"
-    work, tasks = two_tasks(tmp_path)
+    work, tasks = two_tasks(tmp_path, ALPHA)
     wrapper = env_dumping_wrapper(tmp_path / "claude-wrapper", claude_command)
 
     with FakeModelServer() as upstream:
@@ -73,7 +75,7 @@ def test_claude_code_two_tasks_two_turns_tagged_traced_and_never_holding_the_key
     }
     assert all(call["response"]["status_code"] == 200 for call in calls)
     # The follow-up continued Claude Code's own session: its first call carries turn 1's prompt.
-    assert "Read the README" in user_texts(calls[1]) and "Alpha again" in user_texts(calls[1])
+    assert ALPHA[0] in user_texts(calls[1]) and ALPHA[1] in user_texts(calls[1])
     assert "Alpha" not in user_texts(calls[3])  # beta's HOME: beta's own session
 
     # Only model calls reached the upstream, each with the real key; the record keeps its fingerprint.
@@ -94,7 +96,7 @@ def test_claude_code_two_tasks_two_turns_tagged_traced_and_never_holding_the_key
     ]
     rows = read_rollouts(run / "traces", format_name="claude_code")
     assert sorted([m["content"] for m in row["messages"] if m["role"] == "user"] for row in rows) == [
-        ["Read the README", "Alpha again"],
+        list(ALPHA),
         ["Summarise the README", "Beta again"],
     ]
     assert all(row["tool_call_count"] == 1 and row["parse_warnings"] == [] for row in rows)

@@ -30,6 +30,8 @@ from run_helpers import (
 
 GEMINI_PACKAGE = "@google/gemini-cli"
 GEMINI_VERSION = "0.61.0"
+# Prompts that start with dashes: on the command line they would be taken for options.
+ALPHA = ("-v: read the README", "--alpha again")
 STREAM_PATH = "/v1beta/models/fake-gemini:streamGenerateContent?alt=sse"
 
 
@@ -56,7 +58,7 @@ def test_gemini_cli_two_tasks_two_turns_tagged_resumed_and_never_holding_the_key
     gemini_command: Path, tmp_path: Path
 ) -> None:
     home, runs = tmp_path / "home", tmp_path / "runs"
-    work, tasks = two_tasks(tmp_path)
+    work, tasks = two_tasks(tmp_path, ALPHA)
     wrapper = env_dumping_wrapper(tmp_path / "gemini-wrapper", gemini_command)
 
     with FakeModelServer() as upstream:
@@ -82,7 +84,7 @@ def test_gemini_cli_two_tasks_two_turns_tagged_resumed_and_never_holding_the_key
     }
     assert all(call["response"]["status_code"] == 200 for call in calls)
     # The follow-up resumed Gemini CLI's own session: its first call carries turn 1's prompt.
-    assert "Read the README" in user_texts(calls[2]) and "Alpha again" in user_texts(calls[2])
+    assert ALPHA[0] in user_texts(calls[2]) and ALPHA[1] in user_texts(calls[2])
     assert "Alpha" not in user_texts(calls[4])  # beta's HOME: beta's own session
 
     # Only model calls reached the upstream (no loadCodeAssist, no statistics), each with the real key.
@@ -107,7 +109,7 @@ def test_gemini_cli_two_tasks_two_turns_tagged_resumed_and_never_holding_the_key
     # Its own session: one file per task in the task's HOME holds both prompts. (A resumed turn that
     # starts in another minute than the session also leaves a stub file of that minute, unused.)
     for task, prompts in (
-        ("alpha", ["Read the README", "Alpha again"]),
+        ("alpha", list(ALPHA)),
         ("beta", ["Summarise the README", "Beta again"]),
     ):
         assert [found for found in prompts_per_session(home / task, prompts) if found] == [prompts]

@@ -31,8 +31,8 @@ from run_helpers import (
 
 OPENCODE_PACKAGE = "opencode-ai"
 OPENCODE_VERSION = "1.18.33"
-# Spaces, quotes and a leading dash: opencode quotes an argument holding a space, yargs parses dashes.
-ALPHA = 'Read the  "README" -v'
+# Spaces, quotes and dashes (one leading): opencode quotes an argument holding a space, yargs parses dashes.
+ALPHA = '-v: read the  "README" -v'
 
 
 @pytest.fixture(scope="session")

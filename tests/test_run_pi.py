@@ -30,6 +30,8 @@ from run_helpers import (
 
 PI_PACKAGE = "@mariozechner/pi-coding-agent"
 PI_VERSION = "0.73.1"
+# pi's parser has no `--`: as arguments, "-v" would be --version and "@notes" a file to attach.
+ALPHA = ("-v: read the README", "@notes: alpha again")
 
 
 @pytest.fixture(scope="session")
@@ -41,7 +43,7 @@ def test_pi_two_tasks_two_turns_tagged_traced_and_never_holding_the_key(
     pi_command: Path, tmp_path: Path
 ) -> None:
     home, runs = tmp_path / "home", tmp_path / "runs"
-    work, tasks = two_tasks(tmp_path)
+    work, tasks = two_tasks(tmp_path, ALPHA)
     wrapper = env_dumping_wrapper(tmp_path / "pi-wrapper", pi_command)
 
     with FakeModelServer() as upstream:
@@ -65,7 +67,7 @@ def test_pi_two_tasks_two_turns_tagged_traced_and_never_holding_the_key(
     # The follow-up continued pi's own session: its first call carries turn 1's conversation.
     users = [m["content"] for m in calls[2]["request"]["body"]["messages"] if m["role"] == "user"]
     assert len(users) == 2
-    assert "Read the README" in json.dumps(users[0]) and "Alpha again" in json.dumps(users[1])
+    assert ALPHA[0] in json.dumps(users[0]) and ALPHA[1] in json.dumps(users[1])  # as written
 
     # The upstream got the real key on every call; the record keeps its keyed fingerprint.
     posts = [request for request in seen if request["method"] == "POST"]

@@ -13,7 +13,7 @@ from exporter.core.errors import UserError
 from exporter.rollouts.registry import get_format
 from exporter.run.keys import CREDENTIAL_NAME
 from exporter.run.tasks import Task, plan_tasks
-from exporter.run.wiring import AGENTS, render, turn_arguments, write_config_files
+from exporter.run.wiring import AGENTS, TurnCommand, render, turn_command, write_config_files
 
 ROOT = Path(__file__).resolve().parent.parent
 VALUES = {
@@ -61,8 +61,12 @@ def test_every_wiring_renders_complete_config_pointing_at_the_proxy(name: str, t
         assert path.stat().st_mode & 0o777 == 0o600
         assert not re.search(r"\{(base|openai_base|key|model|home|task|prompt)\}", text)
     for follow_up in (False, True):
-        argv = turn_arguments(wiring, ["agent"], "do {it}", follow_up, VALUES)
-        assert argv[0] == "agent" and ("do {it}" in argv or argv[-3:] == ["--", "do", "{it}"])
+        turn = turn_command(wiring, ["agent"], "do {it}", follow_up, VALUES)
+        argv = turn.argv
+        assert argv[0] == "agent"
+        # The prompt, whole and unrendered: an argument (maybe `--option=PROMPT`), word by word, or stdin.
+        whole = any(argument.endswith("do {it}") for argument in argv)
+        assert whole or argv[-3:] == ["--", "do", "{it}"] or turn.stdin == "do {it}"
     assert VALUES["base"] in json.dumps([render(dict(wiring.env), VALUES), documents])  # the proxy, somewhere
     rendered = json.dumps([dict(wiring.env), dict(wiring.files)])
     placeholders = set(re.findall(r"\{(\w+)\}", rendered))
@@ -89,7 +93,7 @@ def test_opencode_gets_the_prompt_word_by_word_as_it_joins_them() -> None:
     # `opencode run` joins its message arguments with " " and quotes any argument holding a space.
     prompt = 'Fix  the "-v" flag\nthen --help me '
     for follow_up in (False, True):
-        argv = turn_arguments(AGENTS["opencode"], ["opencode"], prompt, follow_up, VALUES)
+        argv = turn_command(AGENTS["opencode"], ["opencode"], prompt, follow_up, VALUES).argv
         words = argv[argv.index("--") + 1 :]
         assert " ".join(words) == prompt and not any(" " in word for word in words)
         assert ("--continue" in argv) is follow_up
@@ -98,13 +102,22 @@ def test_opencode_gets_the_prompt_word_by_word_as_it_joins_them() -> None:
 
 def test_a_prompt_placeholder_in_the_command_takes_the_prompt() -> None:
     command = ["my-agent", "--task={prompt}", "--quiet"]
-    assert turn_arguments(AGENTS["pi"], command, "fix it", False, VALUES) == [
-        "my-agent",
-        "--task=fix it",
-        "--quiet",
-    ]
-    assert turn_arguments(AGENTS["generic"], ["my-agent"], None, False, VALUES) == ["my-agent"]
-    assert turn_arguments(AGENTS["generic"], ["my-agent"], "fix it", True, VALUES) == ["my-agent", "fix it"]
+    assert turn_command(AGENTS["pi"], command, "fix it", False, VALUES) == TurnCommand(
+        ["my-agent", "--task=fix it", "--quiet"]
+    )
+    assert turn_command(AGENTS["generic"], ["my-agent"], None, False, VALUES) == TurnCommand(["my-agent"])
+    assert turn_command(AGENTS["generic"], ["my-agent"], "fix it", True, VALUES) == TurnCommand(
+        ["my-agent", "fix it"]
+    )
+
+
+def test_pi_reads_the_prompt_on_stdin_so_no_prompt_is_taken_for_an_option() -> None:
+    # pi's parser has no `--`: "-v" would be --version, "@notes" a file to attach.
+    for prompt in ("-v: fix it", "@notes please"):
+        for follow_up in (False, True):
+            turn = turn_command(AGENTS["pi"], ["pi"], prompt, follow_up, VALUES)
+            assert turn.stdin == prompt and prompt not in turn.argv
+            assert turn.argv[-1] == ("--continue" if follow_up else "-p")
 
 
 def test_plain_tasks_file_with_turns_and_followup(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ from exporter.run.keys import UpstreamKey, isolate_environment, new_placeholder,
 from exporter.run.proxy import Proxy, ProxySettings, find_mitmdump
 from exporter.run.runner import AgentRunner, TurnOutcome, sigint_ignored
 from exporter.run.tasks import Task, plan_tasks
-from exporter.run.wiring import AGENTS, Wiring, render, turn_arguments, write_config_files
+from exporter.run.wiring import AGENTS, Wiring, render, turn_command, write_config_files
 from exporter.shared.run_summary import summarize_run
 from exporter.shared.runs import RunDir
 from exporter.shared.totals import run_facts, totals_of
@@ -346,7 +346,7 @@ class Run:
         turn = None if prompt is None else index + 1
         if task.task_id is not None:
             self.proxy.set_context(run=self.plan.run_id, task=task.task_id, turn=turn)
-        argv = turn_arguments(self.plan.wiring, self.plan.command, prompt, index > 0, values)
+        invocation = turn_command(self.plan.wiring, self.plan.command, prompt, index > 0, values)
         output = None
         if prompt is not None:
             sessions = self.path / SESSIONS_DIR
@@ -354,7 +354,9 @@ class Run:
             stem = f"{task.task_id}_turn_{turn:02d}"
             output = (sessions / f"{stem}.out", sessions / f"{stem}.err")
             env = {**env, "AGENTCAP_TURN": str(turn), "AGENTCAP_PROMPT": prompt}
-        outcome = self.runner.run(argv, env, output=output, timeout=self.plan.timeout)
+        outcome = self.runner.run(
+            invocation.argv, env, output=output, stdin=invocation.stdin, timeout=self.plan.timeout
+        )
         if self.proxy.exit_code is not None:  # the agent was stopped for it, or failed without it
             outcome = replace(outcome, status="proxy_failed")
         if output is not None and outcome.error:
@@ -364,7 +366,7 @@ class Run:
             {
                 "turn": turn,
                 "prompt": prompt,
-                "argv": argv,
+                "argv": invocation.argv,
                 "status": outcome.status,
                 "exit_code": outcome.exit_code,
                 "started_at": utc_iso(outcome.started_at),

@@ -1,6 +1,7 @@
 """One agent invocation (a turn): a process group of its own, output to files, a timeout, Ctrl-C.
 
-A prompted turn runs headless in a new session: stdin is /dev/null, stdout and stderr go to the
+A prompted turn runs headless in a new session: stdin is /dev/null (or the prompt, for an agent
+wired to read it there), stdout and stderr go to the
 run's sessions/ files, and Ctrl-C reaches `agentcap run`, which stops the whole group (SIGTERM, then
 SIGKILL after a grace period). Whatever the agent leaves running in its group is stopped when the
 turn ends. The attached session (no prompt) shares the terminal instead: Ctrl-C goes to the agent,
@@ -14,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -78,11 +80,13 @@ class AgentRunner:
         *,
         output: tuple[Path, Path] | None,
         timeout: float | None,
+        stdin: str | None = None,
     ) -> TurnOutcome:
-        """One invocation; `output` (stdout, stderr files) None means attached to the terminal."""
+        """One invocation; `output` (stdout, stderr files) None means attached to the terminal; `stdin`
+        (headless only) what the agent reads there."""
         started = time.time()
         try:
-            process = self._spawn(argv, env, output)
+            process = self._spawn(argv, env, output, stdin)
         except OSError as error:
             return TurnOutcome(
                 "failed", None, started, time.time(), error=f"{argv[0]}: {error.strerror or error}"
@@ -110,18 +114,29 @@ class AgentRunner:
         return TurnOutcome(status or ("ok" if code == 0 else "failed"), code, started, time.time())
 
     def _spawn(
-        self, argv: Sequence[str], env: Mapping[str, str], output: tuple[Path, Path] | None
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        output: tuple[Path, Path] | None,
+        stdin: str | None,
     ) -> subprocess.Popen[bytes]:
         with self.lock:
             if output is None:
                 process = subprocess.Popen(list(argv), cwd=self.cwd, env=dict(env))
             else:
-                with output[0].open("wb") as stdout, output[1].open("wb") as stderr:
+                # A file rather than a pipe: the agent reads it at its own pace, nothing here blocks on it.
+                with (
+                    output[0].open("wb") as stdout,
+                    output[1].open("wb") as stderr,
+                    tempfile.TemporaryFile() as given,
+                ):
+                    given.write((stdin or "").encode())
+                    given.seek(0)
                     process = subprocess.Popen(
                         list(argv),
                         cwd=self.cwd,
                         env=dict(env),
-                        stdin=subprocess.DEVNULL,
+                        stdin=subprocess.DEVNULL if stdin is None else given,
                         stdout=stdout,
                         stderr=stderr,
                         start_new_session=True,

@@ -13,6 +13,8 @@ templates:
     {prompt}       the turn's prompt (arguments only)
     {prompt_words} the prompt as one argument per space-separated word (a whole argument only; for
                    agents that join their arguments with spaces but quote one that holds a space)
+    {prompt_stdin} no argument: the prompt is the agent's stdin (a whole argument only; for agents
+                   whose parser takes any argument starting with `-` or `@` for an option or a file)
     {task}         the task id (arguments only)
 """
 
@@ -27,6 +29,7 @@ from typing import Any
 
 PROMPT = "{prompt}"
 PROMPT_WORDS = "{prompt_words}"
+PROMPT_STDIN = "{prompt_stdin}"
 # The provider id under which opencode and pi get the proxy as a custom OpenAI-compatible provider.
 PROVIDER_ID = "agentcap"
 
@@ -52,8 +55,10 @@ AGENTS: dict[str, Wiring] = {
             name="pi",
             executable="pi",
             key_env="OPENAI_API_KEY",
-            first_turn=("--provider", PROVIDER_ID, "--model", "{model}", "-p", PROMPT),
-            next_turn=("--provider", PROVIDER_ID, "--model", "{model}", "-p", "--continue", PROMPT),
+            # pi's parser has no `--`: a prompt starting with `-` or `@` would be an option or a file.
+            # In print mode it takes piped stdin as the message.
+            first_turn=("--provider", PROVIDER_ID, "--model", "{model}", "-p", PROMPT_STDIN),
+            next_turn=("--provider", PROVIDER_ID, "--model", "{model}", "-p", "--continue", PROMPT_STDIN),
             env={"PI_OFFLINE": "1", "PI_TELEMETRY": "0"},
             files={
                 ".pi/agent/models.json": {
@@ -133,8 +138,8 @@ AGENTS: dict[str, Wiring] = {
             name="claude-code",
             executable="claude",
             key_env="ANTHROPIC_API_KEY",
-            first_turn=("-p", PROMPT),
-            next_turn=("-p", "--continue", PROMPT),
+            first_turn=("-p", "--", PROMPT),  # after `--`, a prompt starting with `-` is not an option
+            next_turn=("-p", "--continue", "--", PROMPT),
             env={
                 "ANTHROPIC_BASE_URL": "{base}",
                 "ANTHROPIC_API_KEY": "{key}",
@@ -156,8 +161,9 @@ AGENTS: dict[str, Wiring] = {
             name="goose",
             executable="goose",
             key_env="OPENAI_API_KEY",
-            first_turn=("run", "--name", "{task}", "-t", PROMPT),
-            next_turn=("run", "--name", "{task}", "--resume", "-t", PROMPT),
+            # One argument: as `-t PROMPT`, a prompt starting with `-` would be read as an option.
+            first_turn=("run", "--name", "{task}", f"--text={PROMPT}"),
+            next_turn=("run", "--name", "{task}", "--resume", f"--text={PROMPT}"),
             env={
                 "GOOSE_PROVIDER": "openai",
                 "GOOSE_MODEL": "{model}",
@@ -172,8 +178,9 @@ AGENTS: dict[str, Wiring] = {
             name="gemini-cli",
             executable="gemini",
             key_env="GEMINI_API_KEY",
-            first_turn=("-m", "{model}", "-p", PROMPT),
-            next_turn=("-m", "{model}", "--resume", "latest", "-p", PROMPT),
+            # One argument: as `-p PROMPT`, a prompt starting with `-` would be read as an option.
+            first_turn=("-m", "{model}", f"--prompt={PROMPT}"),
+            next_turn=("-m", "{model}", "--resume", "latest", f"--prompt={PROMPT}"),
             env={
                 "GOOGLE_GEMINI_BASE_URL": "{base}",
                 "GEMINI_API_KEY": "{key}",
@@ -251,18 +258,26 @@ def write_config_files(wiring: Wiring, home: Path, values: Mapping[str, str]) ->
     return written
 
 
-def turn_arguments(
+@dataclass(frozen=True)
+class TurnCommand:
+    argv: list[str]
+    stdin: str | None = None  # what the agent reads on stdin; None: nothing (/dev/null)
+
+
+def turn_command(
     wiring: Wiring, command: Sequence[str], prompt: str | None, follow_up: bool, values: Mapping[str, str]
-) -> list[str]:
-    """The argv of one turn. A literal {prompt} in the command takes the prompt instead of the wiring's arguments."""
+) -> TurnCommand:
+    """One turn's argv and stdin. A literal {prompt} in the command takes the prompt instead of the wiring's arguments."""
     if prompt is None:
-        return list(command)
+        return TurnCommand(list(command))
     if any(PROMPT in argument for argument in command):
-        return [argument.replace(PROMPT, prompt) for argument in command]
-    arguments = list(command)
+        return TurnCommand([argument.replace(PROMPT, prompt) for argument in command])
+    arguments, stdin = list(command), None
     for template in wiring.next_turn if follow_up else wiring.first_turn:
         if template == PROMPT_WORDS:
             arguments += prompt.split(" ")
+        elif template == PROMPT_STDIN:
+            stdin = prompt
         else:
             arguments.append(render(template, {**values, "prompt": prompt}))
-    return arguments
+    return TurnCommand(arguments, stdin)
