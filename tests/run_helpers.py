@@ -9,11 +9,15 @@ import subprocess
 import sys
 import tempfile
 import threading
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from factories import CANARY_KEY
+from fake_model_server import FakeModelServer
+from proxy_harness import load_addon_module
 
 AGENTCAP = str(Path(sys.executable).parent / "agentcap")
 # A credential of the user's that is not the upstream key: agentcap run must blank it for the agent too.
@@ -172,3 +176,75 @@ class OutboundTrap:
     def __exit__(self, *exc: object) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+@dataclass(frozen=True)
+class AgentRun:
+    """What one real agent's `run_two_tasks` left behind, and what the fake upstream and the trap saw."""
+
+    output: str  # agentcap run's stdout and stderr
+    runs: Path
+    run: Path
+    home: Path  # the agent's HOMEs, one folder per task
+    calls: list[dict[str, Any]]  # the run's records
+    upstream_saw: list[dict[str, Any]]  # the requests that reached the fake model server
+    outside_hosts: list[str]  # every other host the agent asked for (refused)
+
+
+def run_two_tasks(
+    agent: str,
+    command: Path,
+    root: Path,
+    *,
+    model: str,
+    key_env: str,
+    alpha: tuple[str, str] = ("Read the README", "Alpha again"),
+    timeout: int = 120,
+) -> AgentRun:
+    """`agentcap run --agent AGENT` over `two_tasks` against the fake model server, as a user runs it:
+    the real key (the canary) in `key_env` and another credential in the environment, the agent behind
+    an `env_dumping_wrapper` and an `OutboundTrap`. Checks the run completed."""
+    home, runs = root / "home", root / "runs"
+    work, tasks = two_tasks(root, alpha)
+    wrapper = env_dumping_wrapper(root / f"{agent}-wrapper", command)
+    with FakeModelServer() as upstream, OutboundTrap() as outside:
+        result = agentcap_run(
+            *("--agent", agent, "--model", model, "--upstream", upstream.url, "--tasks", str(tasks)),
+            *("--runs-dir", str(runs), "--run-id", f"{agent}-test", "--home", str(home)),
+            *("--timeout", str(timeout), "--", str(wrapper)),
+            cwd=work,
+            env=user_env(**{key_env: CANARY_KEY}, GITHUB_TOKEN=OTHER_SECRET) | outside.env,
+        )
+        seen = upstream.seen
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert f"agentcap run {agent}-test: complete" in result.stderr
+    assert f"agentcap export {runs / f'{agent}-test'}" in result.stderr
+    assert CANARY_KEY not in output
+    run = runs / f"{agent}-test"
+    return AgentRun(output, runs, run, home, records(run), seen, list(outside.hosts))
+
+
+def assert_every_turn_ok(run: Path, traces_per_task: int) -> list[dict[str, Any]]:
+    """agent-run.json: both tasks complete with `traces_per_task` native sessions, every turn exit 0.
+    Returns the turns."""
+    info = agent_run(run)
+    assert info["status"] == "complete"
+    assert [(t["task_id"], t["status"], len(t["traces"])) for t in info["tasks"]] == [
+        ("alpha", "complete", traces_per_task),
+        ("beta", "complete", traces_per_task),
+    ]
+    turns = [turn for task in info["tasks"] for turn in task["turns"]]
+    assert [(turn["turn"], turn["status"], turn["exit_code"]) for turn in turns] == [
+        (1, "ok", 0),
+        (2, "ok", 0),
+    ] * 2
+    return turns
+
+
+def assert_records_hold_the_fingerprint(run: AgentRun, header: str, value: str) -> None:
+    """Every record's `header` is the keyed fingerprint of `value` (the real credential the upstream got)."""
+    redactor = load_addon_module().Redactor((run.runs / ".fingerprint-key").read_bytes().strip(), [])
+    assert {dict(call["request"]["headers"])[header] for call in run.calls} == {
+        redactor.mask(value.encode()).decode()
+    }

@@ -14,19 +14,13 @@ from pathlib import Path
 
 import pytest
 from factories import CANARY_KEY
-from fake_model_server import FakeModelServer
-from proxy_harness import load_addon_module
 from rollout_fixtures import read_rollouts
 from run_helpers import (
-    OTHER_SECRET,
-    agent_run,
-    agentcap_run,
     assert_credentials_out_of_reach,
-    env_dumping_wrapper,
+    assert_every_turn_ok,
+    assert_records_hold_the_fingerprint,
     npm_cli,
-    records,
-    two_tasks,
-    user_env,
+    run_two_tasks,
 )
 
 CLAUDE_PACKAGE = "@anthropic-ai/claude-code"
@@ -47,24 +41,10 @@ def user_texts(call: dict) -> str:
 def test_claude_code_two_tasks_two_turns_tagged_traced_and_never_holding_the_key(
     claude_command: Path, tmp_path: Path
 ) -> None:
-    home, runs = tmp_path / "home", tmp_path / "runs"
-    work, tasks = two_tasks(tmp_path, ALPHA)
-    wrapper = env_dumping_wrapper(tmp_path / "claude-wrapper", claude_command)
-
-    with FakeModelServer() as upstream:
-        result = agentcap_run(
-            *("--agent", "claude-code", "--model", "fake-claude", "--upstream", upstream.url),
-            *("--tasks", str(tasks), "--runs-dir", str(runs), "--run-id", "claude-test"),
-            *("--home", str(home), "--timeout", "60", "--", str(wrapper)),
-            cwd=work,
-            env=user_env(ANTHROPIC_API_KEY=CANARY_KEY, GITHUB_TOKEN=OTHER_SECRET),
-        )
-        seen = upstream.seen
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "agentcap run claude-test: complete" in result.stderr
-
-    run = runs / "claude-test"
-    calls = records(run)
+    ran = run_two_tasks(
+        "claude-code", claude_command, tmp_path, model="fake-claude", key_env="ANTHROPIC_API_KEY", alpha=ALPHA
+    )
+    calls = ran.calls
     # Turn 1 is answered in words; in turn 2 the fake model calls a tool, Claude Code runs it (its
     # input does not validate: the error is the tool result) and the model answers.
     assert [(call["task_id"], call["turn"]) for call in calls] == [
@@ -79,34 +59,22 @@ def test_claude_code_two_tasks_two_turns_tagged_traced_and_never_holding_the_key
     assert "Alpha" not in user_texts(calls[3])  # beta's HOME: beta's own session
 
     # Only model calls reached the upstream, each with the real key; the record keeps its fingerprint.
-    assert [(request["method"], request["path"]) for request in seen] == [
+    assert [(request["method"], request["path"]) for request in ran.upstream_saw] == [
         ("POST", "/v1/messages?beta=true")
     ] * 6
-    assert {request["headers"]["x-api-key"] for request in seen} == {CANARY_KEY}
-    redactor = load_addon_module().Redactor((runs / ".fingerprint-key").read_bytes().strip(), [])
-    assert {dict(call["request"]["headers"])["x-api-key"] for call in calls} == {
-        redactor.mask(CANARY_KEY.encode()).decode()
-    }
+    assert {request["headers"]["x-api-key"] for request in ran.upstream_saw} == {CANARY_KEY}
+    assert_records_hold_the_fingerprint(ran, "x-api-key", CANARY_KEY)
+    assert ran.outside_hosts == []
 
     # Native traces: one session per task, read back whole (both turns, the tool call between).
-    info = agent_run(run)
-    assert [(t["task_id"], t["status"], len(t["traces"])) for t in info["tasks"]] == [
-        ("alpha", "complete", 1),
-        ("beta", "complete", 1),
-    ]
-    rows = read_rollouts(run / "traces", format_name="claude_code")
+    turns = assert_every_turn_ok(ran.run, traces_per_task=1)
+    rows = read_rollouts(ran.run / "traces", format_name="claude_code")
     assert sorted([m["content"] for m in row["messages"] if m["role"] == "user"] for row in rows) == [
         list(ALPHA),
         ["Summarise the README", "Beta again"],
     ]
     assert all(row["tool_call_count"] == 1 and row["parse_warnings"] == [] for row in rows)
-    turns = [turn for task in info["tasks"] for turn in task["turns"]]
-    assert [(turn["turn"], turn["status"], turn["exit_code"]) for turn in turns] == [
-        (1, "ok", 0),
-        (2, "ok", 0),
-    ] * 2
-    assert "Claude-shaped hello." in (run / turns[0]["stdout"]).read_text()
+    assert "Claude-shaped hello." in (ran.run / turns[0]["stdout"]).read_text()
 
-    environments = assert_credentials_out_of_reach(tmp_path, home, 4, CANARY_KEY)
+    environments = assert_credentials_out_of_reach(tmp_path, ran.home, 4, CANARY_KEY)
     assert all(env["ANTHROPIC_API_KEY"].startswith("agentcap-placeholder-") for env in environments)
-    assert CANARY_KEY not in result.stdout + result.stderr

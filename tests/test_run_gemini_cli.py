@@ -14,18 +14,12 @@ from pathlib import Path
 
 import pytest
 from factories import CANARY_KEY
-from fake_model_server import FakeModelServer
-from proxy_harness import load_addon_module
 from run_helpers import (
-    OTHER_SECRET,
-    agent_run,
-    agentcap_run,
     assert_credentials_out_of_reach,
-    env_dumping_wrapper,
+    assert_every_turn_ok,
+    assert_records_hold_the_fingerprint,
     npm_cli,
-    records,
-    two_tasks,
-    user_env,
+    run_two_tasks,
 )
 
 GEMINI_PACKAGE = "@google/gemini-cli"
@@ -57,24 +51,10 @@ def prompts_per_session(home: Path, prompts: list[str]) -> list[list[str]]:
 def test_gemini_cli_two_tasks_two_turns_tagged_resumed_and_never_holding_the_key(
     gemini_command: Path, tmp_path: Path
 ) -> None:
-    home, runs = tmp_path / "home", tmp_path / "runs"
-    work, tasks = two_tasks(tmp_path, ALPHA)
-    wrapper = env_dumping_wrapper(tmp_path / "gemini-wrapper", gemini_command)
-
-    with FakeModelServer() as upstream:
-        result = agentcap_run(
-            *("--agent", "gemini-cli", "--model", "fake-gemini", "--upstream", upstream.url),
-            *("--tasks", str(tasks), "--runs-dir", str(runs), "--run-id", "gemini-test"),
-            *("--home", str(home), "--timeout", "60", "--", str(wrapper)),
-            cwd=work,
-            env=user_env(GEMINI_API_KEY=CANARY_KEY, GITHUB_TOKEN=OTHER_SECRET),
-        )
-        seen = upstream.seen
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "agentcap run gemini-test: complete" in result.stderr
-
-    run = runs / "gemini-test"
-    calls = records(run)
+    ran = run_two_tasks(
+        "gemini-cli", gemini_command, tmp_path, model="fake-gemini", key_env="GEMINI_API_KEY", alpha=ALPHA
+    )
+    calls = ran.calls
     # Every turn: the fake model calls a tool, Gemini CLI answers with its response, the model answers.
     assert [(call["task_id"], call["turn"]) for call in calls] == [
         (task, turn) for task in ("alpha", "beta") for turn in (1, 1, 2, 2)
@@ -88,32 +68,22 @@ def test_gemini_cli_two_tasks_two_turns_tagged_resumed_and_never_holding_the_key
     assert "Alpha" not in user_texts(calls[4])  # beta's HOME: beta's own session
 
     # Only model calls reached the upstream (no loadCodeAssist, no statistics), each with the real key.
-    assert [(request["method"], request["path"]) for request in seen] == [("POST", STREAM_PATH)] * 8
-    assert {request["headers"]["x-goog-api-key"] for request in seen} == {CANARY_KEY}
-    redactor = load_addon_module().Redactor((runs / ".fingerprint-key").read_bytes().strip(), [])
-    assert {dict(call["request"]["headers"])["x-goog-api-key"] for call in calls} == {
-        redactor.mask(CANARY_KEY.encode()).decode()
-    }
+    assert [(request["method"], request["path"]) for request in ran.upstream_saw] == [
+        ("POST", STREAM_PATH)
+    ] * 8
+    assert {request["headers"]["x-goog-api-key"] for request in ran.upstream_saw} == {CANARY_KEY}
+    assert_records_hold_the_fingerprint(ran, "x-goog-api-key", CANARY_KEY)
+    assert ran.outside_hosts == []
 
-    info = agent_run(run)
-    assert [(t["task_id"], t["status"], t["traces"]) for t in info["tasks"]] == [
-        ("alpha", "complete", []),
-        ("beta", "complete", []),
-    ]
-    turns = [turn for task in info["tasks"] for turn in task["turns"]]
-    assert [(turn["turn"], turn["status"], turn["exit_code"]) for turn in turns] == [
-        (1, "ok", 0),
-        (2, "ok", 0),
-    ] * 2
-    assert "Gemini says héllo ✓." in (run / turns[0]["stdout"]).read_text()
+    turns = assert_every_turn_ok(ran.run, traces_per_task=0)  # none: see docs/run.md
+    assert "Gemini says héllo ✓." in (ran.run / turns[0]["stdout"]).read_text()
     # Its own session: one file per task in the task's HOME holds both prompts. (A resumed turn that
     # starts in another minute than the session also leaves a stub file of that minute, unused.)
     for task, prompts in (
         ("alpha", list(ALPHA)),
         ("beta", ["Summarise the README", "Beta again"]),
     ):
-        assert [found for found in prompts_per_session(home / task, prompts) if found] == [prompts]
+        assert [found for found in prompts_per_session(ran.home / task, prompts) if found] == [prompts]
 
-    environments = assert_credentials_out_of_reach(tmp_path, home, 4, CANARY_KEY)
+    environments = assert_credentials_out_of_reach(tmp_path, ran.home, 4, CANARY_KEY)
     assert all(env["GEMINI_API_KEY"].startswith("agentcap-placeholder-") for env in environments)
-    assert CANARY_KEY not in result.stdout + result.stderr

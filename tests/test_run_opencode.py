@@ -14,19 +14,13 @@ from typing import Any
 
 import pytest
 from factories import CANARY_KEY
-from fake_model_server import FakeModelServer
 from rollout_fixtures import read_rollouts
 from run_helpers import (
-    OTHER_SECRET,
-    OutboundTrap,
-    agent_run,
-    agentcap_run,
     assert_credentials_out_of_reach,
-    env_dumping_wrapper,
+    assert_every_turn_ok,
+    assert_records_hold_the_fingerprint,
     npm_cli,
-    records,
-    two_tasks,
-    user_env,
+    run_two_tasks,
 )
 
 OPENCODE_PACKAGE = "opencode-ai"
@@ -54,24 +48,15 @@ def user_texts(call: dict[str, Any]) -> list[str]:
 def test_opencode_two_tasks_two_turns_tagged_traced_offline_and_never_holding_the_key(
     opencode_command: Path, tmp_path: Path
 ) -> None:
-    home, runs = tmp_path / "home", tmp_path / "runs"
-    work, tasks = two_tasks(tmp_path, (ALPHA, "Alpha again"))
-    wrapper = env_dumping_wrapper(tmp_path / "opencode-wrapper", opencode_command)
-
-    with FakeModelServer() as upstream, OutboundTrap() as outside:
-        result = agentcap_run(
-            *("--agent", "opencode", "--model", "fake-coder", "--upstream", upstream.url),
-            *("--tasks", str(tasks), "--runs-dir", str(runs), "--run-id", "opencode-test"),
-            *("--home", str(home), "--timeout", "120", "--", str(wrapper)),
-            cwd=work,
-            env=user_env(OPENAI_API_KEY=CANARY_KEY, GITHUB_TOKEN=OTHER_SECRET) | outside.env,
-        )
-        seen = upstream.seen
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "agentcap run opencode-test: complete" in result.stderr
-
-    run = runs / "opencode-test"
-    calls = records(run)
+    ran = run_two_tasks(
+        "opencode",
+        opencode_command,
+        tmp_path,
+        model="fake-coder",
+        key_env="OPENAI_API_KEY",
+        alpha=(ALPHA, "Alpha again"),
+    )
+    calls = ran.calls
     # A new session's first turn also asks the model for a title (no tools). Every turn: opencode
     # calls the model, runs the tool the fake model asks for (`bash`), calls it again with the result.
     assert [(call["task_id"], call["turn"]) for call in calls] == [
@@ -88,34 +73,25 @@ def test_opencode_two_tasks_two_turns_tagged_traced_offline_and_never_holding_th
 
     # The upstream got the real key on every call; nothing else left the machine but opencode's
     # background install of its plugin SDK into ~/.config/opencode (refused here, and harmless).
-    posts = [request for request in seen if request["method"] == "POST"]
+    posts = [request for request in ran.upstream_saw if request["method"] == "POST"]
     assert len(posts) == len(calls)
     assert {request["headers"]["authorization"] for request in posts} == {f"Bearer {CANARY_KEY}"}
-    assert set(outside.hosts) <= {"registry.npmjs.org:443"}
+    assert_records_hold_the_fingerprint(ran, "authorization", f"Bearer {CANARY_KEY}")
+    assert set(ran.outside_hosts) <= {"registry.npmjs.org:443"}
 
     # Native traces: one opencode session per task (an extract of its SQLite), both turns in it.
-    traces = sorted((run / "traces").rglob("opencode-*.db"))
+    traces = sorted((ran.run / "traces").rglob("opencode-*.db"))
     assert len(traces) == 2
     rollouts = read_rollouts(*traces, format_name="opencode")
     assert sorted((row["first_user_message"], row["turn_count"]) for row in rollouts) == [
         (ALPHA, 2),
         ("Summarise the README", 2),
     ]
-    info = agent_run(run)
-    assert [(t["task_id"], t["status"], len(t["traces"])) for t in info["tasks"]] == [
-        ("alpha", "complete", 1),
-        ("beta", "complete", 1),
-    ]
-    turns = [turn for task in info["tasks"] for turn in task["turns"]]
-    assert [(turn["turn"], turn["status"], turn["exit_code"]) for turn in turns] == [
-        (1, "ok", 0),
-        (2, "ok", 0),
-    ] * 2
-    assert "Done." in (run / turns[0]["stdout"]).read_text()
+    turns = assert_every_turn_ok(ran.run, traces_per_task=1)
+    assert "Done." in (ran.run / turns[0]["stdout"]).read_text()
 
     # The key was nowhere opencode could look, nor in any file or log.
-    environments = assert_credentials_out_of_reach(tmp_path, home, 4, CANARY_KEY)
+    environments = assert_credentials_out_of_reach(tmp_path, ran.home, 4, CANARY_KEY)
     assert not any("OPENAI_API_KEY" in environment for environment in environments)  # in opencode.json
-    assert CANARY_KEY not in result.stdout + result.stderr
-    config = home / "alpha" / ".config" / "opencode" / "opencode.json"
+    config = ran.home / "alpha" / ".config" / "opencode" / "opencode.json"
     assert config.stat().st_mode & 0o777 == 0o600
