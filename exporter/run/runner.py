@@ -2,9 +2,10 @@
 
 A prompted turn runs headless in a new session: stdin is /dev/null (or the prompt, for an agent
 wired to read it there), stdout and stderr go to the run's sessions/ files, and Ctrl-C reaches
-`agentcap run`, which stops the whole group (SIGTERM, then SIGKILL after a grace period). Whatever the agent leaves running in its group is stopped when the
-turn ends. The attached session (no prompt) shares the terminal instead: Ctrl-C goes to the agent,
-which decides what it means, and `agentcap run` waits for it to exit.
+`agentcap run`, which stops the whole group (SIGTERM, then SIGKILL after a grace period).
+Whatever the agent leaves running in its group is stopped when the turn ends. The attached session
+(no prompt) shares the terminal instead: Ctrl-C goes to the agent, which decides what it means, and
+`agentcap run` waits for it to exit.
 """
 
 from __future__ import annotations
