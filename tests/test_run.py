@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -85,25 +86,50 @@ time.sleep(600)
 """
 
 
-def test_ctrl_c_stops_the_agent_and_finishes_the_run_as_interrupted(
-    upstream: FakeModelServer, tmp_path: Path
-) -> None:
-    script = tmp_path / "hangs.py"
+def processes_running(script: Path) -> list[int]:
+    """The pids of every process whose command line names `script` (an agent left behind)."""
+    return [
+        p.pid for p in psutil.process_iter(["cmdline"]) if str(script) in " ".join(p.info["cmdline"] or [])
+    ]
+
+
+def start_hanging_run(
+    upstream: FakeModelServer, root: Path, run_id: str, *options: str, key: str | None = None, **popen: Any
+) -> tuple[subprocess.Popen[str], Path]:
+    """`agentcap run` of AGENT_THAT_HANGS, returned once its agent has its answer and hangs; and the
+    agent's script. No `key`: `--no-key`."""
+    script = root / "hangs.py"
     script.write_text(AGENT_THAT_HANGS)
-    runs = tmp_path / "runs"
     before = len(upstream.seen)
     process = subprocess.Popen(
         [
-            *(AGENTCAP, "run", "--upstream", upstream.url, "--prompt", "hello", "--turns", "2"),
-            *("--runs-dir", str(runs), "--run-id", "stopped", "--", sys.executable, str(script)),
+            *(AGENTCAP, "run", "--upstream", upstream.url, "--prompt", "hello", *options),
+            *(() if key else ("--no-key",)),
+            *("--runs-dir", str(root / "runs"), "--run-id", run_id, "--", sys.executable, str(script)),
         ],
-        cwd=tmp_path,
-        env=user_env(OPENAI_API_KEY=CANARY_KEY, AGENTCAP_TEST_TARGET=upstream.url),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        cwd=root,
+        env=user_env(AGENTCAP_TEST_TARGET=upstream.url, **({"OPENAI_API_KEY": key} if key else {})),
         text=True,
+        **popen,
     )
     upstream.wait_for_requests(before + 2)  # the proxied call, then the agent's direct /health
+    return process, script
+
+
+def test_ctrl_c_stops_the_agent_and_finishes_the_run_as_interrupted(
+    upstream: FakeModelServer, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    process, script = start_hanging_run(
+        upstream,
+        tmp_path,
+        "stopped",
+        "--turns",
+        "2",
+        key=CANARY_KEY,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
 
@@ -119,10 +145,7 @@ def test_ctrl_c_stops_the_agent_and_finishes_the_run_as_interrupted(
     assert [turn["status"] for turn in task["turns"]] == ["interrupted"]  # turn 2 never started
     assert "Done." in (run / task["turns"][0]["stdout"]).read_text()
     assert json.loads((run / "run.json").read_text())["status"] == "complete"  # the proxy finished it
-    leftovers = [
-        p.pid for p in psutil.process_iter(["cmdline"]) if str(script) in " ".join(p.info["cmdline"] or [])
-    ]
-    assert leftovers == []
+    assert processes_running(script) == []
 
 
 AGENT_ONE_CALL = """
@@ -208,29 +231,14 @@ def test_a_timed_out_turn_ends_its_task_and_failed_turns_fail_the_run(
     )
     assert (runs / "bad-turns" / "sessions" / "task-02_turn_02.err").read_text() == "failing on purpose\n"
     assert fail["turns"][1]["argv"][-1] == "Continue."
-    leftovers = [
-        p.pid for p in psutil.process_iter(["cmdline"]) if str(script) in " ".join(p.info["cmdline"] or [])
-    ]
-    assert leftovers == []
+    assert processes_running(script) == []
 
 
 def test_a_dying_proxy_stops_the_agent_and_the_run(upstream: FakeModelServer, tmp_path: Path) -> None:
-    script = tmp_path / "hangs.py"
-    script.write_text(AGENT_THAT_HANGS)
     runs = tmp_path / "runs"
-    before = len(upstream.seen)
-    process = subprocess.Popen(
-        [
-            *(AGENTCAP, "run", "--upstream", upstream.url, "--no-key", "--prompt", "hello"),
-            *("--runs-dir", str(runs), "--run-id", "proxy-died", "--", sys.executable, str(script)),
-        ],
-        cwd=tmp_path,
-        env=user_env(AGENTCAP_TEST_TARGET=upstream.url),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    process, script = start_hanging_run(
+        upstream, tmp_path, "proxy-died", stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
-    upstream.wait_for_requests(before + 2)  # the proxied call, then the agent's direct /health
     [mitmdump] = [
         child for child in psutil.Process(process.pid).children() if "mitmdump" in " ".join(child.cmdline())
     ]
@@ -243,30 +251,16 @@ def test_a_dying_proxy_stops_the_agent_and_the_run(upstream: FakeModelServer, tm
     info = agent_run(runs / "proxy-died")
     assert info["status"] == "proxy_failed"
     assert [turn["status"] for turn in info["tasks"][0]["turns"]] == ["proxy_failed"]
-    leftovers = [
-        p.pid for p in psutil.process_iter(["cmdline"]) if str(script) in " ".join(p.info["cmdline"] or [])
-    ]
-    assert leftovers == []
+    assert processes_running(script) == []
 
 
 def test_a_killed_agentcap_run_takes_its_proxy_and_agent_with_it(
     upstream: FakeModelServer, tmp_path: Path
 ) -> None:
-    script = tmp_path / "hangs.py"
-    script.write_text(AGENT_THAT_HANGS)
     runs = tmp_path / "runs"
-    before = len(upstream.seen)
-    process = subprocess.Popen(
-        [
-            *(AGENTCAP, "run", "--upstream", upstream.url, "--no-key", "--prompt", "hello"),
-            *("--runs-dir", str(runs), "--run-id", "orphans", "--", sys.executable, str(script)),
-        ],
-        cwd=tmp_path,
-        env=user_env(AGENTCAP_TEST_TARGET=upstream.url),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    process, _ = start_hanging_run(
+        upstream, tmp_path, "orphans", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    upstream.wait_for_requests(before + 2)  # the proxied call, then the agent's direct /health
     children = psutil.Process(process.pid).children(recursive=True)
     assert any("mitmdump" in " ".join(child.cmdline()) for child in children)
     process.kill()
